@@ -1,0 +1,110 @@
+//! One error type for every service; the gRPC status is decided here and nowhere else.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// What went wrong, in the words of the API: each variant maps to one canonical gRPC code.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServiceError {
+    /// Bad input: every offending field, by its path in the request.
+    #[error("invalid argument: {}", describe(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    /// The system is not in a state that allows the operation (not enough stock, wrong status).
+    #[error("{message}")]
+    FailedPrecondition {
+        /// UPPER_SNAKE_CASE, stable for clients to branch on.
+        reason: &'static str,
+        /// The service that decided, for example `stock.inventory`.
+        domain: &'static str,
+        message: String,
+        /// The numbers that matter (requested, available, ...).
+        metadata: Vec<(&'static str, String)>,
+    },
+    #[error("{resource} {id} not found")]
+    NotFound { resource: &'static str, id: String },
+    #[error("{resource} {id} already exists")]
+    AlreadyExists { resource: &'static str, id: String },
+    /// A lost race the client may retry.
+    #[error("aborted: {0}")]
+    Aborted(String),
+    /// A dependency (the database, a peer) is down.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("resource exhausted: {0}")]
+    ResourceExhausted(String),
+    /// Anything unexpected; the detail is logged, never sent to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ServiceError {
+    /// A single bad field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    pub fn not_found(resource: &'static str, id: impl ToString) -> Self {
+        Self::NotFound {
+            resource,
+            id: id.to_string(),
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Self::InvalidArgument(_) => Code::InvalidArgument,
+            Self::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Self::NotFound { .. } => Code::NotFound,
+            Self::AlreadyExists { .. } => Code::AlreadyExists,
+            Self::Aborted(_) => Code::Aborted,
+            Self::Unavailable(_) => Code::Unavailable,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
+            Self::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Self {
+        let code = error.code();
+        match error {
+            ServiceError::InvalidArgument(violations) => {
+                let message = format!("invalid argument: {}", describe(&violations));
+                let mut details = ErrorDetails::new();
+                details.set_bad_request(violations);
+                Status::with_error_details(code, message, details)
+            }
+            ServiceError::FailedPrecondition {
+                reason,
+                domain,
+                message,
+                metadata,
+            } => {
+                let metadata: HashMap<String, String> = metadata
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+                Status::with_error_details(
+                    code,
+                    message,
+                    ErrorDetails::with_error_info(reason, domain, metadata),
+                )
+            }
+            ServiceError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                Status::internal("internal error")
+            }
+            other => Status::new(code, other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Domain types every inventory service shares.
+//!
+//! - [`error`]: the one error type services return, and its single mapping to a gRPC status
+//!   with google.rpc error details.
+//! - [`validate`]: "parse, don't validate" helpers that turn request fields into domain values
+//!   and collect every bad field into one INVALID_ARGUMENT.
+//! - [`paging`]: AIP-158 page sizes and opaque page tokens.
+
+pub mod error;
+pub mod paging;
+pub mod validate;
+
+pub use error::ServiceError;
+pub use validate::Violations;

@@ -1,0 +1,15 @@
+//! Generated messages, clients and servers for every inventory service, with the descriptor
+//! sets that server reflection publishes.
+
+pub mod stock {
+    pub mod v1 {
+        tonic::include_proto!("inventory.stock.v1");
+
+        /// Encoded `FileDescriptorSet` of `inventory.stock.v1`, for server reflection.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/stock_descriptor.bin"));
+
+        /// Fully qualified service name, as health checks and reflection know it.
+        pub const SERVICE_NAME: &str = "inventory.stock.v1.StockService";
+    }
+}

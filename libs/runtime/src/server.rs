@@ -1,0 +1,163 @@
+//! The gRPC server every service runs: health, reflection, timeouts, load shedding, W3C trace
+//! context, graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::shed::ShedLoadLayer;
+use crate::{Config, RuntimeError};
+
+/// How often readiness re-checks the database.
+const READINESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What the runtime needs to know about a service.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec {
+    /// Fully qualified proto service name; the health check answers for it.
+    pub name: &'static str,
+    /// The PostgreSQL schema the service owns.
+    pub schema: &'static str,
+    /// Encoded FileDescriptorSet served by reflection.
+    pub descriptor_set: &'static [u8],
+}
+
+/// A bound listener, ready to serve one service.
+pub struct GrpcServer {
+    listener: TcpListener,
+    spec: ServiceSpec,
+    request_timeout: Duration,
+    max_concurrent_requests: usize,
+}
+
+impl GrpcServer {
+    /// Binds `LISTEN_ADDR` (port 0 picks a free port, as tests do).
+    pub async fn bind(config: &Config, spec: ServiceSpec) -> Result<Self, RuntimeError> {
+        let listener = TcpListener::bind(config.listen_addr).await?;
+        Ok(Self {
+            listener,
+            spec,
+            request_timeout: config.request_timeout,
+            max_concurrent_requests: config.max_concurrent_requests,
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, RuntimeError> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests. The named service
+    /// reports SERVING while `pool` answers (it was migrated before this is called) and
+    /// NOT_SERVING when the database is unreachable or shutdown has begun.
+    pub async fn serve<S>(
+        self,
+        service: S,
+        pool: PgPool,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RuntimeError>
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_service_status(self.spec.name, ServingStatus::NotServing)
+            .await;
+        let readiness = tokio::spawn(watch_readiness(health.clone(), self.spec.name, pool));
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(self.spec.descriptor_set)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| RuntimeError::Reflection(e.to_string()))?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(self.spec.descriptor_set)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|e| RuntimeError::Reflection(e.to_string()))?;
+
+        let address = self.local_addr()?;
+        tracing::info!(service = self.spec.name, %address, "serving");
+        let name = self.spec.name;
+        let on_shutdown = {
+            let health = health.clone();
+            async move {
+                shutdown.await;
+                tracing::info!(service = name, "shutting down: draining in-flight requests");
+                health.set_service_status(name, ServingStatus::NotServing).await;
+            }
+        };
+        let result = tonic::transport::Server::builder()
+            .timeout(self.request_timeout)
+            .trace_fn(inventory_telemetry::server_span)
+            .layer(ShedLoadLayer::new(self.max_concurrent_requests))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), on_shutdown)
+            .await;
+        readiness.abort();
+        result.map_err(RuntimeError::from)
+    }
+}
+
+async fn watch_readiness(health: HealthReporter, name: &'static str, pool: PgPool) {
+    let mut last = None;
+    loop {
+        let reachable = sqlx::query("SELECT 1").execute(&pool).await.is_ok();
+        if last != Some(reachable) {
+            let status = if reachable {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            if reachable {
+                tracing::info!(service = name, "database reachable: SERVING");
+            } else {
+                tracing::warn!(service = name, "database unreachable: NOT_SERVING");
+            }
+            health.set_service_status(name, status).await;
+            last = Some(reachable);
+        }
+        tokio::time::sleep(READINESS_INTERVAL).await;
+    }
+}
+
+/// Completes on SIGTERM (Kubernetes) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
