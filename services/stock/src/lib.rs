@@ -1,1 +1,16 @@
+//! The stock service: products, warehouses, inventory per product and warehouse,
+//! reservations, and the append-only transaction log that is the event log of the system.
+//!
+//! - [`domain`]: the rules, pure and unit-tested (movements, reservations, catalog values);
+//! - [`store`]: PostgreSQL queries, one conditional statement per row, in one lock order;
+//! - [`api`]: the gRPC layer (validation, idempotency, conversion);
+//! - [`expiry`]: the background release of expired reservations;
+//! - [`app`]: wiring, used by the binary and by the tests.
 
+pub mod api;
+pub mod app;
+pub mod domain;
+pub mod expiry;
+pub mod store;
+
+pub use app::{DEFAULT_LISTEN, StockApp, StockSettings};

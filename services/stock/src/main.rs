@@ -1,1 +1,27 @@
-fn main(){}
+use std::process::ExitCode;
+
+use inventory_runtime::{Config, shutdown_signal};
+use stock_service::{DEFAULT_LISTEN, StockApp, StockSettings};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let _telemetry = match inventory_telemetry::init("stock-service") {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("stock-service: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = async {
+        let config = Config::from_env(DEFAULT_LISTEN)?;
+        let app = StockApp::build(&config, StockSettings::from_env()?).await?;
+        app.run_until_stopped(shutdown_signal()).await
+    };
+    match started.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "stock-service stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! Requests to validated commands ("parse, don't validate"): every bad field is named in one
+//! INVALID_ARGUMENT, and the handlers only ever see valid values.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use inventory_core::{ServiceError, Violations, paging};
+use inventory_proto::stock::v1 as pb;
+use uuid::Uuid;
+
+use super::convert::from_timestamp;
+use crate::domain::catalog::{ProductPatch, WarehousePatch, WarehouseType};
+use crate::domain::movement::{InventoryKey, TxnType};
+
+/// Most lines one ReserveOrder may carry.
+pub const MAX_ORDER_LINES: usize = 500;
+/// Most keys one BatchGetAvailability may ask for.
+pub const MAX_BATCH_KEYS: usize = 1000;
+/// Longest lead time accepted, in days.
+const MAX_LEAD_TIME_DAYS: i32 = 3650;
+
+fn key(v: &mut Violations, prefix: &str, product_id: &str, warehouse_id: &str) -> Option<InventoryKey> {
+    let product_id = v.uuid(&format!("{prefix}product_id"), product_id);
+    let warehouse_id = v.uuid(&format!("{prefix}warehouse_id"), warehouse_id);
+    Some(InventoryKey {
+        product_id: product_id?,
+        warehouse_id: warehouse_id?,
+    })
+}
+
+/// Turns collected violations into the error, or unwraps the parsed value.
+fn done<T>(v: Violations, value: Option<T>) -> Result<T, ServiceError> {
+    v.finish()?;
+    value.ok_or_else(|| ServiceError::Internal("parsed value missing without a violation".into()))
+}
+
+fn warehouse_type(v: &mut Violations, field: &str, value: i32) -> Option<WarehouseType> {
+    v.known_enum::<pb::WarehouseType>(field, value).map(|t| match t {
+        pb::WarehouseType::Retail => WarehouseType::Retail,
+        pb::WarehouseType::Distribution => WarehouseType::Distribution,
+        _ => WarehouseType::Fulfillment,
+    })
+}
+
+fn location(v: &mut Violations, field: &str, value: Option<&pb::GeoPoint>) -> Option<(f64, f64)> {
+    let point = v.present(field, value)?;
+    let lat = v.in_range(&format!("{field}.latitude"), point.latitude, -90.0, 90.0);
+    let lon = v.in_range(&format!("{field}.longitude"), point.longitude, -180.0, 180.0);
+    Some((lat?, lon?))
+}
+
+fn future_expiry(
+    v: &mut Violations,
+    field: &str,
+    value: Option<&prost_types::Timestamp>,
+) -> Option<Option<DateTime<Utc>>> {
+    let Some(t) = value else { return Some(None) };
+    match from_timestamp(field, t) {
+        Ok(at) if at > Utc::now() => Some(Some(at)),
+        Ok(_) => {
+            v.add(field, "must be in the future");
+            None
+        }
+        Err(_) => {
+            v.add(field, "is not a valid timestamp");
+            None
+        }
+    }
+}
+
+/// A validated new product (without its timestamps).
+pub struct NewProduct {
+    pub product_id: Uuid,
+    pub patch: ProductPatch,
+}
+
+pub fn create_product(req: &pb::CreateProductRequest) -> Result<(String, NewProduct), ServiceError> {
+    let mut v = Violations::new();
+    let request_id = v.request_id("request_id", &req.request_id);
+    let product = v.present("product", req.product.as_ref());
+    let parsed = product.and_then(|p| {
+        let id = v.optional_uuid("product.product_id", &p.product_id);
+        let patch = product_fields(&mut v, p, &ALL_PRODUCT_FIELDS);
+        Some(NewProduct {
+            product_id: id?.unwrap_or_else(Uuid::now_v7),
+            patch,
+        })
+    });
+    let parsed = request_id.zip(parsed);
+    done(v, parsed)
+}
+
+const ALL_PRODUCT_FIELDS: [&str; 8] = [
+    "sku",
+    "name",
+    "category",
+    "unit_of_measure",
+    "reorder_point",
+    "reorder_quantity",
+    "lead_time_days",
+    "unit_cost_micros",
+];
+
+/// Parses the named fields of a product; every other field is left `None`.
+fn product_fields(v: &mut Violations, p: &pb::Product, fields: &[&str]) -> ProductPatch {
+    let mut patch = ProductPatch::default();
+    for field in fields {
+        let path = format!("product.{field}");
+        match *field {
+            "sku" => patch.sku = v.key(&path, &p.sku),
+            "name" => patch.name = v.text(&path, &p.name),
+            "category" => patch.category = v.optional_text(&path, &p.category),
+            "unit_of_measure" => patch.unit_of_measure = v.key(&path, &p.unit_of_measure),
+            "reorder_point" => patch.reorder_point = v.non_negative(&path, p.reorder_point),
+            "reorder_quantity" => patch.reorder_quantity = v.non_negative(&path, p.reorder_quantity),
+            "lead_time_days" => {
+                patch.lead_time_days = v.in_range(&path, p.lead_time_days, 0, MAX_LEAD_TIME_DAYS)
+            }
+            "unit_cost_micros" => patch.unit_cost_micros = v.non_negative(&path, p.unit_cost_micros),
+            other => v.add("update_mask.paths", format!("unknown product field {other:?}")),
+        }
+    }
+    patch
+}
+
+fn mask_paths<'a>(
+    v: &mut Violations,
+    mask: Option<&'a prost_types::FieldMask>,
+    all: &'a [&'a str],
+) -> Vec<&'a str> {
+    let paths: Vec<&str> = mask.map(|m| m.paths.iter().map(String::as_str).collect()).unwrap_or_default();
+    if paths.is_empty() {
+        v.add("update_mask", "is required: name the fields to replace, or \"*\" for all");
+        return Vec::new();
+    }
+    if paths == ["*"] {
+        return all.to_vec();
+    }
+    let mut seen = HashSet::new();
+    for p in &paths {
+        if !seen.insert(*p) {
+            v.add("update_mask.paths", format!("{p:?} is listed twice"));
+        }
+    }
+    paths
+}
+
+pub fn update_product(
+    req: &pb::UpdateProductRequest,
+) -> Result<(String, Uuid, ProductPatch), ServiceError> {
+    let mut v = Violations::new();
+    let request_id = v.request_id("request_id", &req.request_id);
+    let paths = mask_paths(&mut v, req.update_mask.as_ref(), &ALL_PRODUCT_FIELDS);
+    let parsed = v.present("product", req.product.as_ref()).and_then(|p| {
+        let id = v.uuid("product.product_id", &p.product_id);
+        let patch = product_fields(&mut v, p, &paths);
+        Some((id?, patch))
+    });
+    let parsed = request_id.zip(parsed).map(|(r, (id, patch))| (r, id, patch));
+    done(v, parsed)
+}
+
+const ALL_WAREHOUSE_FIELDS: [&str; 4] = ["name", "address", "type", "location"];
+
+fn warehouse_fields(v: &mut Violations, w: &pb::Warehouse, fields: &[&str]) -> WarehousePatch {
+    let mut patch = WarehousePatch::default();
+    for field in fields {
+        let path = format!("warehouse.{field}");
+        match *field {
+            "name" => patch.name = v.text(&path, &w.name),
+            "address" => patch.address = v.optional_text(&path, &w.address),
+            "type" => patch.warehouse_type = warehouse_type(v, &path, w.r#type),
+            "location" => patch.location = location(v, &path, w.location.as_ref()),
+            other => v.add("update_mask.paths", format!("unknown warehouse field {other:?}")),
+        }
+    }
+    patch
+}
+
+pub struct NewWarehouse {
+    pub warehouse_id: Uuid,
+    pub name: String,
+    pub address: String,
+    pub warehouse_type: WarehouseType,
+    pub location: (f64, f64),
+}
+
+pub fn create_warehouse(
+    req: &pb::CreateWarehouseRequest,
+) -> Result<(String, NewWarehouse), ServiceError> {
+    let mut v = Violations::new();
+    let request_id = v.request_id("request_id", &req.request_id);
+    let parsed = v.present("warehouse", req.warehouse.as_ref()).and_then(|w| {
+        let id = v.optional_uuid("warehouse.warehouse_id", &w.warehouse_id);
+        let patch = warehouse_fields(&mut v, w, &ALL_WAREHOUSE_FIELDS);
+        Some(NewWarehouse {
+            warehouse_id: id?.unwrap_or_else(Uuid::now_v7),
+            name: patch.name?,
+            address: patch.address?,
+            warehouse_type: patch.warehouse_type?,
+            location: patch.location?,
+        })
+    });
+    let parsed = request_id.zip(parsed);
+    done(v, parsed)
+}
+
+pub fn update_warehouse(
+    req: &pb::UpdateWarehouseRequest,
+) -> Result<(String, Uuid, WarehousePatch), ServiceError> {
+    let mut v = Violations::new();
+    let request_id = v.request_id("request_id", &req.request_id);
+    let paths = mask_paths(&mut v, req.update_mask.as_ref(), &ALL_WAREHOUSE_FIELDS);
+    let parsed = v.present("warehouse", req.warehouse.as_ref()).and_then(|w| {
+        let id = v.uuid("warehouse.warehouse_id", &w.warehouse_id);
+        let patch = warehouse_fields(&mut v, w, &paths);
+        Some((id?, patch))
+    });
+    let parsed = request_id.zip(parsed).map(|(r, (id, patch))| (r, id, patch));
+    done(v, parsed)
+}
+
+/// Fields common to every movement request.
+pub struct Envelope {
+    pub request_id: String,
+    pub actor: String,
+}
+
+fn envelope(v: &mut Violations, request_id: &str, actor: &str) -> Option<Envelope> {
+    let request_id = v.request_id("request_id", request_id);
+    let actor = v.optional_key("actor", actor);
+    Some(Envelope {
+        request_id: request_id?,
+        actor: actor?.unwrap_or_default(),
+    })
+}
+
+pub struct Receive {
+    pub envelope: Envelope,
+    pub key: InventoryKey,
+    pub quantity: i64,
+    pub reference_id: String,
+}
+
+pub fn receive(req: &pb::ReceiveStockRequest) -> Result<Receive, ServiceError> {
+    let mut v = Violations::new();
+    let envelope = envelope(&mut v, &req.request_id, &req.actor);
+    let key = key(&mut v, "", &req.product_id, &req.warehouse_id);
+    let quantity = v.positive("quantity", req.quantity);
+    let reference_id = v.optional_key("reference_id", &req.reference_id);
+    let parsed = (|| {
+        Some(Receive {
+            envelope: envelope?,
+            key: key?,
+            quantity: quantity?,
+            reference_id: reference_id?.unwrap_or_default(),
+        })
+    })();
+    done(v, parsed)
+}
+
+pub struct ReserveLine {
+    pub order_line_id: String,
+    pub key: InventoryKey,
+    pub quantity: i64,
+}
+
+pub struct Reserve {
+    pub envelope: Envelope,
+    pub order_id: String,
+    pub lines: Vec<ReserveLine>,
+    pub expire_time: Option<DateTime<Utc>>,
+}
+
+fn reserve_line(v: &mut Violations, prefix: &str, line: &pb::ReservationLine) -> Option<ReserveLine> {
+    let order_line_id = v.key(&format!("{prefix}order_line_id"), &line.order_line_id);
+    let key = key(v, prefix, &line.product_id, &line.warehouse_id);
+    let quantity = v.positive(&format!("{prefix}quantity"), line.quantity);
+    Some(ReserveLine {
+        order_line_id: order_line_id?,
+        key: key?,
+        quantity: quantity?,
+    })
+}
+
+pub fn reserve_one(req: &pb::ReserveStockRequest) -> Result<Reserve, ServiceError> {
+    let mut v = Violations::new();
+    let envelope = envelope(&mut v, &req.request_id, &req.actor);
+    let order_id = v.key("order_id", &req.order_id);
+    let line = v
+        .present("line", req.line.as_ref())
+        .and_then(|l| reserve_line(&mut v, "line.", l));
+    let expire_time = future_expiry(&mut v, "expire_time", req.expire_time.as_ref());
+    let parsed = (|| {
+        Some(Reserve {
+            envelope: envelope?,
+            order_id: order_id?,
+            lines: vec![line?],
+            expire_time: expire_time?,
+        })
+    })();
+    done(v, parsed)
+}
+
+pub fn reserve_order(req: &pb::ReserveOrderRequest) -> Result<Reserve, ServiceError> {
+    let mut v = Violations::new();
+    let envelope = envelope(&mut v, &req.request_id, &req.actor);
+    let order_id = v.key("order_id", &req.order_id);
+    let expire_time = future_expiry(&mut v, "expire_time", req.expire_time.as_ref());
+    if req.lines.is_empty() || req.lines.len() > MAX_ORDER_LINES {
+        v.add(
+            "lines",
+            format!("must hold 1 to {MAX_ORDER_LINES} lines, got {}", req.lines.len()),
+        );
+    }
+    let mut seen = HashSet::new();
+    let mut lines = Vec::with_capacity(req.lines.len());
+    for (i, line) in req.lines.iter().enumerate() {
+        if let Some(parsed) = reserve_line(&mut v, &format!("lines[{i}]."), line) {
+            if !seen.insert((parsed.order_line_id.clone(), parsed.key.warehouse_id)) {
+                v.add(
+                    format!("lines[{i}]"),
+                    "repeats an (order_line_id, warehouse_id) pair of an earlier line",
+                );
+            }
+            lines.push(parsed);
+        }
+    }
+    let parsed = (|| {
+        Some(Reserve {
+            envelope: envelope?,
+            order_id: order_id?,
+            lines,
+            expire_time: expire_time?,
+        })
+    })();
+    done(v, parsed)
+}
+
+pub struct Release {
+    pub envelope: Envelope,
+    pub order_id: String,
+    pub order_line_id: Option<String>,
+    pub warehouse_id: Option<Uuid>,
+    pub quantity: Option<i64>,
+    pub reason: String,
+}
+
+pub fn release(req: &pb::ReleaseReservationRequest) -> Result<Release, ServiceError> {
+    let mut v = Violations::new();
+    let envelope = envelope(&mut v, &req.request_id, &req.actor);
+    let order_id = v.key("order_id", &req.order_id);
+    let order_line_id = v.optional_key("order_line_id", &req.order_line_id);
+    let warehouse_id = v.optional_uuid("warehouse_id", &req.warehouse_id);
+    let quantity = v
+        .non_negative("quantity", req.quantity)
+        .map(|q| (q > 0).then_some(q));
+    let reason = v.optional_text("reason", &req.reason);
+    let parsed = (|| {
+        Some(Release {
+            envelope: envelope?,
+            order_id: order_id?,
+            order_line_id: order_line_id?,
+            warehouse_id: warehouse_id?,
+            quantity: quantity?,
+            reason: reason?,
+        })
+    })();
+    done(v, parsed)
+}
+
+pub struct Ship {
+    pub envelope: Envelope,
+    pub order_id: String,
+    pub order_line_id: String,
+    pub warehouse_id: Uuid,
+    pub quantity: i64,
+}
+
+pub fn ship(req: &pb::ShipReservationRequest) -> Result<Ship, ServiceError> {
+    let mut v = Violations::new();
+    let envelope = envelope(&mut v, &req.request_id, &req.actor);
+    let order_id = v.key("order_id", &req.order_id);
+    let order_line_id = v.key("order_line_id", &req.order_line_id);
+    let warehouse_id = v.uuid("warehouse_id", &req.warehouse_id);
+    let quantity = v.positive("quantity", req.quantity);
+    let parsed = (|| {
+        Some(Ship {
+            envelope: envelope?,
+            order_id: order_id?,
+            order_line_id: order_line_id?,
+            warehouse_id: warehouse_id?,
+            quantity: quantity?,
+        })
+    })();
+    done(v, parsed)
+}
+
+pub struct Adjust {
+    pub envelope: Envelope,
+    pub key: InventoryKey,
+    pub quantity_delta: i64,
+    pub reason: String,
+    pub reference_id: String,
+    pub expected_on_hand: Option<i64>,
+}
+
+pub fn adjust(req: &pb::AdjustStockRequest) -> Result<Adjust, ServiceError> {
+    let mut v = Violations::new();
+    let envelope = envelope(&mut v, &req.request_id, &req.actor);
+    let key = key(&mut v, "", &req.product_id, &req.warehouse_id);
+    let quantity_delta = if req.quantity_delta == 0 || req.quantity_delta == i64::MIN {
+        v.add("quantity_delta", "must be a non-zero change of on hand");
+        None
+    } else {
+        Some(req.quantity_delta)
+    };
+    let reason = v.text("reason", &req.reason);
+    let reference_id = v.optional_key("reference_id", &req.reference_id);
+    let expected_on_hand = match req.expected_on_hand {
+        Some(e) => v.non_negative("expected_on_hand", e).map(Some),
+        None => Some(None),
+    };
+    let parsed = (|| {
+        Some(Adjust {
+            envelope: envelope?,
+            key: key?,
+            quantity_delta: quantity_delta?,
+            reason: reason?,
+            reference_id: reference_id?.unwrap_or_default(),
+            expected_on_hand: expected_on_hand?,
+        })
+    })();
+    done(v, parsed)
+}
+
+pub struct Transfer {
+    pub envelope: Envelope,
+    pub from: InventoryKey,
+    pub to: InventoryKey,
+    pub quantity: i64,
+    pub reference_id: String,
+}
+
+pub fn transfer(req: &pb::TransferStockRequest) -> Result<Transfer, ServiceError> {
+    let mut v = Violations::new();
+    let envelope = envelope(&mut v, &req.request_id, &req.actor);
+    let product_id = v.uuid("product_id", &req.product_id);
+    let from = v.uuid("from_warehouse_id", &req.from_warehouse_id);
+    let to = v.uuid("to_warehouse_id", &req.to_warehouse_id);
+    if from.is_some() && from == to {
+        v.add("to_warehouse_id", "must differ from from_warehouse_id");
+    }
+    let quantity = v.positive("quantity", req.quantity);
+    let reference_id = v.optional_key("reference_id", &req.reference_id);
+    let parsed = (|| {
+        let envelope = envelope?;
+        let reference_id = reference_id?.unwrap_or_else(|| envelope.request_id.clone());
+        Some(Transfer {
+            from: InventoryKey { product_id: product_id?, warehouse_id: from? },
+            to: InventoryKey { product_id: product_id?, warehouse_id: to? },
+            quantity: quantity?,
+            reference_id,
+            envelope,
+        })
+    })();
+    done(v, parsed)
+}
+
+pub fn inventory_key(product_id: &str, warehouse_id: &str) -> Result<InventoryKey, ServiceError> {
+    let mut v = Violations::new();
+    let parsed = key(&mut v, "", product_id, warehouse_id);
+    done(v, parsed)
+}
+
+pub fn batch_keys(req: &pb::BatchGetAvailabilityRequest) -> Result<Vec<InventoryKey>, ServiceError> {
+    let mut v = Violations::new();
+    if req.keys.is_empty() || req.keys.len() > MAX_BATCH_KEYS {
+        v.add("keys", format!("must hold 1 to {MAX_BATCH_KEYS} keys, got {}", req.keys.len()));
+    }
+    let keys: Vec<Option<InventoryKey>> = req
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| key(&mut v, &format!("keys[{i}]."), &k.product_id, &k.warehouse_id))
+        .collect();
+    v.finish()?;
+    Ok(keys.into_iter().flatten().collect())
+}
+
+/// Page size and the decoded resume position of a list request.
+pub fn page(page_size: i32, page_token: &str) -> Result<(i64, Option<String>), ServiceError> {
+    let mut v = Violations::new();
+    let size = paging::page_size(&mut v, "page_size", page_size);
+    let token = paging::decode_token("page_token", page_token);
+    if let Err(ServiceError::InvalidArgument(violations)) = &token {
+        for violation in violations {
+            v.add(violation.field.clone(), violation.description.clone());
+        }
+    }
+    v.finish()?;
+    Ok((size.unwrap_or(paging::DEFAULT_PAGE_SIZE), token?))
+}
+
+pub fn txn_type_filter(value: i32) -> Result<Option<TxnType>, ServiceError> {
+    match pb::TransactionType::try_from(value) {
+        Ok(pb::TransactionType::Unspecified) => Ok(None),
+        Ok(pb::TransactionType::Receive) => Ok(Some(TxnType::Receive)),
+        Ok(pb::TransactionType::Reserve) => Ok(Some(TxnType::Reserve)),
+        Ok(pb::TransactionType::Release) => Ok(Some(TxnType::Release)),
+        Ok(pb::TransactionType::Ship) => Ok(Some(TxnType::Ship)),
+        Ok(pb::TransactionType::Adjust) => Ok(Some(TxnType::Adjust)),
+        Ok(pb::TransactionType::Transfer) => Ok(Some(TxnType::Transfer)),
+        Err(_) => Err(ServiceError::invalid("txn_type", format!("unknown value {value}"))),
+    }
+}

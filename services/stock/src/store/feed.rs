@@ -1,0 +1,110 @@
+//! Reading the log as a feed: in sequence order, with no gaps that could still fill.
+//!
+//! Sequence numbers are drawn before commit, so a transaction holding sequence 9 may commit
+//! after one holding 10. A reader that sees 10 but not 9 must not move past 9 until 9 either
+//! commits or is known never to. Every writer takes its xid before its sequence number (see
+//! `next_transaction_sequence` in the migration), so whoever holds 9 was in progress in the
+//! snapshot that showed 10. Once all of that snapshot's in-progress transactions have ended,
+//! any number still missing below 10 belongs to a rollback and is skipped for good.
+
+use std::time::Duration;
+
+use inventory_core::ServiceError;
+
+use super::movements::{TXN_COLUMNS, TxnRecord};
+use super::{Store, db_error};
+
+/// How often a reader re-checks whether the writers it waits on have finished.
+const GAP_POLL: Duration = Duration::from_millis(2);
+
+/// A cursor over the log that yields each transaction exactly once, in sequence order.
+#[derive(Debug)]
+pub struct FeedReader {
+    store: Store,
+    /// The last sequence delivered.
+    cursor: i64,
+    /// Sequences at or below this that are still missing never will appear.
+    settled_upto: i64,
+}
+
+impl FeedReader {
+    pub fn new(store: Store, after_sequence: i64) -> Self {
+        Self {
+            store,
+            cursor: after_sequence,
+            settled_upto: after_sequence,
+        }
+    }
+
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
+    /// The next transactions after the cursor, at most `limit`; empty when caught up.
+    pub async fn next_batch(&mut self, limit: i64) -> Result<Vec<TxnRecord>, ServiceError> {
+        loop {
+            let (snapshot, rows) = self.read(limit).await?;
+            let highest_seen = rows.last().map_or(self.cursor, |r| r.sequence);
+            let mut batch = Vec::with_capacity(rows.len());
+            let mut blocked_by_gap = false;
+            for row in rows {
+                if row.sequence == self.cursor + 1 || row.sequence <= self.settled_upto {
+                    self.cursor = row.sequence;
+                    batch.push(row);
+                } else {
+                    blocked_by_gap = true;
+                    break;
+                }
+            }
+            if !blocked_by_gap || !batch.is_empty() {
+                return Ok(batch);
+            }
+            // Every row read was committed in `snapshot`; once its in-progress writers are
+            // done, whatever is still missing below the highest of them never will appear.
+            self.wait_for_writers(&snapshot).await?;
+            self.settled_upto = highest_seen;
+        }
+    }
+
+    async fn read(&self, limit: i64) -> Result<(String, Vec<TxnRecord>), ServiceError> {
+        let mut tx = self.store.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM inventory_transactions
+              WHERE sequence > $1 ORDER BY sequence LIMIT $2"
+        );
+        let rows = sqlx::query_as::<_, TxnRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(self.cursor)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok((snapshot, rows))
+    }
+
+    /// Waits until every transaction in progress in `snapshot` has committed or aborted.
+    async fn wait_for_writers(&self, snapshot: &str) -> Result<(), ServiceError> {
+        loop {
+            let done: bool = sqlx::query_scalar(
+                "SELECT COALESCE(bool_and(pg_xact_status(x) IS DISTINCT FROM 'in progress'), true)
+                   FROM unnest(pg_snapshot_xip($1::pg_snapshot)) AS x",
+            )
+            .bind(snapshot)
+            .fetch_one(self.store.pool())
+            .await
+            .map_err(db_error)?;
+            if done {
+                return Ok(());
+            }
+            tokio::time::sleep(GAP_POLL).await;
+        }
+    }
+}

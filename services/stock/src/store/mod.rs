@@ -1,0 +1,70 @@
+//! PostgreSQL access for the stock schema. Queries only: the rules live in `domain`.
+//!
+//! Lock order, the same for every transaction so none can deadlock another: the idempotency
+//! key, then reservation rows (by order, line, warehouse), then inventory rows (by product,
+//! warehouse), then the log insert.
+
+mod catalog;
+mod feed;
+mod idempotency;
+mod movements;
+mod reads;
+mod reservations;
+
+use inventory_core::ServiceError;
+use sqlx::{PgPool, Postgres, Transaction};
+
+pub use feed::FeedReader;
+pub use idempotency::{Begun, RequestKey};
+pub use movements::{Applied, InventoryRow, TxnRecord};
+pub use reads::{LedgerDriftRow, LedgerReport, ListInventoryFilter, ListTransactionsFilter, SummaryRow};
+
+pub type Tx = Transaction<'static, Postgres>;
+
+/// Handle on the stock schema; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn begin(&self) -> Result<Tx, ServiceError> {
+        self.pool.begin().await.map_err(db_error)
+    }
+}
+
+/// Maps a database error no caller anticipated: lost races are retryable, an unreachable
+/// database is UNAVAILABLE, anything else is internal.
+pub fn db_error(error: sqlx::Error) -> ServiceError {
+    match &error {
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("40001" | "40P01") => {
+                ServiceError::Aborted("lost a race with a concurrent update; retry".to_owned())
+            }
+            Some(code) if code.starts_with("08") || code.starts_with("57") => {
+                ServiceError::Unavailable("database unavailable".to_owned())
+            }
+            _ => ServiceError::Internal(error.to_string()),
+        },
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            ServiceError::Unavailable("database unavailable".to_owned())
+        }
+        _ => ServiceError::Internal(error.to_string()),
+    }
+}
+
+/// The name of the constraint a database error violated, if any.
+pub(crate) fn violated_constraint(error: &sqlx::Error) -> Option<&str> {
+    match error {
+        sqlx::Error::Database(db) => db.constraint(),
+        _ => None,
+    }
+}

@@ -1,0 +1,258 @@
+//! Reads: inventory rows, availability, the log, the ledger check and the summary.
+
+use chrono::{DateTime, Utc};
+use inventory_core::ServiceError;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::movements::{INVENTORY_COLUMNS, InventoryRow, TXN_COLUMNS, TxnRecord};
+use super::{Store, db_error};
+use crate::domain::movement::{InventoryKey, TxnType};
+
+#[derive(Debug, Clone, Default)]
+pub struct ListInventoryFilter {
+    pub product_id: Option<Uuid>,
+    pub warehouse_id: Option<Uuid>,
+    pub below_reorder_point: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListTransactionsFilter {
+    pub product_id: Option<Uuid>,
+    pub warehouse_id: Option<Uuid>,
+    pub txn_type: Option<TxnType>,
+    pub reference_id: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+/// An inventory row whose stored quantities disagree with its log or its reservations.
+#[derive(Debug, Clone, FromRow, PartialEq, Eq)]
+pub struct LedgerDriftRow {
+    pub product_id: Uuid,
+    pub warehouse_id: Uuid,
+    pub recorded_on_hand: i64,
+    pub recorded_reserved: i64,
+    pub ledger_on_hand: i64,
+    pub ledger_reserved: i64,
+    pub reservations_held: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerReport {
+    pub rows_checked: i64,
+    pub transactions_replayed: i64,
+    pub drifts: Vec<LedgerDriftRow>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SummaryRow {
+    pub warehouse_id: Uuid,
+    pub quantity_on_hand: i64,
+    pub quantity_reserved: i64,
+    pub quantity_available: i64,
+    pub value_micros: i64,
+}
+
+impl Store {
+    pub async fn get_inventory(&self, key: InventoryKey) -> Result<Option<InventoryRow>, ServiceError> {
+        let sql = format!(
+            "SELECT {INVENTORY_COLUMNS} FROM inventory WHERE product_id = $1 AND warehouse_id = $2"
+        );
+        sqlx::query_as::<_, InventoryRow>(sqlx::AssertSqlSafe(sql))
+            .bind(key.product_id)
+            .bind(key.warehouse_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    /// The rows that exist among `keys`, in one round trip.
+    pub async fn get_inventory_many(
+        &self,
+        keys: &[InventoryKey],
+    ) -> Result<Vec<InventoryRow>, ServiceError> {
+        let products: Vec<Uuid> = keys.iter().map(|k| k.product_id).collect();
+        let warehouses: Vec<Uuid> = keys.iter().map(|k| k.warehouse_id).collect();
+        let sql = format!(
+            "SELECT {INVENTORY_COLUMNS} FROM inventory
+              WHERE (product_id, warehouse_id) IN
+                    (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
+        );
+        sqlx::query_as::<_, InventoryRow>(sqlx::AssertSqlSafe(sql))
+            .bind(products)
+            .bind(warehouses)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn list_inventory(
+        &self,
+        filter: &ListInventoryFilter,
+        after: Option<InventoryKey>,
+        limit: i64,
+    ) -> Result<Vec<InventoryRow>, ServiceError> {
+        let sql = format!(
+            "SELECT {} FROM inventory i
+              WHERE ($1::uuid IS NULL OR i.product_id = $1)
+                AND ($2::uuid IS NULL OR i.warehouse_id = $2)
+                AND ($3::uuid IS NULL OR (i.product_id, i.warehouse_id) > ($3, $4::uuid))
+                AND (NOT $5 OR i.quantity_available <
+                     (SELECT p.reorder_point FROM products p WHERE p.product_id = i.product_id))
+              ORDER BY i.product_id, i.warehouse_id LIMIT $6",
+            INVENTORY_COLUMNS
+                .split(", ")
+                .map(|c| format!("i.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        sqlx::query_as::<_, InventoryRow>(sqlx::AssertSqlSafe(sql))
+            .bind(filter.product_id)
+            .bind(filter.warehouse_id)
+            .bind(after.map(|k| k.product_id))
+            .bind(after.map(|k| k.warehouse_id))
+            .bind(filter.below_reorder_point)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn list_transactions(
+        &self,
+        filter: &ListTransactionsFilter,
+        after_sequence: i64,
+        limit: i64,
+    ) -> Result<Vec<TxnRecord>, ServiceError> {
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM inventory_transactions
+              WHERE sequence > $1
+                AND ($2::uuid IS NULL OR product_id = $2)
+                AND ($3::uuid IS NULL OR warehouse_id = $3)
+                AND ($4::text IS NULL OR txn_type = $4)
+                AND ($5::text IS NULL OR reference_id = $5)
+                AND ($6::timestamptz IS NULL OR created_at >= $6)
+                AND ($7::timestamptz IS NULL OR created_at < $7)
+              ORDER BY sequence LIMIT $8"
+        );
+        sqlx::query_as::<_, TxnRecord>(sqlx::AssertSqlSafe(sql))
+            .bind(after_sequence)
+            .bind(filter.product_id)
+            .bind(filter.warehouse_id)
+            .bind(filter.txn_type.map(TxnType::as_str))
+            .bind(filter.reference_id.as_deref())
+            .bind(filter.start_time)
+            .bind(filter.end_time)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    /// Replays the whole log against every inventory row, in one consistent snapshot: the
+    /// sums of the deltas must equal the stored quantities, the after-values must be the
+    /// running sums, and the active reservations must hold exactly what is reserved.
+    pub async fn check_ledger(&self) -> Result<LedgerReport, ServiceError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let (rows_checked, transactions_replayed): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM inventory), (SELECT count(*) FROM inventory_transactions)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let drifts = sqlx::query_as::<_, LedgerDriftRow>(
+            "WITH replay AS (
+                 SELECT product_id, warehouse_id, on_hand_after, reserved_after,
+                        sum(on_hand_delta) OVER w AS running_on_hand,
+                        sum(reserved_delta) OVER w AS running_reserved
+                   FROM inventory_transactions
+                 WINDOW w AS (PARTITION BY product_id, warehouse_id ORDER BY sequence)
+             ), ledger AS (
+                 SELECT product_id, warehouse_id,
+                        count(*) FILTER (WHERE on_hand_after <> running_on_hand
+                                            OR reserved_after <> running_reserved) AS broken
+                   FROM replay GROUP BY product_id, warehouse_id
+             ), totals AS (
+                 SELECT product_id, warehouse_id,
+                        sum(on_hand_delta)::bigint AS on_hand,
+                        sum(reserved_delta)::bigint AS reserved
+                   FROM inventory_transactions GROUP BY product_id, warehouse_id
+             ), held AS (
+                 SELECT product_id, warehouse_id, sum(quantity_held)::bigint AS held
+                   FROM reservations WHERE status = 'ACTIVE' GROUP BY product_id, warehouse_id
+             )
+             SELECT i.product_id, i.warehouse_id,
+                    i.quantity_on_hand AS recorded_on_hand,
+                    i.quantity_reserved AS recorded_reserved,
+                    COALESCE(t.on_hand, 0) AS ledger_on_hand,
+                    COALESCE(t.reserved, 0) AS ledger_reserved,
+                    COALESCE(h.held, 0) AS reservations_held
+               FROM inventory i
+               LEFT JOIN totals t USING (product_id, warehouse_id)
+               LEFT JOIN held h USING (product_id, warehouse_id)
+               LEFT JOIN ledger l USING (product_id, warehouse_id)
+              WHERE i.quantity_on_hand <> COALESCE(t.on_hand, 0)
+                 OR i.quantity_reserved <> COALESCE(t.reserved, 0)
+                 OR i.quantity_reserved <> COALESCE(h.held, 0)
+                 OR COALESCE(l.broken, 0) > 0
+              ORDER BY i.product_id, i.warehouse_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(LedgerReport {
+            rows_checked,
+            transactions_replayed,
+            drifts,
+        })
+    }
+
+    /// Units and value per warehouse. Plain reads take no row locks, so this never slows a
+    /// reservation; the figures are as of the statement's snapshot.
+    pub async fn inventory_summary(&self) -> Result<Vec<SummaryRow>, ServiceError> {
+        sqlx::query_as::<_, SummaryRow>(
+            "SELECT i.warehouse_id,
+                    sum(i.quantity_on_hand)::bigint AS quantity_on_hand,
+                    sum(i.quantity_reserved)::bigint AS quantity_reserved,
+                    sum(i.quantity_available)::bigint AS quantity_available,
+                    sum(i.quantity_on_hand::numeric * p.unit_cost_micros)::bigint AS value_micros
+               FROM inventory i JOIN products p USING (product_id)
+              GROUP BY i.warehouse_id ORDER BY i.warehouse_id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_error)
+    }
+}
+
+impl Store {
+    /// NOT_FOUND naming the first product or warehouse among `keys` that does not exist.
+    pub async fn ensure_catalog_exists(&self, keys: &[InventoryKey]) -> Result<(), ServiceError> {
+        let products: Vec<Uuid> = keys.iter().map(|k| k.product_id).collect();
+        let warehouses: Vec<Uuid> = keys.iter().map(|k| k.warehouse_id).collect();
+        let (missing_product, missing_warehouse): (Option<Uuid>, Option<Uuid>) = sqlx::query_as(
+            "SELECT (SELECT p FROM unnest($1::uuid[]) AS p
+                      WHERE NOT EXISTS (SELECT 1 FROM products WHERE product_id = p) LIMIT 1),
+                    (SELECT w FROM unnest($2::uuid[]) AS w
+                      WHERE NOT EXISTS (SELECT 1 FROM warehouses WHERE warehouse_id = w) LIMIT 1)",
+        )
+        .bind(products)
+        .bind(warehouses)
+        .fetch_one(self.pool())
+        .await
+        .map_err(db_error)?;
+        if let Some(id) = missing_product {
+            return Err(ServiceError::not_found("product", id));
+        }
+        if let Some(id) = missing_warehouse {
+            return Err(ServiceError::not_found("warehouse", id));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,213 @@
+//! Reservation records.
+
+use chrono::{DateTime, Utc};
+use inventory_core::ServiceError;
+use sqlx::FromRow;
+use uuid::Uuid;
+
+use super::{Store, Tx, db_error};
+use crate::domain::movement::InventoryKey;
+use crate::domain::reservation::{Reservation, ReservationStatus};
+
+const RESERVATION_COLUMNS: &str = "reservation_id, order_id, order_line_id, product_id, \
+     warehouse_id, status, quantity_requested, quantity_held, quantity_shipped, \
+     quantity_released, expire_time, create_time, update_time";
+
+#[derive(FromRow)]
+struct ReservationRow {
+    reservation_id: Uuid,
+    order_id: String,
+    order_line_id: String,
+    product_id: Uuid,
+    warehouse_id: Uuid,
+    status: String,
+    quantity_requested: i64,
+    quantity_held: i64,
+    quantity_shipped: i64,
+    quantity_released: i64,
+    expire_time: Option<DateTime<Utc>>,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+}
+
+impl TryFrom<ReservationRow> for Reservation {
+    type Error = ServiceError;
+
+    fn try_from(r: ReservationRow) -> Result<Self, ServiceError> {
+        let status = ReservationStatus::parse(&r.status).ok_or_else(|| {
+            ServiceError::Internal(format!("stored reservation status {:?}", r.status))
+        })?;
+        Ok(Reservation {
+            reservation_id: r.reservation_id,
+            order_id: r.order_id,
+            order_line_id: r.order_line_id,
+            key: InventoryKey {
+                product_id: r.product_id,
+                warehouse_id: r.warehouse_id,
+            },
+            status,
+            quantity_requested: r.quantity_requested,
+            quantity_held: r.quantity_held,
+            quantity_shipped: r.quantity_shipped,
+            quantity_released: r.quantity_released,
+            expire_time: r.expire_time,
+            create_time: r.create_time,
+            update_time: r.update_time,
+        })
+    }
+}
+
+fn into_domain(rows: Vec<ReservationRow>) -> Result<Vec<Reservation>, ServiceError> {
+    rows.into_iter().map(Reservation::try_from).collect()
+}
+
+impl Store {
+    /// Inserts new reservations; ALREADY_EXISTS if the order line already has one in that
+    /// warehouse.
+    pub async fn insert_reservations(
+        &self,
+        tx: &mut Tx,
+        reservations: &[Reservation],
+    ) -> Result<(), ServiceError> {
+        let ids: Vec<Uuid> = reservations.iter().map(|r| r.reservation_id).collect();
+        let orders: Vec<&str> = reservations.iter().map(|r| r.order_id.as_str()).collect();
+        let lines: Vec<&str> = reservations.iter().map(|r| r.order_line_id.as_str()).collect();
+        let products: Vec<Uuid> = reservations.iter().map(|r| r.key.product_id).collect();
+        let warehouses: Vec<Uuid> = reservations.iter().map(|r| r.key.warehouse_id).collect();
+        let quantities: Vec<i64> = reservations.iter().map(|r| r.quantity_requested).collect();
+        let expiries: Vec<Option<DateTime<Utc>>> =
+            reservations.iter().map(|r| r.expire_time).collect();
+        let created: Vec<DateTime<Utc>> = reservations.iter().map(|r| r.create_time).collect();
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO reservations (reservation_id, order_id, order_line_id, product_id,
+                 warehouse_id, status, quantity_requested, quantity_held, expire_time,
+                 create_time, update_time)
+             SELECT id, o, l, p, w, 'ACTIVE', q, q, e, c, c
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
+                           $6::int8[], $7::timestamptz[], $8::timestamptz[])
+                    AS t(id, o, l, p, w, q, e, c)
+             ON CONFLICT (order_id, order_line_id, warehouse_id) DO NOTHING
+             RETURNING reservation_id",
+        )
+        .bind(ids)
+        .bind(orders)
+        .bind(lines)
+        .bind(products)
+        .bind(warehouses)
+        .bind(quantities)
+        .bind(expiries)
+        .bind(created)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        if let Some(existing) = reservations
+            .iter()
+            .find(|r| !inserted.contains(&r.reservation_id))
+        {
+            return Err(ServiceError::AlreadyExists {
+                resource: "reservation",
+                id: format!(
+                    "for order {} line {} in warehouse {}",
+                    existing.order_id, existing.order_line_id, existing.key.warehouse_id
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Locks an order's reservations (optionally one line, optionally one warehouse) in lock
+    /// order.
+    pub async fn lock_order_reservations(
+        &self,
+        tx: &mut Tx,
+        order_id: &str,
+        order_line_id: Option<&str>,
+        warehouse_id: Option<Uuid>,
+    ) -> Result<Vec<Reservation>, ServiceError> {
+        let sql = format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations
+              WHERE order_id = $1
+                AND ($2::text IS NULL OR order_line_id = $2)
+                AND ($3::uuid IS NULL OR warehouse_id = $3)
+              ORDER BY order_id, order_line_id, warehouse_id
+              FOR UPDATE"
+        );
+        let rows = sqlx::query_as::<_, ReservationRow>(sqlx::AssertSqlSafe(sql))
+            .bind(order_id)
+            .bind(order_line_id)
+            .bind(warehouse_id)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        into_domain(rows)
+    }
+
+    /// Locks up to `limit` active reservations whose expiry has passed, skipping any another
+    /// replica is already releasing.
+    pub async fn lock_expired_reservations(
+        &self,
+        tx: &mut Tx,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Reservation>, ServiceError> {
+        let sql = format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations
+              WHERE status = 'ACTIVE' AND expire_time <= $1
+              ORDER BY order_id, order_line_id, warehouse_id
+              LIMIT $2
+              FOR UPDATE SKIP LOCKED"
+        );
+        let rows = sqlx::query_as::<_, ReservationRow>(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        into_domain(rows)
+    }
+
+    /// Writes back the state of reservations changed by ship or release.
+    pub async fn save_reservations(
+        &self,
+        tx: &mut Tx,
+        reservations: &[Reservation],
+    ) -> Result<(), ServiceError> {
+        let ids: Vec<Uuid> = reservations.iter().map(|r| r.reservation_id).collect();
+        let statuses: Vec<&str> = reservations.iter().map(|r| r.status.as_str()).collect();
+        let held: Vec<i64> = reservations.iter().map(|r| r.quantity_held).collect();
+        let shipped: Vec<i64> = reservations.iter().map(|r| r.quantity_shipped).collect();
+        let released: Vec<i64> = reservations.iter().map(|r| r.quantity_released).collect();
+        let updated: Vec<DateTime<Utc>> = reservations.iter().map(|r| r.update_time).collect();
+        sqlx::query(
+            "UPDATE reservations r
+                SET status = t.s, quantity_held = t.h, quantity_shipped = t.sh,
+                    quantity_released = t.rl, update_time = t.u
+               FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::int8[],
+                           $6::timestamptz[]) AS t(id, s, h, sh, rl, u)
+              WHERE r.reservation_id = t.id",
+        )
+        .bind(ids)
+        .bind(statuses)
+        .bind(held)
+        .bind(shipped)
+        .bind(released)
+        .bind(updated)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn list_reservations(&self, order_id: &str) -> Result<Vec<Reservation>, ServiceError> {
+        let sql = format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = $1
+              ORDER BY order_line_id, warehouse_id"
+        );
+        let rows = sqlx::query_as::<_, ReservationRow>(sqlx::AssertSqlSafe(sql))
+            .bind(order_id)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?;
+        into_domain(rows)
+    }
+}
