@@ -98,7 +98,10 @@ impl Violations {
             self.add(field, "is required");
             None
         } else if len > max {
-            self.add(field, format!("must be at most {max} characters, got {len}"));
+            self.add(
+                field,
+                format!("must be at most {max} characters, got {len}"),
+            );
             None
         } else if value.chars().any(char::is_control) {
             self.add(field, "must not contain control characters");
@@ -145,7 +148,10 @@ impl Violations {
         if value >= min && value <= max {
             Some(value)
         } else {
-            self.add(field, format!("must be between {min} and {max}, got {value}"));
+            self.add(
+                field,
+                format!("must be between {min} and {max}, got {value}"),
+            );
             None
         }
     }

@@ -54,8 +54,10 @@ pub async fn connect_database(
 async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), sqlx::Error> {
     let mut conn = sqlx::PgConnection::connect_with(options).await?;
     // The name was checked above to be lowercase letters and underscores only.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
-        .execute(&mut conn)
-        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema}"
+    )))
+    .execute(&mut conn)
+    .await?;
     conn.close().await
 }

@@ -98,7 +98,9 @@ impl GrpcServer {
             async move {
                 shutdown.await;
                 tracing::info!(service = name, "shutting down: draining in-flight requests");
-                health.set_service_status(name, ServingStatus::NotServing).await;
+                health
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
             }
         };
         let result = tonic::transport::Server::builder()

@@ -73,7 +73,10 @@ where
                 })
             }
             Err(_) => {
-                tracing::warn!(path = request.uri().path(), "shedding load: concurrency limit reached");
+                tracing::warn!(
+                    path = request.uri().path(),
+                    "shedding load: concurrency limit reached"
+                );
                 let status = tonic::Status::resource_exhausted(
                     "server is at its concurrency limit; retry with backoff",
                 );

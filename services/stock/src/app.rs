@@ -76,7 +76,11 @@ impl StockApp {
     pub async fn build(config: &Config, settings: StockSettings) -> Result<Self, RuntimeError> {
         let pool = connect_database(config, SPEC.schema, &MIGRATOR).await?;
         let server = GrpcServer::bind(config, SPEC).await?;
-        Ok(Self { server, pool, settings })
+        Ok(Self {
+            server,
+            pool,
+            settings,
+        })
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, RuntimeError> {
@@ -100,7 +104,10 @@ impl StockApp {
         ));
         let api = StockApi::new(store, log_appended, self.settings.feed_poll);
         let service = pb::stock_service_server::StockServiceServer::new(api);
-        let result = self.server.serve(service, self.pool.clone(), shutdown).await;
+        let result = self
+            .server
+            .serve(service, self.pool.clone(), shutdown)
+            .await;
         let _ = stop.send(true);
         let _ = upkeep.await;
         self.pool.close().await;

@@ -22,7 +22,9 @@ pub const EXPIRY_ACTOR: &str = "reservation-expiry";
 pub async fn release_expired(store: &Store) -> Result<usize, ServiceError> {
     let mut tx = store.begin().await?;
     let now = now();
-    let due = store.lock_expired_reservations(&mut tx, now, EXPIRY_BATCH).await?;
+    let due = store
+        .lock_expired_reservations(&mut tx, now, EXPIRY_BATCH)
+        .await?;
     if due.is_empty() {
         return Ok(0);
     }

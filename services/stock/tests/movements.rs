@@ -13,10 +13,20 @@ async fn receiving_adds_to_on_hand_and_logs_a_receive() {
     let first = app.receive(&p, &w, 10).await;
     let second = app.receive(&p, &w, 5).await;
     let inv = second.inventory.expect("inventory");
-    assert_eq!((inv.quantity_on_hand, inv.quantity_reserved, inv.quantity_available), (15, 0, 15));
+    assert_eq!(
+        (
+            inv.quantity_on_hand,
+            inv.quantity_reserved,
+            inv.quantity_available
+        ),
+        (15, 0, 15)
+    );
     let txn = second.transaction.expect("transaction");
     assert_eq!(txn.txn_type(), pb::TransactionType::Receive);
-    assert_eq!((txn.quantity, txn.on_hand_after, txn.reference_id.as_str()), (5, 15, "PO-1"));
+    assert_eq!(
+        (txn.quantity, txn.on_hand_after, txn.reference_id.as_str()),
+        (5, 15, "PO-1")
+    );
     assert!(txn.sequence > first.transaction.expect("first").sequence);
     app.assert_ledger_clean().await;
 }
@@ -43,7 +53,11 @@ async fn receiving_into_an_unknown_product_or_warehouse_is_not_found_and_writes_
         assert!(status.message().contains(&unknown), "{}", status.message());
     }
     assert_eq!(app.transaction_count().await, 0);
-    assert_eq!(app.count("SELECT count(*) FROM idempotency_keys WHERE method = 'ReceiveStock'").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM idempotency_keys WHERE method = 'ReceiveStock'")
+            .await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -63,30 +77,52 @@ async fn bad_input_names_every_bad_field() {
         .await
         .expect_err("invalid");
     let fields = bad_fields(&status);
-    for field in ["request_id", "product_id", "warehouse_id", "quantity", "reference_id"] {
-        assert!(fields.contains(&field.to_owned()), "{field} missing from {fields:?}");
+    for field in [
+        "request_id",
+        "product_id",
+        "warehouse_id",
+        "quantity",
+        "reference_id",
+    ] {
+        assert!(
+            fields.contains(&field.to_owned()),
+            "{field} missing from {fields:?}"
+        );
     }
 
     let status = app
         .client
         .clone()
-        .reserve_stock(pb::ReserveStockRequest { line: None, ..reserve_request("", &new_id(), &new_id(), 1) })
+        .reserve_stock(pb::ReserveStockRequest {
+            line: None,
+            ..reserve_request("", &new_id(), &new_id(), 1)
+        })
         .await
         .expect_err("invalid");
     let fields = bad_fields(&status);
-    assert!(fields.contains(&"order_id".to_owned()) && fields.contains(&"line".to_owned()), "{fields:?}");
+    assert!(
+        fields.contains(&"order_id".to_owned()) && fields.contains(&"line".to_owned()),
+        "{fields:?}"
+    );
 
     let status = app
         .client
         .clone()
-        .list_transactions(pb::ListTransactionsRequest { page_size: 5000, txn_type: 99, ..Default::default() })
+        .list_transactions(pb::ListTransactionsRequest {
+            page_size: 5000,
+            txn_type: 99,
+            ..Default::default()
+        })
         .await
         .expect_err("invalid");
     assert_eq!(bad_fields(&status), ["page_size"]);
     let status = app
         .client
         .clone()
-        .list_transactions(pb::ListTransactionsRequest { txn_type: 99, ..Default::default() })
+        .list_transactions(pb::ListTransactionsRequest {
+            txn_type: 99,
+            ..Default::default()
+        })
         .await
         .expect_err("invalid");
     assert_eq!(bad_fields(&status), ["txn_type"]);
@@ -98,12 +134,18 @@ async fn reserving_more_than_available_fails_with_the_numbers_and_changes_nothin
     let app = TestApp::spawn().await;
     let (p, w) = (app.product("SKU-1").await, app.warehouse("Berlin").await);
     app.receive(&p, &w, 3).await;
-    let ok = app.reserve("order-1", &p, &w, 2).await.expect("reserve 2 of 3");
+    let ok = app
+        .reserve("order-1", &p, &w, 2)
+        .await
+        .expect("reserve 2 of 3");
     let reservation = ok.reservation.expect("reservation");
     assert_eq!(reservation.status(), pb::ReservationStatus::Active);
     assert_eq!(ok.inventory.expect("inventory").quantity_available, 1);
 
-    let status = app.reserve("order-2", &p, &w, 2).await.expect_err("only 1 left");
+    let status = app
+        .reserve("order-2", &p, &w, 2)
+        .await
+        .expect_err("only 1 left");
     let (reason, metadata) = error_info(&status);
     assert_eq!(reason, "INSUFFICIENT_STOCK");
     assert_eq!(metadata["requested"], "2");
@@ -118,10 +160,19 @@ async fn reserving_more_than_available_fails_with_the_numbers_and_changes_nothin
 async fn reserving_a_never_stocked_pair_is_insufficient_and_an_unknown_one_not_found() {
     let app = TestApp::spawn().await;
     let (p, w) = (app.product("SKU-1").await, app.warehouse("Berlin").await);
-    let status = app.reserve("order-1", &p, &w, 1).await.expect_err("never stocked");
+    let status = app
+        .reserve("order-1", &p, &w, 1)
+        .await
+        .expect_err("never stocked");
     let (reason, metadata) = error_info(&status);
-    assert_eq!((reason.as_str(), metadata["available"].as_str()), ("INSUFFICIENT_STOCK", "0"));
-    let status = app.reserve("order-1", &new_id(), &w, 1).await.expect_err("unknown product");
+    assert_eq!(
+        (reason.as_str(), metadata["available"].as_str()),
+        ("INSUFFICIENT_STOCK", "0")
+    );
+    let status = app
+        .reserve("order-1", &new_id(), &w, 1)
+        .await
+        .expect_err("unknown product");
     assert_eq!(status.code(), Code::NotFound);
 }
 
@@ -131,7 +182,10 @@ async fn a_second_reservation_for_the_same_order_line_and_warehouse_already_exis
     let (p, w) = (app.product("SKU-1").await, app.warehouse("Berlin").await);
     app.receive(&p, &w, 10).await;
     app.reserve("order-1", &p, &w, 1).await.expect("first");
-    let status = app.reserve("order-1", &p, &w, 1).await.expect_err("duplicate line");
+    let status = app
+        .reserve("order-1", &p, &w, 1)
+        .await
+        .expect_err("duplicate line");
     assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
     assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 1);
 }
@@ -161,13 +215,19 @@ async fn shipping_in_parts_then_releasing_the_rest() {
     };
     let shipped = ship(2).await.expect("partial shipment");
     let r = shipped.reservation.expect("reservation");
-    assert_eq!((r.quantity_held, r.quantity_shipped, r.status()), (3, 2, pb::ReservationStatus::Active));
+    assert_eq!(
+        (r.quantity_held, r.quantity_shipped, r.status()),
+        (3, 2, pb::ReservationStatus::Active)
+    );
     let inv = shipped.inventory.expect("inventory");
     assert_eq!((inv.quantity_on_hand, inv.quantity_reserved), (8, 3));
 
     let status = ship(4).await.expect_err("more than held");
     let (reason, metadata) = error_info(&status);
-    assert_eq!((reason.as_str(), metadata["held"].as_str()), ("EXCEEDS_RESERVED_QUANTITY", "3"));
+    assert_eq!(
+        (reason.as_str(), metadata["held"].as_str()),
+        ("EXCEEDS_RESERVED_QUANTITY", "3")
+    );
 
     let released = app
         .client
@@ -182,9 +242,19 @@ async fn shipping_in_parts_then_releasing_the_rest() {
         .expect("release the rest")
         .into_inner();
     let r = &released.reservations[0];
-    assert_eq!((r.quantity_held, r.quantity_released, r.status()), (0, 3, pb::ReservationStatus::Shipped));
+    assert_eq!(
+        (r.quantity_held, r.quantity_released, r.status()),
+        (0, 3, pb::ReservationStatus::Shipped)
+    );
     let inv = app.inventory(&p, &w).await;
-    assert_eq!((inv.quantity_on_hand, inv.quantity_reserved, inv.quantity_available), (8, 0, 8));
+    assert_eq!(
+        (
+            inv.quantity_on_hand,
+            inv.quantity_reserved,
+            inv.quantity_available
+        ),
+        (8, 0, 8)
+    );
 
     let status = ship(1).await.expect_err("nothing held");
     assert_eq!(error_info(&status).0, "RESERVATION_NOT_ACTIVE");
@@ -249,7 +319,12 @@ async fn cancelling_an_order_releases_every_line_across_warehouses() {
         .expect("release all")
         .into_inner();
     assert_eq!(released.reservations.len(), 3);
-    assert!(released.reservations.iter().all(|r| r.status() == pb::ReservationStatus::Released));
+    assert!(
+        released
+            .reservations
+            .iter()
+            .all(|r| r.status() == pb::ReservationStatus::Released)
+    );
     assert_eq!(app.inventory(&p, &w1).await.quantity_reserved, 0);
     assert_eq!(app.inventory(&p, &w2).await.quantity_reserved, 0);
     app.assert_ledger_clean().await;
@@ -269,16 +344,33 @@ async fn a_multi_line_order_that_cannot_be_fully_reserved_reserves_nothing() {
             request_id: new_id(),
             order_id: "order-1".into(),
             lines: vec![
-                pb::ReservationLine { order_line_id: "1".into(), product_id: p1.clone(), warehouse_id: w.clone(), quantity: 5 },
-                pb::ReservationLine { order_line_id: "2".into(), product_id: p2.clone(), warehouse_id: w.clone(), quantity: 2 },
+                pb::ReservationLine {
+                    order_line_id: "1".into(),
+                    product_id: p1.clone(),
+                    warehouse_id: w.clone(),
+                    quantity: 5,
+                },
+                pb::ReservationLine {
+                    order_line_id: "2".into(),
+                    product_id: p2.clone(),
+                    warehouse_id: w.clone(),
+                    quantity: 2,
+                },
             ],
             ..Default::default()
         })
         .await
         .expect_err("second line short");
     let (reason, metadata) = error_info(&status);
-    assert_eq!((reason.as_str(), metadata["product_id"].as_str()), ("INSUFFICIENT_STOCK", p2.as_str()));
-    assert_eq!(app.inventory(&p1, &w).await.quantity_reserved, 0, "first line rolled back");
+    assert_eq!(
+        (reason.as_str(), metadata["product_id"].as_str()),
+        ("INSUFFICIENT_STOCK", p2.as_str())
+    );
+    assert_eq!(
+        app.inventory(&p1, &w).await.quantity_reserved,
+        0,
+        "first line rolled back"
+    );
     assert_eq!(app.count("SELECT count(*) FROM reservations").await, 0);
 }
 
@@ -308,11 +400,26 @@ async fn adjusting_respects_zero_reserved_and_the_expected_on_hand() {
     };
     let done = adjust(-2, Some(10)).await.expect("adjust down");
     let txn = done.transaction.expect("txn");
-    assert_eq!((txn.txn_type(), txn.on_hand_delta, txn.reason.as_str()), (pb::TransactionType::Adjust, -2, "damaged"));
-    assert_eq!(error_info(&adjust(-1, Some(10)).await.expect_err("stale count")).0, "ON_HAND_CHANGED");
-    assert_eq!(error_info(&adjust(-5, None).await.expect_err("below reserved")).0, "ADJUSTMENT_BELOW_RESERVED");
-    assert_eq!(error_info(&adjust(-9, None).await.expect_err("below zero")).0, "ADJUSTMENT_BELOW_ZERO");
-    assert_eq!(bad_fields(&adjust(0, None).await.expect_err("zero")), ["quantity_delta"]);
+    assert_eq!(
+        (txn.txn_type(), txn.on_hand_delta, txn.reason.as_str()),
+        (pb::TransactionType::Adjust, -2, "damaged")
+    );
+    assert_eq!(
+        error_info(&adjust(-1, Some(10)).await.expect_err("stale count")).0,
+        "ON_HAND_CHANGED"
+    );
+    assert_eq!(
+        error_info(&adjust(-5, None).await.expect_err("below reserved")).0,
+        "ADJUSTMENT_BELOW_RESERVED"
+    );
+    assert_eq!(
+        error_info(&adjust(-9, None).await.expect_err("below zero")).0,
+        "ADJUSTMENT_BELOW_ZERO"
+    );
+    assert_eq!(
+        bad_fields(&adjust(0, None).await.expect_err("zero")),
+        ["quantity_delta"]
+    );
     adjust(3, Some(8)).await.expect("adjust up");
     let inv = app.inventory(&p, &w).await;
     assert_eq!((inv.quantity_on_hand, inv.quantity_reserved), (11, 4));
@@ -345,13 +452,24 @@ async fn transferring_moves_on_hand_atomically_under_one_reference() {
     };
     let status = transfer(5, &b).await.expect_err("only 4 available");
     assert_eq!(error_info(&status).0, "INSUFFICIENT_STOCK");
-    assert_eq!(transfer(1, &new_id()).await.expect_err("unknown").code(), Code::NotFound);
+    assert_eq!(
+        transfer(1, &new_id()).await.expect_err("unknown").code(),
+        Code::NotFound
+    );
     let moved = transfer(4, &b).await.expect("transfer");
     assert_eq!(moved.from_inventory.expect("from").quantity_on_hand, 6);
     assert_eq!(moved.to_inventory.expect("to").quantity_on_hand, 4);
     assert_eq!(moved.transactions.len(), 2);
-    assert!(moved.transactions.iter().all(|t| t.reference_id == "TR-1" && t.txn_type() == pb::TransactionType::Transfer));
-    assert_eq!(bad_fields(&transfer(1, &a).await.expect_err("same warehouse")), ["to_warehouse_id"]);
+    assert!(
+        moved
+            .transactions
+            .iter()
+            .all(|t| t.reference_id == "TR-1" && t.txn_type() == pb::TransactionType::Transfer)
+    );
+    assert_eq!(
+        bad_fields(&transfer(1, &a).await.expect_err("same warehouse")),
+        ["to_warehouse_id"]
+    );
     app.assert_ledger_clean().await;
 }
 
@@ -361,15 +479,32 @@ async fn a_retried_request_returns_the_first_result_and_changes_nothing() {
     let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
     app.receive(&p, &w, 5).await;
     let request = reserve_request("order-1", &p, &w, 2);
-    let first = app.client.clone().reserve_stock(request.clone()).await.expect("first").into_inner();
-    let retry = app.client.clone().reserve_stock(request.clone()).await.expect("retry").into_inner();
+    let first = app
+        .client
+        .clone()
+        .reserve_stock(request.clone())
+        .await
+        .expect("first")
+        .into_inner();
+    let retry = app
+        .client
+        .clone()
+        .reserve_stock(request.clone())
+        .await
+        .expect("retry")
+        .into_inner();
     assert_eq!(first, retry);
     assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 2);
     assert_eq!(app.transaction_count().await, 2);
 
     let mut changed = request;
     changed.line.as_mut().expect("line").quantity = 3;
-    let status = app.client.clone().reserve_stock(changed).await.expect_err("same id, new params");
+    let status = app
+        .client
+        .clone()
+        .reserve_stock(changed)
+        .await
+        .expect_err("same id, new params");
     assert_eq!(bad_fields(&status), ["request_id"]);
     assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 2);
 }
@@ -387,13 +522,21 @@ async fn concurrent_retries_of_one_request_apply_it_once() {
     };
     let calls = (0..16).map(|_| {
         let (mut client, request) = (app.client.clone(), request.clone());
-        tokio::spawn(async move { client.receive_stock(request).await.map(tonic::Response::into_inner) })
+        tokio::spawn(async move {
+            client
+                .receive_stock(request)
+                .await
+                .map(tonic::Response::into_inner)
+        })
     });
     let mut responses = Vec::new();
     for call in calls {
         responses.push(call.await.expect("join").expect("every retry succeeds"));
     }
-    assert!(responses.windows(2).all(|w| w[0] == w[1]), "all retries see the first result");
+    assert!(
+        responses.windows(2).all(|w| w[0] == w[1]),
+        "all retries see the first result"
+    );
     assert_eq!(app.inventory(&p, &w).await.quantity_on_hand, 7);
     assert_eq!(app.transaction_count().await, 1);
 }
@@ -406,7 +549,11 @@ async fn expired_reservations_are_released_with_reason_expired() {
     let mut request = reserve_request("order-1", &p, &w, 3);
     let soon = std::time::SystemTime::now() + std::time::Duration::from_millis(300);
     request.expire_time = Some(prost_types::Timestamp::from(soon));
-    app.client.clone().reserve_stock(request).await.expect("reserve with expiry");
+    app.client
+        .clone()
+        .reserve_stock(request)
+        .await
+        .expect("reserve with expiry");
     assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 3);
 
     let mut released = false;
@@ -421,7 +568,9 @@ async fn expired_reservations_are_released_with_reason_expired() {
     let reservations = app
         .client
         .clone()
-        .list_reservations(pb::ListReservationsRequest { order_id: "order-1".into() })
+        .list_reservations(pb::ListReservationsRequest {
+            order_id: "order-1".into(),
+        })
         .await
         .expect("list")
         .into_inner()
@@ -442,8 +591,16 @@ async fn expired_reservations_are_released_with_reason_expired() {
     assert_eq!((log[0].reason.as_str(), log[0].quantity), ("expired", 3));
 
     let mut past = reserve_request("order-2", &p, &w, 1);
-    past.expire_time = Some(prost_types::Timestamp { seconds: 1, nanos: 0 });
-    let status = app.client.clone().reserve_stock(past).await.expect_err("past expiry");
+    past.expire_time = Some(prost_types::Timestamp {
+        seconds: 1,
+        nanos: 0,
+    });
+    let status = app
+        .client
+        .clone()
+        .reserve_stock(past)
+        .await
+        .expect_err("past expiry");
     assert_eq!(bad_fields(&status), ["expire_time"]);
     app.assert_ledger_clean().await;
 }
@@ -460,6 +617,9 @@ async fn the_log_cannot_be_rewritten_and_the_rows_cannot_go_negative() {
         "UPDATE inventory SET quantity_reserved = quantity_on_hand + 1",
         "UPDATE inventory SET quantity_on_hand = -1, quantity_reserved = 0",
     ] {
-        assert!(sqlx::raw_sql(sql).execute(&mut db).await.is_err(), "{sql} must be refused");
+        assert!(
+            sqlx::raw_sql(sql).execute(&mut db).await.is_err(),
+            "{sql} must be refused"
+        );
     }
 }

@@ -90,237 +90,418 @@ fn reply<T>(result: Result<T, ServiceError>) -> Result<Response<T>, Status> {
 }
 
 impl StockApi {
-    async fn create_product(&self, req: pb::CreateProductRequest) -> Result<pb::CreateProductResponse, ServiceError> {
+    async fn create_product(
+        &self,
+        req: pb::CreateProductRequest,
+    ) -> Result<pb::CreateProductResponse, ServiceError> {
         let (request_id, new) = parse::create_product(&req)?;
-        idempotent!(self, request_key("CreateProduct", &request_id, &req), |tx| {
-            let p = new.patch;
-            let now = now();
-            let product = Product {
-                product_id: new.product_id,
-                sku: p.sku.unwrap_or_default(),
-                name: p.name.unwrap_or_default(),
-                category: p.category.unwrap_or_default(),
-                unit_of_measure: p.unit_of_measure.unwrap_or_default(),
-                reorder_point: p.reorder_point.unwrap_or_default(),
-                reorder_quantity: p.reorder_quantity.unwrap_or_default(),
-                lead_time_days: p.lead_time_days.unwrap_or_default(),
-                unit_cost_micros: p.unit_cost_micros.unwrap_or_default(),
-                create_time: now,
-                update_time: now,
-            };
-            let product = self.store.insert_product(&mut tx, &product).await?;
-            pb::CreateProductResponse { product: Some(convert::product(product)) }
-        })
-    }
-
-    async fn update_product(&self, req: pb::UpdateProductRequest) -> Result<pb::UpdateProductResponse, ServiceError> {
-        let (request_id, product_id, patch) = parse::update_product(&req)?;
-        idempotent!(self, request_key("UpdateProduct", &request_id, &req), |tx| {
-            let product = self.store.update_product(&mut tx, product_id, &patch).await?;
-            pb::UpdateProductResponse { product: Some(convert::product(product)) }
-        })
-    }
-
-    async fn create_warehouse(&self, req: pb::CreateWarehouseRequest) -> Result<pb::CreateWarehouseResponse, ServiceError> {
-        let (request_id, new) = parse::create_warehouse(&req)?;
-        idempotent!(self, request_key("CreateWarehouse", &request_id, &req), |tx| {
-            let now = now();
-            let warehouse = Warehouse {
-                warehouse_id: new.warehouse_id,
-                name: new.name.clone(),
-                address: new.address.clone(),
-                warehouse_type: new.warehouse_type,
-                latitude: new.location.0,
-                longitude: new.location.1,
-                create_time: now,
-                update_time: now,
-            };
-            let warehouse = self.store.insert_warehouse(&mut tx, &warehouse).await?;
-            pb::CreateWarehouseResponse { warehouse: Some(convert::warehouse(warehouse)) }
-        })
-    }
-
-    async fn update_warehouse(&self, req: pb::UpdateWarehouseRequest) -> Result<pb::UpdateWarehouseResponse, ServiceError> {
-        let (request_id, warehouse_id, patch) = parse::update_warehouse(&req)?;
-        idempotent!(self, request_key("UpdateWarehouse", &request_id, &req), |tx| {
-            let warehouse = self.store.update_warehouse(&mut tx, warehouse_id, &patch).await?;
-            pb::UpdateWarehouseResponse { warehouse: Some(convert::warehouse(warehouse)) }
-        })
-    }
-
-    async fn receive(&self, req: pb::ReceiveStockRequest) -> Result<pb::ReceiveStockResponse, ServiceError> {
-        let cmd = parse::receive(&req)?;
-        idempotent!(self, request_key("ReceiveStock", &cmd.envelope.request_id, &req), |tx| {
-            let movement = Movement::receive(cmd.key, cmd.quantity).with_reference(cmd.reference_id.clone());
-            let applied = self.apply(&mut tx, &[movement], None, &cmd.envelope).await?;
-            pb::ReceiveStockResponse {
-                inventory: Some(convert::inventory(applied.row(&cmd.key)?)),
-                transaction: applied.transactions.first().map(convert::transaction),
+        idempotent!(
+            self,
+            request_key("CreateProduct", &request_id, &req),
+            |tx| {
+                let p = new.patch;
+                let now = now();
+                let product = Product {
+                    product_id: new.product_id,
+                    sku: p.sku.unwrap_or_default(),
+                    name: p.name.unwrap_or_default(),
+                    category: p.category.unwrap_or_default(),
+                    unit_of_measure: p.unit_of_measure.unwrap_or_default(),
+                    reorder_point: p.reorder_point.unwrap_or_default(),
+                    reorder_quantity: p.reorder_quantity.unwrap_or_default(),
+                    lead_time_days: p.lead_time_days.unwrap_or_default(),
+                    unit_cost_micros: p.unit_cost_micros.unwrap_or_default(),
+                    create_time: now,
+                    update_time: now,
+                };
+                let product = self.store.insert_product(&mut tx, &product).await?;
+                pb::CreateProductResponse {
+                    product: Some(convert::product(product)),
+                }
             }
-        })
+        )
+    }
+
+    async fn update_product(
+        &self,
+        req: pb::UpdateProductRequest,
+    ) -> Result<pb::UpdateProductResponse, ServiceError> {
+        let (request_id, product_id, patch) = parse::update_product(&req)?;
+        idempotent!(
+            self,
+            request_key("UpdateProduct", &request_id, &req),
+            |tx| {
+                let product = self
+                    .store
+                    .update_product(&mut tx, product_id, &patch)
+                    .await?;
+                pb::UpdateProductResponse {
+                    product: Some(convert::product(product)),
+                }
+            }
+        )
+    }
+
+    async fn create_warehouse(
+        &self,
+        req: pb::CreateWarehouseRequest,
+    ) -> Result<pb::CreateWarehouseResponse, ServiceError> {
+        let (request_id, new) = parse::create_warehouse(&req)?;
+        idempotent!(
+            self,
+            request_key("CreateWarehouse", &request_id, &req),
+            |tx| {
+                let now = now();
+                let warehouse = Warehouse {
+                    warehouse_id: new.warehouse_id,
+                    name: new.name.clone(),
+                    address: new.address.clone(),
+                    warehouse_type: new.warehouse_type,
+                    latitude: new.location.0,
+                    longitude: new.location.1,
+                    create_time: now,
+                    update_time: now,
+                };
+                let warehouse = self.store.insert_warehouse(&mut tx, &warehouse).await?;
+                pb::CreateWarehouseResponse {
+                    warehouse: Some(convert::warehouse(warehouse)),
+                }
+            }
+        )
+    }
+
+    async fn update_warehouse(
+        &self,
+        req: pb::UpdateWarehouseRequest,
+    ) -> Result<pb::UpdateWarehouseResponse, ServiceError> {
+        let (request_id, warehouse_id, patch) = parse::update_warehouse(&req)?;
+        idempotent!(
+            self,
+            request_key("UpdateWarehouse", &request_id, &req),
+            |tx| {
+                let warehouse = self
+                    .store
+                    .update_warehouse(&mut tx, warehouse_id, &patch)
+                    .await?;
+                pb::UpdateWarehouseResponse {
+                    warehouse: Some(convert::warehouse(warehouse)),
+                }
+            }
+        )
+    }
+
+    async fn receive(
+        &self,
+        req: pb::ReceiveStockRequest,
+    ) -> Result<pb::ReceiveStockResponse, ServiceError> {
+        let cmd = parse::receive(&req)?;
+        idempotent!(
+            self,
+            request_key("ReceiveStock", &cmd.envelope.request_id, &req),
+            |tx| {
+                let movement = Movement::receive(cmd.key, cmd.quantity)
+                    .with_reference(cmd.reference_id.clone());
+                let applied = self
+                    .apply(&mut tx, &[movement], None, &cmd.envelope)
+                    .await?;
+                pb::ReceiveStockResponse {
+                    inventory: Some(convert::inventory(applied.row(&cmd.key)?)),
+                    transaction: applied.transactions.first().map(convert::transaction),
+                }
+            }
+        )
     }
 
     /// Reserves every line or none: rows are updated in lock order, so overlapping orders
     /// cannot deadlock, and any refused line rolls the whole request back.
-    async fn reserve_lines(&self, tx: &mut Tx, cmd: &parse::Reserve) -> Result<(Vec<Reservation>, Applied), ServiceError> {
+    async fn reserve_lines(
+        &self,
+        tx: &mut Tx,
+        cmd: &parse::Reserve,
+    ) -> Result<(Vec<Reservation>, Applied), ServiceError> {
         let now = now();
         let reservations: Vec<Reservation> = cmd
             .lines
             .iter()
-            .map(|l| Reservation::new(cmd.order_id.clone(), l.order_line_id.clone(), l.key, l.quantity, cmd.expire_time, now))
+            .map(|l| {
+                Reservation::new(
+                    cmd.order_id.clone(),
+                    l.order_line_id.clone(),
+                    l.key,
+                    l.quantity,
+                    cmd.expire_time,
+                    now,
+                )
+            })
             .collect();
         let movements: Vec<Movement> = reservations
             .iter()
-            .map(|r| Movement::reserve(r.key, r.quantity_requested).with_reference(cmd.order_id.clone()))
+            .map(|r| {
+                Movement::reserve(r.key, r.quantity_requested).with_reference(cmd.order_id.clone())
+            })
             .collect();
         let applied = self.apply(tx, &movements, None, &cmd.envelope).await?;
         self.store.insert_reservations(tx, &reservations).await?;
         Ok((reservations, applied))
     }
 
-    async fn reserve_stock(&self, req: pb::ReserveStockRequest) -> Result<pb::ReserveStockResponse, ServiceError> {
+    async fn reserve_stock(
+        &self,
+        req: pb::ReserveStockRequest,
+    ) -> Result<pb::ReserveStockResponse, ServiceError> {
         let cmd = parse::reserve_one(&req)?;
-        idempotent!(self, request_key("ReserveStock", &cmd.envelope.request_id, &req), |tx| {
-            let (reservations, applied) = self.reserve_lines(&mut tx, &cmd).await?;
-            let reservation = reservations.first().ok_or_else(|| ServiceError::Internal("no reservation made".into()))?;
-            pb::ReserveStockResponse {
-                reservation: Some(convert::reservation(reservation)),
-                inventory: Some(convert::inventory(applied.row(&reservation.key)?)),
+        idempotent!(
+            self,
+            request_key("ReserveStock", &cmd.envelope.request_id, &req),
+            |tx| {
+                let (reservations, applied) = self.reserve_lines(&mut tx, &cmd).await?;
+                let reservation = reservations
+                    .first()
+                    .ok_or_else(|| ServiceError::Internal("no reservation made".into()))?;
+                pb::ReserveStockResponse {
+                    reservation: Some(convert::reservation(reservation)),
+                    inventory: Some(convert::inventory(applied.row(&reservation.key)?)),
+                }
             }
-        })
+        )
     }
 
-    async fn reserve_order(&self, req: pb::ReserveOrderRequest) -> Result<pb::ReserveOrderResponse, ServiceError> {
+    async fn reserve_order(
+        &self,
+        req: pb::ReserveOrderRequest,
+    ) -> Result<pb::ReserveOrderResponse, ServiceError> {
         let cmd = parse::reserve_order(&req)?;
-        idempotent!(self, request_key("ReserveOrder", &cmd.envelope.request_id, &req), |tx| {
-            let (reservations, _) = self.reserve_lines(&mut tx, &cmd).await?;
-            pb::ReserveOrderResponse { reservations: reservations.iter().map(convert::reservation).collect() }
-        })
+        idempotent!(
+            self,
+            request_key("ReserveOrder", &cmd.envelope.request_id, &req),
+            |tx| {
+                let (reservations, _) = self.reserve_lines(&mut tx, &cmd).await?;
+                pb::ReserveOrderResponse {
+                    reservations: reservations.iter().map(convert::reservation).collect(),
+                }
+            }
+        )
     }
 
-    async fn release(&self, req: pb::ReleaseReservationRequest) -> Result<pb::ReleaseReservationResponse, ServiceError> {
+    async fn release(
+        &self,
+        req: pb::ReleaseReservationRequest,
+    ) -> Result<pb::ReleaseReservationResponse, ServiceError> {
         let cmd = parse::release(&req)?;
-        idempotent!(self, request_key("ReleaseReservation", &cmd.envelope.request_id, &req), |tx| {
-            let found = self
-                .store
-                .lock_order_reservations(&mut tx, &cmd.order_id, cmd.order_line_id.as_deref(), cmd.warehouse_id)
-                .await?;
-            if found.is_empty() {
-                return Err(ServiceError::not_found("reservation", format!("for order {}", cmd.order_id)));
+        idempotent!(
+            self,
+            request_key("ReleaseReservation", &cmd.envelope.request_id, &req),
+            |tx| {
+                let found = self
+                    .store
+                    .lock_order_reservations(
+                        &mut tx,
+                        &cmd.order_id,
+                        cmd.order_line_id.as_deref(),
+                        cmd.warehouse_id,
+                    )
+                    .await?;
+                if found.is_empty() {
+                    return Err(ServiceError::not_found(
+                        "reservation",
+                        format!("for order {}", cmd.order_id),
+                    ));
+                }
+                if cmd.quantity.is_some() && found.len() != 1 {
+                    return Err(ServiceError::invalid(
+                        "quantity",
+                        format!(
+                            "a partial release must match exactly one reservation (name order_line_id and warehouse_id); {} match",
+                            found.len()
+                        ),
+                    ));
+                }
+                // One named reservation must be active; a whole-order release skips finished lines.
+                let targets: Vec<&Reservation> = if found.len() == 1 {
+                    found.iter().collect()
+                } else {
+                    found.iter().filter(|r| r.quantity_held > 0).collect()
+                };
+                let targets = if targets.is_empty() {
+                    vec![&found[0]]
+                } else {
+                    targets
+                };
+                let now = now();
+                let mut changed = Vec::with_capacity(targets.len());
+                let mut movements = Vec::with_capacity(targets.len());
+                for r in targets {
+                    let (next, movement) = r.release(cmd.quantity, ReleaseCause::Cancelled, now)?;
+                    changed.push(next);
+                    movements.push(movement.with_reason(cmd.reason.clone()));
+                }
+                self.apply(&mut tx, &movements, None, &cmd.envelope).await?;
+                self.store.save_reservations(&mut tx, &changed).await?;
+                let updated: BTreeMap<Uuid, &Reservation> =
+                    changed.iter().map(|r| (r.reservation_id, r)).collect();
+                pb::ReleaseReservationResponse {
+                    reservations: found
+                        .iter()
+                        .map(|r| {
+                            convert::reservation(
+                                updated.get(&r.reservation_id).copied().unwrap_or(r),
+                            )
+                        })
+                        .collect(),
+                }
             }
-            if cmd.quantity.is_some() && found.len() != 1 {
-                return Err(ServiceError::invalid(
-                    "quantity",
-                    format!("a partial release must match exactly one reservation (name order_line_id and warehouse_id); {} match", found.len()),
-                ));
-            }
-            // One named reservation must be active; a whole-order release skips finished lines.
-            let targets: Vec<&Reservation> = if found.len() == 1 {
-                found.iter().collect()
-            } else {
-                found.iter().filter(|r| r.quantity_held > 0).collect()
-            };
-            let targets = if targets.is_empty() { vec![&found[0]] } else { targets };
-            let now = now();
-            let mut changed = Vec::with_capacity(targets.len());
-            let mut movements = Vec::with_capacity(targets.len());
-            for r in targets {
-                let (next, movement) = r.release(cmd.quantity, ReleaseCause::Cancelled, now)?;
-                changed.push(next);
-                movements.push(movement.with_reason(cmd.reason.clone()));
-            }
-            self.apply(&mut tx, &movements, None, &cmd.envelope).await?;
-            self.store.save_reservations(&mut tx, &changed).await?;
-            let updated: BTreeMap<Uuid, &Reservation> = changed.iter().map(|r| (r.reservation_id, r)).collect();
-            pb::ReleaseReservationResponse {
-                reservations: found
-                    .iter()
-                    .map(|r| convert::reservation(updated.get(&r.reservation_id).copied().unwrap_or(r)))
-                    .collect(),
-            }
-        })
+        )
     }
 
-    async fn ship(&self, req: pb::ShipReservationRequest) -> Result<pb::ShipReservationResponse, ServiceError> {
+    async fn ship(
+        &self,
+        req: pb::ShipReservationRequest,
+    ) -> Result<pb::ShipReservationResponse, ServiceError> {
         let cmd = parse::ship(&req)?;
-        idempotent!(self, request_key("ShipReservation", &cmd.envelope.request_id, &req), |tx| {
-            let found = self
-                .store
-                .lock_order_reservations(&mut tx, &cmd.order_id, Some(&cmd.order_line_id), Some(cmd.warehouse_id))
-                .await?;
-            let reservation = found.first().ok_or_else(|| {
-                ServiceError::not_found(
-                    "reservation",
-                    format!("for order {} line {} in warehouse {}", cmd.order_id, cmd.order_line_id, cmd.warehouse_id),
-                )
-            })?;
-            let (next, movement) = reservation.ship(cmd.quantity, now())?;
-            let applied = self.apply(&mut tx, &[movement], None, &cmd.envelope).await?;
-            self.store.save_reservations(&mut tx, std::slice::from_ref(&next)).await?;
-            pb::ShipReservationResponse {
-                reservation: Some(convert::reservation(&next)),
-                inventory: Some(convert::inventory(applied.row(&next.key)?)),
+        idempotent!(
+            self,
+            request_key("ShipReservation", &cmd.envelope.request_id, &req),
+            |tx| {
+                let found = self
+                    .store
+                    .lock_order_reservations(
+                        &mut tx,
+                        &cmd.order_id,
+                        Some(&cmd.order_line_id),
+                        Some(cmd.warehouse_id),
+                    )
+                    .await?;
+                let reservation = found.first().ok_or_else(|| {
+                    ServiceError::not_found(
+                        "reservation",
+                        format!(
+                            "for order {} line {} in warehouse {}",
+                            cmd.order_id, cmd.order_line_id, cmd.warehouse_id
+                        ),
+                    )
+                })?;
+                let (next, movement) = reservation.ship(cmd.quantity, now())?;
+                let applied = self
+                    .apply(&mut tx, &[movement], None, &cmd.envelope)
+                    .await?;
+                self.store
+                    .save_reservations(&mut tx, std::slice::from_ref(&next))
+                    .await?;
+                pb::ShipReservationResponse {
+                    reservation: Some(convert::reservation(&next)),
+                    inventory: Some(convert::inventory(applied.row(&next.key)?)),
+                }
             }
-        })
+        )
     }
 
-    async fn adjust(&self, req: pb::AdjustStockRequest) -> Result<pb::AdjustStockResponse, ServiceError> {
+    async fn adjust(
+        &self,
+        req: pb::AdjustStockRequest,
+    ) -> Result<pb::AdjustStockResponse, ServiceError> {
         let cmd = parse::adjust(&req)?;
-        idempotent!(self, request_key("AdjustStock", &cmd.envelope.request_id, &req), |tx| {
-            let movement = Movement::adjust(cmd.key, cmd.quantity_delta)
-                .with_reason(cmd.reason.clone())
-                .with_reference(cmd.reference_id.clone());
-            let applied = self.apply(&mut tx, &[movement], cmd.expected_on_hand, &cmd.envelope).await?;
-            pb::AdjustStockResponse {
-                inventory: Some(convert::inventory(applied.row(&cmd.key)?)),
-                transaction: applied.transactions.first().map(convert::transaction),
+        idempotent!(
+            self,
+            request_key("AdjustStock", &cmd.envelope.request_id, &req),
+            |tx| {
+                let movement = Movement::adjust(cmd.key, cmd.quantity_delta)
+                    .with_reason(cmd.reason.clone())
+                    .with_reference(cmd.reference_id.clone());
+                let applied = self
+                    .apply(&mut tx, &[movement], cmd.expected_on_hand, &cmd.envelope)
+                    .await?;
+                pb::AdjustStockResponse {
+                    inventory: Some(convert::inventory(applied.row(&cmd.key)?)),
+                    transaction: applied.transactions.first().map(convert::transaction),
+                }
             }
-        })
+        )
     }
 
-    async fn transfer(&self, req: pb::TransferStockRequest) -> Result<pb::TransferStockResponse, ServiceError> {
+    async fn transfer(
+        &self,
+        req: pb::TransferStockRequest,
+    ) -> Result<pb::TransferStockResponse, ServiceError> {
         let cmd = parse::transfer(&req)?;
-        idempotent!(self, request_key("TransferStock", &cmd.envelope.request_id, &req), |tx| {
-            let movements = [
-                Movement::transfer_out(cmd.from, cmd.quantity).with_reference(cmd.reference_id.clone()),
-                Movement::transfer_in(cmd.to, cmd.quantity).with_reference(cmd.reference_id.clone()),
-            ];
-            let applied = self.apply(&mut tx, &movements, None, &cmd.envelope).await?;
-            pb::TransferStockResponse {
-                from_inventory: Some(convert::inventory(applied.row(&cmd.from)?)),
-                to_inventory: Some(convert::inventory(applied.row(&cmd.to)?)),
-                transactions: applied.transactions.iter().map(convert::transaction).collect(),
+        idempotent!(
+            self,
+            request_key("TransferStock", &cmd.envelope.request_id, &req),
+            |tx| {
+                let movements = [
+                    Movement::transfer_out(cmd.from, cmd.quantity)
+                        .with_reference(cmd.reference_id.clone()),
+                    Movement::transfer_in(cmd.to, cmd.quantity)
+                        .with_reference(cmd.reference_id.clone()),
+                ];
+                let applied = self.apply(&mut tx, &movements, None, &cmd.envelope).await?;
+                pb::TransferStockResponse {
+                    from_inventory: Some(convert::inventory(applied.row(&cmd.from)?)),
+                    to_inventory: Some(convert::inventory(applied.row(&cmd.to)?)),
+                    transactions: applied
+                        .transactions
+                        .iter()
+                        .map(convert::transaction)
+                        .collect(),
+                }
             }
-        })
+        )
     }
 
-    async fn apply(&self, tx: &mut Tx, movements: &[Movement], expected_on_hand: Option<i64>, envelope: &parse::Envelope) -> Result<Applied, ServiceError> {
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        movements: &[Movement],
+        expected_on_hand: Option<i64>,
+        envelope: &parse::Envelope,
+    ) -> Result<Applied, ServiceError> {
         self.store
-            .apply_movements(tx, movements, expected_on_hand, &envelope.request_id, &envelope.actor)
+            .apply_movements(
+                tx,
+                movements,
+                expected_on_hand,
+                &envelope.request_id,
+                &envelope.actor,
+            )
             .await
     }
 }
 
 impl StockApi {
-    async fn get_inventory(&self, req: pb::GetInventoryRequest) -> Result<pb::GetInventoryResponse, ServiceError> {
+    async fn get_inventory(
+        &self,
+        req: pb::GetInventoryRequest,
+    ) -> Result<pb::GetInventoryResponse, ServiceError> {
         let key = parse::inventory_key(&req.product_id, &req.warehouse_id)?;
         match self.store.get_inventory(key).await? {
-            Some(row) => Ok(pb::GetInventoryResponse { inventory: Some(convert::inventory(&row)) }),
+            Some(row) => Ok(pb::GetInventoryResponse {
+                inventory: Some(convert::inventory(&row)),
+            }),
             None => {
                 self.store.ensure_catalog_exists(&[key]).await?;
                 Err(ServiceError::not_found(
                     "inventory",
-                    format!("for product {} in warehouse {} (never stocked)", key.product_id, key.warehouse_id),
+                    format!(
+                        "for product {} in warehouse {} (never stocked)",
+                        key.product_id, key.warehouse_id
+                    ),
                 ))
             }
         }
     }
 
-    async fn batch_get_availability(&self, req: pb::BatchGetAvailabilityRequest) -> Result<pb::BatchGetAvailabilityResponse, ServiceError> {
+    async fn batch_get_availability(
+        &self,
+        req: pb::BatchGetAvailabilityRequest,
+    ) -> Result<pb::BatchGetAvailabilityResponse, ServiceError> {
         let keys = parse::batch_keys(&req)?;
         self.store.ensure_catalog_exists(&keys).await?;
-        let rows: BTreeMap<InventoryKey, _> =
-            self.store.get_inventory_many(&keys).await?.into_iter().map(|r| (r.key(), r)).collect();
+        let rows: BTreeMap<InventoryKey, _> = self
+            .store
+            .get_inventory_many(&keys)
+            .await?
+            .into_iter()
+            .map(|r| (r.key(), r))
+            .collect();
         let availabilities = keys
             .iter()
             .map(|k| {
@@ -337,7 +518,10 @@ impl StockApi {
         Ok(pb::BatchGetAvailabilityResponse { availabilities })
     }
 
-    async fn list_products(&self, req: pb::ListProductsRequest) -> Result<pb::ListProductsResponse, ServiceError> {
+    async fn list_products(
+        &self,
+        req: pb::ListProductsRequest,
+    ) -> Result<pb::ListProductsResponse, ServiceError> {
         let (limit, token) = parse::page(req.page_size, &req.page_token)?;
         let after = token.map(|t| parse_uuid_token(&t)).transpose()?;
         let category = (!req.category.is_empty()).then_some(req.category.as_str());
@@ -349,7 +533,10 @@ impl StockApi {
         })
     }
 
-    async fn list_warehouses(&self, req: pb::ListWarehousesRequest) -> Result<pb::ListWarehousesResponse, ServiceError> {
+    async fn list_warehouses(
+        &self,
+        req: pb::ListWarehousesRequest,
+    ) -> Result<pb::ListWarehousesResponse, ServiceError> {
         let (limit, token) = parse::page(req.page_size, &req.page_token)?;
         let after = token.map(|t| parse_uuid_token(&t)).transpose()?;
         let warehouses = self.store.list_warehouses(after, limit + 1).await?;
@@ -360,7 +547,10 @@ impl StockApi {
         })
     }
 
-    async fn list_inventory(&self, req: pb::ListInventoryRequest) -> Result<pb::ListInventoryResponse, ServiceError> {
+    async fn list_inventory(
+        &self,
+        req: pb::ListInventoryRequest,
+    ) -> Result<pb::ListInventoryResponse, ServiceError> {
         let (limit, token) = parse::page(req.page_size, &req.page_token)?;
         let mut v = inventory_core::Violations::new();
         let product_id = v.optional_uuid("product_id", &req.product_id);
@@ -369,7 +559,10 @@ impl StockApi {
         let after = token
             .map(|t| {
                 let (p, w) = t.split_once(',').ok_or_else(bad_token)?;
-                Ok::<_, ServiceError>(InventoryKey { product_id: parse_uuid_token(p)?, warehouse_id: parse_uuid_token(w)? })
+                Ok::<_, ServiceError>(InventoryKey {
+                    product_id: parse_uuid_token(p)?,
+                    warehouse_id: parse_uuid_token(w)?,
+                })
             })
             .transpose()?;
         let filter = ListInventoryFilter {
@@ -378,22 +571,35 @@ impl StockApi {
             below_reorder_point: req.below_reorder_point,
         };
         let rows = self.store.list_inventory(&filter, after, limit + 1).await?;
-        let (page, next) = split_page(rows, limit, |r| format!("{},{}", r.product_id, r.warehouse_id));
+        let (page, next) = split_page(rows, limit, |r| {
+            format!("{},{}", r.product_id, r.warehouse_id)
+        });
         Ok(pb::ListInventoryResponse {
             inventory: page.iter().map(convert::inventory).collect(),
             next_page_token: next,
         })
     }
 
-    async fn list_reservations(&self, req: pb::ListReservationsRequest) -> Result<pb::ListReservationsResponse, ServiceError> {
+    async fn list_reservations(
+        &self,
+        req: pb::ListReservationsRequest,
+    ) -> Result<pb::ListReservationsResponse, ServiceError> {
         let mut v = inventory_core::Violations::new();
         let order_id = v.key("order_id", &req.order_id);
         v.finish()?;
-        let reservations = self.store.list_reservations(&order_id.unwrap_or_default()).await?;
-        Ok(pb::ListReservationsResponse { reservations: reservations.iter().map(convert::reservation).collect() })
+        let reservations = self
+            .store
+            .list_reservations(&order_id.unwrap_or_default())
+            .await?;
+        Ok(pb::ListReservationsResponse {
+            reservations: reservations.iter().map(convert::reservation).collect(),
+        })
     }
 
-    async fn list_transactions(&self, req: pb::ListTransactionsRequest) -> Result<pb::ListTransactionsResponse, ServiceError> {
+    async fn list_transactions(
+        &self,
+        req: pb::ListTransactionsRequest,
+    ) -> Result<pb::ListTransactionsResponse, ServiceError> {
         let (limit, token) = parse::page(req.page_size, &req.page_token)?;
         let mut v = inventory_core::Violations::new();
         let product_id = v.optional_uuid("product_id", &req.product_id);
@@ -401,9 +607,20 @@ impl StockApi {
         let reference_id = v.optional_key("reference_id", &req.reference_id);
         v.finish()?;
         let txn_type = parse::txn_type_filter(req.txn_type)?;
-        let start_time = req.start_time.as_ref().map(|t| convert::from_timestamp("start_time", t)).transpose()?;
-        let end_time = req.end_time.as_ref().map(|t| convert::from_timestamp("end_time", t)).transpose()?;
-        let after = token.map(|t| t.parse::<i64>().map_err(|_| bad_token())).transpose()?.unwrap_or(0);
+        let start_time = req
+            .start_time
+            .as_ref()
+            .map(|t| convert::from_timestamp("start_time", t))
+            .transpose()?;
+        let end_time = req
+            .end_time
+            .as_ref()
+            .map(|t| convert::from_timestamp("end_time", t))
+            .transpose()?;
+        let after = token
+            .map(|t| t.parse::<i64>().map_err(|_| bad_token()))
+            .transpose()?
+            .unwrap_or(0);
         let filter = ListTransactionsFilter {
             product_id: product_id.flatten(),
             warehouse_id: warehouse_id.flatten(),
@@ -412,7 +629,10 @@ impl StockApi {
             start_time,
             end_time,
         };
-        let rows = self.store.list_transactions(&filter, after, limit + 1).await?;
+        let rows = self
+            .store
+            .list_transactions(&filter, after, limit + 1)
+            .await?;
         let (page, next) = split_page(rows, limit, |t| t.sequence.to_string());
         Ok(pb::ListTransactionsResponse {
             transactions: page.iter().map(convert::transaction).collect(),
@@ -461,7 +681,11 @@ impl StockApi {
                 }
             })
             .collect();
-        Ok(pb::GetInventorySummaryResponse { warehouses, total: Some(total), as_of: Some(convert::timestamp(as_of)) })
+        Ok(pb::GetInventorySummaryResponse {
+            warehouses,
+            total: Some(total),
+            as_of: Some(convert::timestamp(as_of)),
+        })
     }
 
     /// Streams the log from `after_sequence`: history first, then live. A task reads in
@@ -487,7 +711,9 @@ impl StockApi {
                     }
                     Ok(batch) => {
                         for txn in &batch {
-                            let message = pb::StreamTransactionsResponse { transaction: Some(convert::transaction(txn)) };
+                            let message = pb::StreamTransactionsResponse {
+                                transaction: Some(convert::transaction(txn)),
+                            };
                             if sender.send(Ok(message)).await.is_err() {
                                 return;
                             }
@@ -505,7 +731,8 @@ impl StockApi {
     }
 }
 
-type FeedStream = Pin<Box<dyn Stream<Item = Result<pb::StreamTransactionsResponse, Status>> + Send>>;
+type FeedStream =
+    Pin<Box<dyn Stream<Item = Result<pb::StreamTransactionsResponse, Status>> + Send>>;
 
 fn bad_token() -> ServiceError {
     ServiceError::invalid("page_token", "is not a page token this service issued")
@@ -516,11 +743,18 @@ fn parse_uuid_token(value: &str) -> Result<Uuid, ServiceError> {
 }
 
 /// Keeps `limit` items and, when one more was fetched, a token resuming after the last kept.
-fn split_page<T>(mut items: Vec<T>, limit: i64, position: impl Fn(&T) -> String) -> (Vec<T>, String) {
+fn split_page<T>(
+    mut items: Vec<T>,
+    limit: i64,
+    position: impl Fn(&T) -> String,
+) -> (Vec<T>, String) {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if items.len() > limit {
         items.truncate(limit);
-        let next = items.last().map(|last| paging::encode_token(&position(last))).unwrap_or_default();
+        let next = items
+            .last()
+            .map(|last| paging::encode_token(&position(last)))
+            .unwrap_or_default();
         (items, next)
     } else {
         (items, String::new())
@@ -529,90 +763,163 @@ fn split_page<T>(mut items: Vec<T>, limit: i64, position: impl Fn(&T) -> String)
 
 #[tonic::async_trait]
 impl StockService for StockApi {
-    async fn create_product(&self, r: Request<pb::CreateProductRequest>) -> Result<Response<pb::CreateProductResponse>, Status> {
+    async fn create_product(
+        &self,
+        r: Request<pb::CreateProductRequest>,
+    ) -> Result<Response<pb::CreateProductResponse>, Status> {
         reply(self.create_product(r.into_inner()).await)
     }
-    async fn get_product(&self, r: Request<pb::GetProductRequest>) -> Result<Response<pb::GetProductResponse>, Status> {
+    async fn get_product(
+        &self,
+        r: Request<pb::GetProductRequest>,
+    ) -> Result<Response<pb::GetProductResponse>, Status> {
         let result = async {
             let mut v = inventory_core::Violations::new();
             let id = v.uuid("product_id", &r.get_ref().product_id);
             v.finish()?;
             let product = self.store.get_product(id.unwrap_or_default()).await?;
-            Ok(pb::GetProductResponse { product: Some(convert::product(product)) })
+            Ok(pb::GetProductResponse {
+                product: Some(convert::product(product)),
+            })
         };
         reply(result.await)
     }
-    async fn list_products(&self, r: Request<pb::ListProductsRequest>) -> Result<Response<pb::ListProductsResponse>, Status> {
+    async fn list_products(
+        &self,
+        r: Request<pb::ListProductsRequest>,
+    ) -> Result<Response<pb::ListProductsResponse>, Status> {
         reply(self.list_products(r.into_inner()).await)
     }
-    async fn update_product(&self, r: Request<pb::UpdateProductRequest>) -> Result<Response<pb::UpdateProductResponse>, Status> {
+    async fn update_product(
+        &self,
+        r: Request<pb::UpdateProductRequest>,
+    ) -> Result<Response<pb::UpdateProductResponse>, Status> {
         reply(self.update_product(r.into_inner()).await)
     }
-    async fn create_warehouse(&self, r: Request<pb::CreateWarehouseRequest>) -> Result<Response<pb::CreateWarehouseResponse>, Status> {
+    async fn create_warehouse(
+        &self,
+        r: Request<pb::CreateWarehouseRequest>,
+    ) -> Result<Response<pb::CreateWarehouseResponse>, Status> {
         reply(self.create_warehouse(r.into_inner()).await)
     }
-    async fn get_warehouse(&self, r: Request<pb::GetWarehouseRequest>) -> Result<Response<pb::GetWarehouseResponse>, Status> {
+    async fn get_warehouse(
+        &self,
+        r: Request<pb::GetWarehouseRequest>,
+    ) -> Result<Response<pb::GetWarehouseResponse>, Status> {
         let result = async {
             let mut v = inventory_core::Violations::new();
             let id = v.uuid("warehouse_id", &r.get_ref().warehouse_id);
             v.finish()?;
             let warehouse = self.store.get_warehouse(id.unwrap_or_default()).await?;
-            Ok(pb::GetWarehouseResponse { warehouse: Some(convert::warehouse(warehouse)) })
+            Ok(pb::GetWarehouseResponse {
+                warehouse: Some(convert::warehouse(warehouse)),
+            })
         };
         reply(result.await)
     }
-    async fn list_warehouses(&self, r: Request<pb::ListWarehousesRequest>) -> Result<Response<pb::ListWarehousesResponse>, Status> {
+    async fn list_warehouses(
+        &self,
+        r: Request<pb::ListWarehousesRequest>,
+    ) -> Result<Response<pb::ListWarehousesResponse>, Status> {
         reply(self.list_warehouses(r.into_inner()).await)
     }
-    async fn update_warehouse(&self, r: Request<pb::UpdateWarehouseRequest>) -> Result<Response<pb::UpdateWarehouseResponse>, Status> {
+    async fn update_warehouse(
+        &self,
+        r: Request<pb::UpdateWarehouseRequest>,
+    ) -> Result<Response<pb::UpdateWarehouseResponse>, Status> {
         reply(self.update_warehouse(r.into_inner()).await)
     }
-    async fn receive_stock(&self, r: Request<pb::ReceiveStockRequest>) -> Result<Response<pb::ReceiveStockResponse>, Status> {
+    async fn receive_stock(
+        &self,
+        r: Request<pb::ReceiveStockRequest>,
+    ) -> Result<Response<pb::ReceiveStockResponse>, Status> {
         reply(self.receive(r.into_inner()).await)
     }
-    async fn reserve_stock(&self, r: Request<pb::ReserveStockRequest>) -> Result<Response<pb::ReserveStockResponse>, Status> {
+    async fn reserve_stock(
+        &self,
+        r: Request<pb::ReserveStockRequest>,
+    ) -> Result<Response<pb::ReserveStockResponse>, Status> {
         reply(self.reserve_stock(r.into_inner()).await)
     }
-    async fn reserve_order(&self, r: Request<pb::ReserveOrderRequest>) -> Result<Response<pb::ReserveOrderResponse>, Status> {
+    async fn reserve_order(
+        &self,
+        r: Request<pb::ReserveOrderRequest>,
+    ) -> Result<Response<pb::ReserveOrderResponse>, Status> {
         reply(self.reserve_order(r.into_inner()).await)
     }
-    async fn release_reservation(&self, r: Request<pb::ReleaseReservationRequest>) -> Result<Response<pb::ReleaseReservationResponse>, Status> {
+    async fn release_reservation(
+        &self,
+        r: Request<pb::ReleaseReservationRequest>,
+    ) -> Result<Response<pb::ReleaseReservationResponse>, Status> {
         reply(self.release(r.into_inner()).await)
     }
-    async fn ship_reservation(&self, r: Request<pb::ShipReservationRequest>) -> Result<Response<pb::ShipReservationResponse>, Status> {
+    async fn ship_reservation(
+        &self,
+        r: Request<pb::ShipReservationRequest>,
+    ) -> Result<Response<pb::ShipReservationResponse>, Status> {
         reply(self.ship(r.into_inner()).await)
     }
-    async fn adjust_stock(&self, r: Request<pb::AdjustStockRequest>) -> Result<Response<pb::AdjustStockResponse>, Status> {
+    async fn adjust_stock(
+        &self,
+        r: Request<pb::AdjustStockRequest>,
+    ) -> Result<Response<pb::AdjustStockResponse>, Status> {
         reply(self.adjust(r.into_inner()).await)
     }
-    async fn transfer_stock(&self, r: Request<pb::TransferStockRequest>) -> Result<Response<pb::TransferStockResponse>, Status> {
+    async fn transfer_stock(
+        &self,
+        r: Request<pb::TransferStockRequest>,
+    ) -> Result<Response<pb::TransferStockResponse>, Status> {
         reply(self.transfer(r.into_inner()).await)
     }
-    async fn get_inventory(&self, r: Request<pb::GetInventoryRequest>) -> Result<Response<pb::GetInventoryResponse>, Status> {
+    async fn get_inventory(
+        &self,
+        r: Request<pb::GetInventoryRequest>,
+    ) -> Result<Response<pb::GetInventoryResponse>, Status> {
         reply(self.get_inventory(r.into_inner()).await)
     }
-    async fn batch_get_availability(&self, r: Request<pb::BatchGetAvailabilityRequest>) -> Result<Response<pb::BatchGetAvailabilityResponse>, Status> {
+    async fn batch_get_availability(
+        &self,
+        r: Request<pb::BatchGetAvailabilityRequest>,
+    ) -> Result<Response<pb::BatchGetAvailabilityResponse>, Status> {
         reply(self.batch_get_availability(r.into_inner()).await)
     }
-    async fn list_inventory(&self, r: Request<pb::ListInventoryRequest>) -> Result<Response<pb::ListInventoryResponse>, Status> {
+    async fn list_inventory(
+        &self,
+        r: Request<pb::ListInventoryRequest>,
+    ) -> Result<Response<pb::ListInventoryResponse>, Status> {
         reply(self.list_inventory(r.into_inner()).await)
     }
-    async fn list_reservations(&self, r: Request<pb::ListReservationsRequest>) -> Result<Response<pb::ListReservationsResponse>, Status> {
+    async fn list_reservations(
+        &self,
+        r: Request<pb::ListReservationsRequest>,
+    ) -> Result<Response<pb::ListReservationsResponse>, Status> {
         reply(self.list_reservations(r.into_inner()).await)
     }
-    async fn list_transactions(&self, r: Request<pb::ListTransactionsRequest>) -> Result<Response<pb::ListTransactionsResponse>, Status> {
+    async fn list_transactions(
+        &self,
+        r: Request<pb::ListTransactionsRequest>,
+    ) -> Result<Response<pb::ListTransactionsResponse>, Status> {
         reply(self.list_transactions(r.into_inner()).await)
     }
 
     type StreamTransactionsStream = FeedStream;
 
-    async fn stream_transactions(&self, r: Request<pb::StreamTransactionsRequest>) -> Result<Response<Self::StreamTransactionsStream>, Status> {
+    async fn stream_transactions(
+        &self,
+        r: Request<pb::StreamTransactionsRequest>,
+    ) -> Result<Response<Self::StreamTransactionsStream>, Status> {
         reply(self.stream(r.into_inner()))
     }
-    async fn check_ledger(&self, _: Request<pb::CheckLedgerRequest>) -> Result<Response<pb::CheckLedgerResponse>, Status> {
+    async fn check_ledger(
+        &self,
+        _: Request<pb::CheckLedgerRequest>,
+    ) -> Result<Response<pb::CheckLedgerResponse>, Status> {
         reply(self.check_ledger().await)
     }
-    async fn get_inventory_summary(&self, _: Request<pb::GetInventorySummaryRequest>) -> Result<Response<pb::GetInventorySummaryResponse>, Status> {
+    async fn get_inventory_summary(
+        &self,
+        _: Request<pb::GetInventorySummaryRequest>,
+    ) -> Result<Response<pb::GetInventorySummaryResponse>, Status> {
         reply(self.inventory_summary().await)
     }
 }

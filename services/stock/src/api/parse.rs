@@ -19,7 +19,12 @@ pub const MAX_BATCH_KEYS: usize = 1000;
 /// Longest lead time accepted, in days.
 const MAX_LEAD_TIME_DAYS: i32 = 3650;
 
-fn key(v: &mut Violations, prefix: &str, product_id: &str, warehouse_id: &str) -> Option<InventoryKey> {
+fn key(
+    v: &mut Violations,
+    prefix: &str,
+    product_id: &str,
+    warehouse_id: &str,
+) -> Option<InventoryKey> {
     let product_id = v.uuid(&format!("{prefix}product_id"), product_id);
     let warehouse_id = v.uuid(&format!("{prefix}warehouse_id"), warehouse_id);
     Some(InventoryKey {
@@ -35,17 +40,23 @@ fn done<T>(v: Violations, value: Option<T>) -> Result<T, ServiceError> {
 }
 
 fn warehouse_type(v: &mut Violations, field: &str, value: i32) -> Option<WarehouseType> {
-    v.known_enum::<pb::WarehouseType>(field, value).map(|t| match t {
-        pb::WarehouseType::Retail => WarehouseType::Retail,
-        pb::WarehouseType::Distribution => WarehouseType::Distribution,
-        _ => WarehouseType::Fulfillment,
-    })
+    v.known_enum::<pb::WarehouseType>(field, value)
+        .map(|t| match t {
+            pb::WarehouseType::Retail => WarehouseType::Retail,
+            pb::WarehouseType::Distribution => WarehouseType::Distribution,
+            _ => WarehouseType::Fulfillment,
+        })
 }
 
 fn location(v: &mut Violations, field: &str, value: Option<&pb::GeoPoint>) -> Option<(f64, f64)> {
     let point = v.present(field, value)?;
     let lat = v.in_range(&format!("{field}.latitude"), point.latitude, -90.0, 90.0);
-    let lon = v.in_range(&format!("{field}.longitude"), point.longitude, -180.0, 180.0);
+    let lon = v.in_range(
+        &format!("{field}.longitude"),
+        point.longitude,
+        -180.0,
+        180.0,
+    );
     Some((lat?, lon?))
 }
 
@@ -74,7 +85,9 @@ pub struct NewProduct {
     pub patch: ProductPatch,
 }
 
-pub fn create_product(req: &pb::CreateProductRequest) -> Result<(String, NewProduct), ServiceError> {
+pub fn create_product(
+    req: &pb::CreateProductRequest,
+) -> Result<(String, NewProduct), ServiceError> {
     let mut v = Violations::new();
     let request_id = v.request_id("request_id", &req.request_id);
     let product = v.present("product", req.product.as_ref());
@@ -112,12 +125,19 @@ fn product_fields(v: &mut Violations, p: &pb::Product, fields: &[&str]) -> Produ
             "category" => patch.category = v.optional_text(&path, &p.category),
             "unit_of_measure" => patch.unit_of_measure = v.key(&path, &p.unit_of_measure),
             "reorder_point" => patch.reorder_point = v.non_negative(&path, p.reorder_point),
-            "reorder_quantity" => patch.reorder_quantity = v.non_negative(&path, p.reorder_quantity),
+            "reorder_quantity" => {
+                patch.reorder_quantity = v.non_negative(&path, p.reorder_quantity)
+            }
             "lead_time_days" => {
                 patch.lead_time_days = v.in_range(&path, p.lead_time_days, 0, MAX_LEAD_TIME_DAYS)
             }
-            "unit_cost_micros" => patch.unit_cost_micros = v.non_negative(&path, p.unit_cost_micros),
-            other => v.add("update_mask.paths", format!("unknown product field {other:?}")),
+            "unit_cost_micros" => {
+                patch.unit_cost_micros = v.non_negative(&path, p.unit_cost_micros)
+            }
+            other => v.add(
+                "update_mask.paths",
+                format!("unknown product field {other:?}"),
+            ),
         }
     }
     patch
@@ -128,9 +148,14 @@ fn mask_paths<'a>(
     mask: Option<&'a prost_types::FieldMask>,
     all: &'a [&'a str],
 ) -> Vec<&'a str> {
-    let paths: Vec<&str> = mask.map(|m| m.paths.iter().map(String::as_str).collect()).unwrap_or_default();
+    let paths: Vec<&str> = mask
+        .map(|m| m.paths.iter().map(String::as_str).collect())
+        .unwrap_or_default();
     if paths.is_empty() {
-        v.add("update_mask", "is required: name the fields to replace, or \"*\" for all");
+        v.add(
+            "update_mask",
+            "is required: name the fields to replace, or \"*\" for all",
+        );
         return Vec::new();
     }
     if paths == ["*"] {
@@ -156,7 +181,9 @@ pub fn update_product(
         let patch = product_fields(&mut v, p, &paths);
         Some((id?, patch))
     });
-    let parsed = request_id.zip(parsed).map(|(r, (id, patch))| (r, id, patch));
+    let parsed = request_id
+        .zip(parsed)
+        .map(|(r, (id, patch))| (r, id, patch));
     done(v, parsed)
 }
 
@@ -171,7 +198,10 @@ fn warehouse_fields(v: &mut Violations, w: &pb::Warehouse, fields: &[&str]) -> W
             "address" => patch.address = v.optional_text(&path, &w.address),
             "type" => patch.warehouse_type = warehouse_type(v, &path, w.r#type),
             "location" => patch.location = location(v, &path, w.location.as_ref()),
-            other => v.add("update_mask.paths", format!("unknown warehouse field {other:?}")),
+            other => v.add(
+                "update_mask.paths",
+                format!("unknown warehouse field {other:?}"),
+            ),
         }
     }
     patch
@@ -190,17 +220,19 @@ pub fn create_warehouse(
 ) -> Result<(String, NewWarehouse), ServiceError> {
     let mut v = Violations::new();
     let request_id = v.request_id("request_id", &req.request_id);
-    let parsed = v.present("warehouse", req.warehouse.as_ref()).and_then(|w| {
-        let id = v.optional_uuid("warehouse.warehouse_id", &w.warehouse_id);
-        let patch = warehouse_fields(&mut v, w, &ALL_WAREHOUSE_FIELDS);
-        Some(NewWarehouse {
-            warehouse_id: id?.unwrap_or_else(Uuid::now_v7),
-            name: patch.name?,
-            address: patch.address?,
-            warehouse_type: patch.warehouse_type?,
-            location: patch.location?,
-        })
-    });
+    let parsed = v
+        .present("warehouse", req.warehouse.as_ref())
+        .and_then(|w| {
+            let id = v.optional_uuid("warehouse.warehouse_id", &w.warehouse_id);
+            let patch = warehouse_fields(&mut v, w, &ALL_WAREHOUSE_FIELDS);
+            Some(NewWarehouse {
+                warehouse_id: id?.unwrap_or_else(Uuid::now_v7),
+                name: patch.name?,
+                address: patch.address?,
+                warehouse_type: patch.warehouse_type?,
+                location: patch.location?,
+            })
+        });
     let parsed = request_id.zip(parsed);
     done(v, parsed)
 }
@@ -211,12 +243,16 @@ pub fn update_warehouse(
     let mut v = Violations::new();
     let request_id = v.request_id("request_id", &req.request_id);
     let paths = mask_paths(&mut v, req.update_mask.as_ref(), &ALL_WAREHOUSE_FIELDS);
-    let parsed = v.present("warehouse", req.warehouse.as_ref()).and_then(|w| {
-        let id = v.uuid("warehouse.warehouse_id", &w.warehouse_id);
-        let patch = warehouse_fields(&mut v, w, &paths);
-        Some((id?, patch))
-    });
-    let parsed = request_id.zip(parsed).map(|(r, (id, patch))| (r, id, patch));
+    let parsed = v
+        .present("warehouse", req.warehouse.as_ref())
+        .and_then(|w| {
+            let id = v.uuid("warehouse.warehouse_id", &w.warehouse_id);
+            let patch = warehouse_fields(&mut v, w, &paths);
+            Some((id?, patch))
+        });
+    let parsed = request_id
+        .zip(parsed)
+        .map(|(r, (id, patch))| (r, id, patch));
     done(v, parsed)
 }
 
@@ -272,7 +308,11 @@ pub struct Reserve {
     pub expire_time: Option<DateTime<Utc>>,
 }
 
-fn reserve_line(v: &mut Violations, prefix: &str, line: &pb::ReservationLine) -> Option<ReserveLine> {
+fn reserve_line(
+    v: &mut Violations,
+    prefix: &str,
+    line: &pb::ReservationLine,
+) -> Option<ReserveLine> {
     let order_line_id = v.key(&format!("{prefix}order_line_id"), &line.order_line_id);
     let key = key(v, prefix, &line.product_id, &line.warehouse_id);
     let quantity = v.positive(&format!("{prefix}quantity"), line.quantity);
@@ -310,7 +350,10 @@ pub fn reserve_order(req: &pb::ReserveOrderRequest) -> Result<Reserve, ServiceEr
     if req.lines.is_empty() || req.lines.len() > MAX_ORDER_LINES {
         v.add(
             "lines",
-            format!("must hold 1 to {MAX_ORDER_LINES} lines, got {}", req.lines.len()),
+            format!(
+                "must hold 1 to {MAX_ORDER_LINES} lines, got {}",
+                req.lines.len()
+            ),
         );
     }
     let mut seen = HashSet::new();
@@ -457,8 +500,14 @@ pub fn transfer(req: &pb::TransferStockRequest) -> Result<Transfer, ServiceError
         let envelope = envelope?;
         let reference_id = reference_id?.unwrap_or_else(|| envelope.request_id.clone());
         Some(Transfer {
-            from: InventoryKey { product_id: product_id?, warehouse_id: from? },
-            to: InventoryKey { product_id: product_id?, warehouse_id: to? },
+            from: InventoryKey {
+                product_id: product_id?,
+                warehouse_id: from?,
+            },
+            to: InventoryKey {
+                product_id: product_id?,
+                warehouse_id: to?,
+            },
             quantity: quantity?,
             reference_id,
             envelope,
@@ -473,16 +522,31 @@ pub fn inventory_key(product_id: &str, warehouse_id: &str) -> Result<InventoryKe
     done(v, parsed)
 }
 
-pub fn batch_keys(req: &pb::BatchGetAvailabilityRequest) -> Result<Vec<InventoryKey>, ServiceError> {
+pub fn batch_keys(
+    req: &pb::BatchGetAvailabilityRequest,
+) -> Result<Vec<InventoryKey>, ServiceError> {
     let mut v = Violations::new();
     if req.keys.is_empty() || req.keys.len() > MAX_BATCH_KEYS {
-        v.add("keys", format!("must hold 1 to {MAX_BATCH_KEYS} keys, got {}", req.keys.len()));
+        v.add(
+            "keys",
+            format!(
+                "must hold 1 to {MAX_BATCH_KEYS} keys, got {}",
+                req.keys.len()
+            ),
+        );
     }
     let keys: Vec<Option<InventoryKey>> = req
         .keys
         .iter()
         .enumerate()
-        .map(|(i, k)| key(&mut v, &format!("keys[{i}]."), &k.product_id, &k.warehouse_id))
+        .map(|(i, k)| {
+            key(
+                &mut v,
+                &format!("keys[{i}]."),
+                &k.product_id,
+                &k.warehouse_id,
+            )
+        })
         .collect();
     v.finish()?;
     Ok(keys.into_iter().flatten().collect())
@@ -511,6 +575,9 @@ pub fn txn_type_filter(value: i32) -> Result<Option<TxnType>, ServiceError> {
         Ok(pb::TransactionType::Ship) => Ok(Some(TxnType::Ship)),
         Ok(pb::TransactionType::Adjust) => Ok(Some(TxnType::Adjust)),
         Ok(pb::TransactionType::Transfer) => Ok(Some(TxnType::Transfer)),
-        Err(_) => Err(ServiceError::invalid("txn_type", format!("unknown value {value}"))),
+        Err(_) => Err(ServiceError::invalid(
+            "txn_type",
+            format!("unknown value {value}"),
+        )),
     }
 }

@@ -239,7 +239,10 @@ pub fn rejection(
             if target < 0 {
                 precondition(
                     "ADJUSTMENT_BELOW_ZERO",
-                    format!("adjusting by {} would leave on hand at {target}", change.on_hand_delta),
+                    format!(
+                        "adjusting by {} would leave on hand at {target}",
+                        change.on_hand_delta
+                    ),
                     vec![
                         ("quantity_delta", change.on_hand_delta.to_string()),
                         ("on_hand", level.on_hand.to_string()),
@@ -309,13 +312,28 @@ mod tests {
 
     #[test]
     fn levels_refuse_what_the_database_refuses() {
-        let level = Level { on_hand: 5, reserved: 3 };
+        let level = Level {
+            on_hand: 5,
+            reserved: 3,
+        };
         assert_eq!(level.available(), 2);
-        assert_eq!(level.apply(0, 2), Some(Level { on_hand: 5, reserved: 5 }));
+        assert_eq!(
+            level.apply(0, 2),
+            Some(Level {
+                on_hand: 5,
+                reserved: 5
+            })
+        );
         assert_eq!(level.apply(0, 3), None, "reserved above on hand");
         assert_eq!(level.apply(-3, 0), None, "on hand below reserved");
         assert_eq!(level.apply(0, -4), None, "negative reserved");
-        assert_eq!(level.apply(-3, -3), Some(Level { on_hand: 2, reserved: 0 }));
+        assert_eq!(
+            level.apply(-3, -3),
+            Some(Level {
+                on_hand: 2,
+                reserved: 0
+            })
+        );
         assert_eq!(level.apply(i64::MAX, 0), None, "overflow");
     }
 
@@ -338,11 +356,26 @@ mod tests {
     #[test]
     fn after_values_replay_each_movement_from_the_start_level() {
         let moves = [Movement::reserve(key(1), 2), Movement::reserve(key(1), 3)];
-        let finals = BTreeMap::from([(key(1), Level { on_hand: 10, reserved: 6 })]);
+        let finals = BTreeMap::from([(
+            key(1),
+            Level {
+                on_hand: 10,
+                reserved: 6,
+            },
+        )]);
         let after = levels_after_each(&moves, &finals).expect("consistent");
         assert_eq!(
             after,
-            [Level { on_hand: 10, reserved: 3 }, Level { on_hand: 10, reserved: 6 }]
+            [
+                Level {
+                    on_hand: 10,
+                    reserved: 3
+                },
+                Level {
+                    on_hand: 10,
+                    reserved: 6
+                }
+            ]
         );
     }
 
@@ -355,27 +388,69 @@ mod tests {
 
     #[test]
     fn rejections_say_why_with_numbers() {
-        let change = RowChange { key: key(1), on_hand_delta: 0, reserved_delta: 5 };
-        let ServiceError::FailedPrecondition { reason, metadata, .. } = rejection(
+        let change = RowChange {
+            key: key(1),
+            on_hand_delta: 0,
+            reserved_delta: 5,
+        };
+        let ServiceError::FailedPrecondition {
+            reason, metadata, ..
+        } = rejection(
             &change,
             TxnType::Reserve,
-            Some(Level { on_hand: 4, reserved: 1 }),
+            Some(Level {
+                on_hand: 4,
+                reserved: 1,
+            }),
             None,
-        ) else {
+        )
+        else {
             panic!("expected a failed precondition")
         };
         assert_eq!(reason, "INSUFFICIENT_STOCK");
         assert!(metadata.contains(&("requested", "5".to_owned())));
         assert!(metadata.contains(&("available", "3".to_owned())));
 
-        let adjust = RowChange { key: key(1), on_hand_delta: -3, reserved_delta: 0 };
-        let reason_of = |current, expected| match rejection(&adjust, TxnType::Adjust, current, expected) {
-            ServiceError::FailedPrecondition { reason, .. } => reason,
-            other => panic!("unexpected {other:?}"),
+        let adjust = RowChange {
+            key: key(1),
+            on_hand_delta: -3,
+            reserved_delta: 0,
         };
-        assert_eq!(reason_of(Some(Level { on_hand: 2, reserved: 0 }), None), "ADJUSTMENT_BELOW_ZERO");
-        assert_eq!(reason_of(Some(Level { on_hand: 4, reserved: 2 }), None), "ADJUSTMENT_BELOW_RESERVED");
-        assert_eq!(reason_of(Some(Level { on_hand: 4, reserved: 0 }), Some(5)), "ON_HAND_CHANGED");
+        let reason_of =
+            |current, expected| match rejection(&adjust, TxnType::Adjust, current, expected) {
+                ServiceError::FailedPrecondition { reason, .. } => reason,
+                other => panic!("unexpected {other:?}"),
+            };
+        assert_eq!(
+            reason_of(
+                Some(Level {
+                    on_hand: 2,
+                    reserved: 0
+                }),
+                None
+            ),
+            "ADJUSTMENT_BELOW_ZERO"
+        );
+        assert_eq!(
+            reason_of(
+                Some(Level {
+                    on_hand: 4,
+                    reserved: 2
+                }),
+                None
+            ),
+            "ADJUSTMENT_BELOW_RESERVED"
+        );
+        assert_eq!(
+            reason_of(
+                Some(Level {
+                    on_hand: 4,
+                    reserved: 0
+                }),
+                Some(5)
+            ),
+            "ON_HAND_CHANGED"
+        );
         assert_eq!(reason_of(None, None), "ADJUSTMENT_BELOW_ZERO");
     }
 

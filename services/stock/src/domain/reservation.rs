@@ -133,7 +133,11 @@ impl Reservation {
     }
 
     /// Ships part or all of what is held: on hand and reserved both drop by `quantity`.
-    pub fn ship(&self, quantity: i64, now: DateTime<Utc>) -> Result<(Self, Movement), ServiceError> {
+    pub fn ship(
+        &self,
+        quantity: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(Self, Movement), ServiceError> {
         self.ensure_active()?;
         if quantity > self.quantity_held {
             return Err(self.exceeds_held(quantity));
@@ -183,7 +187,14 @@ mod tests {
             product_id: Uuid::from_u128(1),
             warehouse_id: Uuid::from_u128(2),
         };
-        Reservation::new("order-1".into(), "line-1".into(), key, quantity, None, Utc::now())
+        Reservation::new(
+            "order-1".into(),
+            "line-1".into(),
+            key,
+            quantity,
+            None,
+            Utc::now(),
+        )
     }
 
     #[test]
@@ -207,7 +218,10 @@ mod tests {
     fn cannot_ship_or_release_more_than_held() {
         let r = reservation(3);
         assert!(r.ship(4, Utc::now()).is_err());
-        assert!(r.release(Some(4), ReleaseCause::Cancelled, Utc::now()).is_err());
+        assert!(
+            r.release(Some(4), ReleaseCause::Cancelled, Utc::now())
+                .is_err()
+        );
     }
 
     #[test]
@@ -228,6 +242,10 @@ mod tests {
             .expect("expires");
         assert_eq!(expired.status, ReservationStatus::Expired);
         assert_eq!(movement.reason, "expired");
-        assert!(expired.release(None, ReleaseCause::Expired, Utc::now()).is_err());
+        assert!(
+            expired
+                .release(None, ReleaseCause::Expired, Utc::now())
+                .is_err()
+        );
     }
 }

@@ -75,7 +75,10 @@ impl Store {
     }
 
     /// Forgets request ids older than the retention window; returns how many went.
-    pub async fn purge_request_ids(&self, older_than: chrono::Duration) -> Result<u64, ServiceError> {
+    pub async fn purge_request_ids(
+        &self,
+        older_than: chrono::Duration,
+    ) -> Result<u64, ServiceError> {
         let cutoff = chrono::Utc::now() - older_than;
         let result = sqlx::query("DELETE FROM idempotency_keys WHERE create_time < $1")
             .bind(cutoff)

@@ -17,7 +17,9 @@ use sqlx::{PgPool, Postgres, Transaction};
 pub use feed::FeedReader;
 pub use idempotency::{Begun, RequestKey};
 pub use movements::{Applied, InventoryRow, TxnRecord};
-pub use reads::{LedgerDriftRow, LedgerReport, ListInventoryFilter, ListTransactionsFilter, SummaryRow};
+pub use reads::{
+    LedgerDriftRow, LedgerReport, ListInventoryFilter, ListTransactionsFilter, SummaryRow,
+};
 
 pub type Tx = Transaction<'static, Postgres>;
 

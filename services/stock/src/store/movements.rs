@@ -115,7 +115,9 @@ impl Store {
                         .iter()
                         .find(|m| m.key == change.key)
                         .map_or(TxnType::Adjust, |m| m.txn_type);
-                    return Err(self.explain_refusal(tx, &change, txn_type, expected_on_hand).await);
+                    return Err(self
+                        .explain_refusal(tx, &change, txn_type, expected_on_hand)
+                        .await);
                 }
             }
         }

@@ -55,7 +55,10 @@ pub struct SummaryRow {
 }
 
 impl Store {
-    pub async fn get_inventory(&self, key: InventoryKey) -> Result<Option<InventoryRow>, ServiceError> {
+    pub async fn get_inventory(
+        &self,
+        key: InventoryKey,
+    ) -> Result<Option<InventoryRow>, ServiceError> {
         let sql = format!(
             "SELECT {INVENTORY_COLUMNS} FROM inventory WHERE product_id = $1 AND warehouse_id = $2"
         );

@@ -71,7 +71,10 @@ impl Store {
     ) -> Result<(), ServiceError> {
         let ids: Vec<Uuid> = reservations.iter().map(|r| r.reservation_id).collect();
         let orders: Vec<&str> = reservations.iter().map(|r| r.order_id.as_str()).collect();
-        let lines: Vec<&str> = reservations.iter().map(|r| r.order_line_id.as_str()).collect();
+        let lines: Vec<&str> = reservations
+            .iter()
+            .map(|r| r.order_line_id.as_str())
+            .collect();
         let products: Vec<Uuid> = reservations.iter().map(|r| r.key.product_id).collect();
         let warehouses: Vec<Uuid> = reservations.iter().map(|r| r.key.warehouse_id).collect();
         let quantities: Vec<i64> = reservations.iter().map(|r| r.quantity_requested).collect();
@@ -198,7 +201,10 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_reservations(&self, order_id: &str) -> Result<Vec<Reservation>, ServiceError> {
+    pub async fn list_reservations(
+        &self,
+        order_id: &str,
+    ) -> Result<Vec<Reservation>, ServiceError> {
         let sql = format!(
             "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = $1
               ORDER BY order_line_id, warehouse_id"

@@ -53,10 +53,16 @@ impl TestApp {
         admin.close().await.ok();
 
         let url = database_url(&database);
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let config = Config::from_lookup("127.0.0.1:0", |key| match key {
             "DATABASE_URL" => Some(url.clone()),
-            other => vars.iter().find(|(k, _)| k == other).map(|(_, v)| v.clone()),
+            other => vars
+                .iter()
+                .find(|(k, _)| k == other)
+                .map(|(_, v)| v.clone()),
         })
         .expect("config");
         let settings = StockSettings {
@@ -64,7 +70,9 @@ impl TestApp {
             expiry_interval: Duration::from_millis(100),
             ..StockSettings::default()
         };
-        let app = StockApp::build(&config, settings).await.expect("stock service builds");
+        let app = StockApp::build(&config, settings)
+            .await
+            .expect("stock service builds");
         let addr = app.local_addr().expect("bound");
         let (shutdown, stopped) = oneshot::channel();
         tokio::spawn(app.run_until_stopped(async {
@@ -73,7 +81,12 @@ impl TestApp {
         let client = StockServiceClient::connect(format!("http://{addr}"))
             .await
             .expect("client connects");
-        Self { addr, client, database, shutdown: Some(shutdown) }
+        Self {
+            addr,
+            client,
+            database,
+            shutdown: Some(shutdown),
+        }
     }
 
     pub async fn channel(&self) -> Channel {
@@ -89,17 +102,24 @@ impl TestApp {
         let mut conn = sqlx::PgConnection::connect(&database_url(&self.database))
             .await
             .expect("connect test database");
-        sqlx::raw_sql("SET search_path = stock").execute(&mut conn).await.expect("search path");
+        sqlx::raw_sql("SET search_path = stock")
+            .execute(&mut conn)
+            .await
+            .expect("search path");
         conn
     }
 
     pub async fn count(&self, sql: &'static str) -> i64 {
         let mut db = self.db().await;
-        sqlx::query_scalar(sql).fetch_one(&mut db).await.expect("count query")
+        sqlx::query_scalar(sql)
+            .fetch_one(&mut db)
+            .await
+            .expect("count query")
     }
 
     pub async fn transaction_count(&self) -> i64 {
-        self.count("SELECT count(*) FROM inventory_transactions").await
+        self.count("SELECT count(*) FROM inventory_transactions")
+            .await
     }
 
     pub async fn product(&self, sku: &str) -> String {
@@ -135,16 +155,28 @@ impl TestApp {
                     name: name.to_owned(),
                     address: "1 Dock Road".to_owned(),
                     r#type: pb::WarehouseType::Fulfillment.into(),
-                    location: Some(pb::GeoPoint { latitude: 52.5, longitude: 13.4 }),
+                    location: Some(pb::GeoPoint {
+                        latitude: 52.5,
+                        longitude: 13.4,
+                    }),
                     ..Default::default()
                 }),
             })
             .await
             .expect("create warehouse");
-        response.into_inner().warehouse.expect("warehouse").warehouse_id
+        response
+            .into_inner()
+            .warehouse
+            .expect("warehouse")
+            .warehouse_id
     }
 
-    pub async fn receive(&self, product_id: &str, warehouse_id: &str, quantity: i64) -> pb::ReceiveStockResponse {
+    pub async fn receive(
+        &self,
+        product_id: &str,
+        warehouse_id: &str,
+        quantity: i64,
+    ) -> pb::ReceiveStockResponse {
         self.client
             .clone()
             .receive_stock(pb::ReceiveStockRequest {
@@ -169,7 +201,12 @@ impl TestApp {
     ) -> Result<pb::ReserveStockResponse, tonic::Status> {
         self.client
             .clone()
-            .reserve_stock(reserve_request(order_id, product_id, warehouse_id, quantity))
+            .reserve_stock(reserve_request(
+                order_id,
+                product_id,
+                warehouse_id,
+                quantity,
+            ))
             .await
             .map(tonic::Response::into_inner)
     }
@@ -197,7 +234,11 @@ impl TestApp {
             .await
             .expect("check ledger")
             .into_inner();
-        assert!(report.drifts.is_empty(), "ledger drift: {:?}", report.drifts);
+        assert!(
+            report.drifts.is_empty(),
+            "ledger drift: {:?}",
+            report.drifts
+        );
         report
     }
 }
@@ -211,7 +252,9 @@ impl Drop for TestApp {
         // A fresh runtime on its own thread: Drop cannot await, and the test's runtime may be
         // shutting down.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(runtime) = runtime {
                 runtime.block_on(async {
                     if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url()).await {
@@ -232,7 +275,12 @@ pub fn new_id() -> String {
     Uuid::now_v7().to_string()
 }
 
-pub fn reserve_request(order_id: &str, product_id: &str, warehouse_id: &str, quantity: i64) -> pb::ReserveStockRequest {
+pub fn reserve_request(
+    order_id: &str,
+    product_id: &str,
+    warehouse_id: &str,
+    quantity: i64,
+) -> pb::ReserveStockRequest {
     pb::ReserveStockRequest {
         request_id: new_id(),
         order_id: order_id.to_owned(),
