@@ -95,7 +95,7 @@ impl FeedReader {
         loop {
             let done: bool = sqlx::query_scalar(
                 "SELECT COALESCE(bool_and(pg_xact_status(x) IS DISTINCT FROM 'in progress'), true)
-                   FROM unnest(pg_snapshot_xip($1::pg_snapshot)) AS x",
+                   FROM pg_snapshot_xip($1::pg_snapshot) AS x",
             )
             .bind(snapshot)
             .fetch_one(self.store.pool())

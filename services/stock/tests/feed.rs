@@ -1,0 +1,184 @@
+//! The transaction feed: history then live, in sequence order, each transaction exactly once,
+//! resumable from any cursor, and never skipping a writer that commits late.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestApp;
+use inventory_proto::stock::v1 as pb;
+use sqlx::Connection;
+use tokio_stream::StreamExt;
+use tonic::Streaming;
+
+async fn open(app: &TestApp, after_sequence: i64) -> Streaming<pb::StreamTransactionsResponse> {
+    app.client
+        .clone()
+        .stream_transactions(pb::StreamTransactionsRequest { after_sequence })
+        .await
+        .expect("open feed")
+        .into_inner()
+}
+
+/// The next `n` sequences from the feed, failing if they do not arrive in time.
+async fn take(feed: &mut Streaming<pb::StreamTransactionsResponse>, n: usize) -> Vec<i64> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(10), feed.next())
+            .await
+            .expect("feed delivers in time")
+            .expect("feed open")
+            .expect("feed item");
+        out.push(next.transaction.expect("transaction").sequence);
+    }
+    out
+}
+
+async fn all_sequences(app: &TestApp) -> Vec<i64> {
+    let mut db = app.db().await;
+    sqlx::query_scalar("SELECT sequence FROM inventory_transactions ORDER BY sequence")
+        .fetch_all(&mut db)
+        .await
+        .expect("sequences")
+}
+
+#[tokio::test]
+async fn the_feed_sends_history_then_live_transactions_in_order() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    for _ in 0..5 {
+        app.receive(&p, &w, 1).await;
+    }
+    let mut feed = open(&app, 0).await;
+    let history = take(&mut feed, 5).await;
+    for _ in 0..3 {
+        app.receive(&p, &w, 1).await;
+    }
+    let live = take(&mut feed, 3).await;
+    let seen: Vec<i64> = history.into_iter().chain(live).collect();
+    assert_eq!(seen, all_sequences(&app).await);
+}
+
+#[tokio::test]
+async fn resuming_from_a_cursor_yields_every_transaction_exactly_once() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    for _ in 0..6 {
+        app.receive(&p, &w, 1).await;
+    }
+    let mut feed = open(&app, 0).await;
+    let first = take(&mut feed, 4).await;
+    drop(feed);
+    for _ in 0..4 {
+        app.receive(&p, &w, 1).await;
+    }
+    let mut resumed = open(&app, *first.last().expect("some")).await;
+    let rest = take(&mut resumed, 6).await;
+    let seen: Vec<i64> = first.into_iter().chain(rest).collect();
+    assert_eq!(seen, all_sequences(&app).await);
+    let early = tokio::time::timeout(Duration::from_millis(300), resumed.next()).await;
+    assert!(early.is_err(), "nothing beyond the log is delivered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_feed_read_during_concurrent_writes_misses_and_repeats_nothing() {
+    let app = TestApp::spawn().await;
+    let w = app.warehouse("A").await;
+    let mut products = Vec::new();
+    for i in 0..8 {
+        products.push(app.product(&format!("SKU-{i}")).await);
+    }
+    let mut feed = open(&app, 0).await;
+    let writers: Vec<_> = products
+        .iter()
+        .map(|p| {
+            let (mut client, p, w) = (app.client.clone(), p.clone(), w.clone());
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    client
+                        .receive_stock(pb::ReceiveStockRequest {
+                            request_id: common::new_id(),
+                            product_id: p.clone(),
+                            warehouse_id: w.clone(),
+                            quantity: 1,
+                            ..Default::default()
+                        })
+                        .await
+                        .expect("receive");
+                }
+            })
+        })
+        .collect();
+    let seen = take(&mut feed, 160).await;
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    assert_eq!(seen, all_sequences(&app).await);
+}
+
+#[tokio::test]
+async fn a_late_committing_writer_is_delivered_before_the_transactions_after_it() {
+    let app = TestApp::spawn().await;
+    let w = app.warehouse("A").await;
+    let (slow_product, fast_product) = (app.product("SLOW").await, app.product("FAST").await);
+    app.receive(&slow_product, &w, 1).await;
+    let start = *all_sequences(&app).await.last().expect("one row");
+
+    // A writer takes the next sequence number and holds its transaction open.
+    let mut slow = app.db().await;
+    let mut slow_tx = slow.begin().await.expect("begin");
+    sqlx::query(
+        "UPDATE inventory SET quantity_on_hand = quantity_on_hand + 1
+          WHERE product_id = $1::uuid AND warehouse_id = $2::uuid",
+    )
+    .bind(&slow_product)
+    .bind(&w)
+    .execute(&mut *slow_tx)
+    .await
+    .expect("update");
+    sqlx::query(
+        "INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type, quantity,
+             on_hand_delta, reserved_delta, on_hand_after, reserved_after, request_id)
+         VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 'RECEIVE', 1, 1, 0, 2, 0, 'slow-writer')",
+    )
+    .bind(&slow_product)
+    .bind(&w)
+    .execute(&mut *slow_tx)
+    .await
+    .expect("insert");
+
+    // A later writer commits first, with a higher sequence number.
+    app.receive(&fast_product, &w, 1).await;
+    let mut feed = open(&app, start).await;
+    let early = tokio::time::timeout(Duration::from_millis(400), feed.next()).await;
+    assert!(
+        early.is_err(),
+        "the feed must wait for the open writer, not skip past it"
+    );
+
+    slow_tx.commit().await.expect("commit");
+    let seen = take(&mut feed, 2).await;
+    assert_eq!(seen, vec![start + 1, start + 2]);
+    app.assert_ledger_clean().await;
+}
+
+#[tokio::test]
+async fn a_sequence_number_lost_to_a_rollback_does_not_stall_the_feed() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    app.receive(&p, &w, 1).await;
+    let mut db = app.db().await;
+    let mut tx = db.begin().await.expect("begin");
+    let _: i64 = sqlx::query_scalar("SELECT next_transaction_sequence()")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("burn a sequence number");
+    tx.rollback().await.expect("rollback");
+    db.close().await.ok();
+    app.receive(&p, &w, 1).await;
+
+    let mut feed = open(&app, 0).await;
+    let seen = take(&mut feed, 2).await;
+    assert_eq!(seen, all_sequences(&app).await);
+    assert_eq!(seen[1] - seen[0], 2, "one number was skipped");
+}
