@@ -145,3 +145,64 @@ impl Injector for MetadataInjector<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::service::Interceptor;
+
+    const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+    #[test]
+    fn incoming_trace_context_is_continued_and_passed_on_to_outgoing_calls() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let request = http::Request::builder()
+                .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
+                .body(())
+                .expect("request");
+            let span = server_span(&request);
+            let _entered = span.enter();
+            let outgoing = TraceContextInterceptor
+                .call(tonic::Request::new(()))
+                .expect("interceptor never fails");
+            let header = outgoing
+                .metadata()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .expect("traceparent injected");
+            let parts: Vec<&str> = header.split('-').collect();
+            assert_eq!(parts[1], CALLER_TRACE, "same trace as the caller");
+            assert_ne!(
+                parts[2], CALLER_SPAN,
+                "our own span, a child of the caller's"
+            );
+        });
+    }
+
+    #[test]
+    fn a_request_without_trace_context_starts_a_new_trace() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let request = http::Request::builder().body(()).expect("request");
+            let span = server_span(&request);
+            let _entered = span.enter();
+            let outgoing = TraceContextInterceptor
+                .call(tonic::Request::new(()))
+                .expect("interceptor never fails");
+            let header = outgoing
+                .metadata()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok());
+            let trace = header.map(|h| h.split('-').nth(1).unwrap_or_default().to_owned());
+            assert!(matches!(trace, Some(t) if t != CALLER_TRACE && t != "0".repeat(32)));
+        });
+    }
+}
