@@ -999,10 +999,12 @@ async fn batch_availability_answers_each_key_in_request_order_with_zeros_for_uns
     app.receive(&p1, &w1, 8).await;
     app.reserve("order-1", &p1, &w1, 3).await.expect("reserve");
 
-    let key = |p: &str, w: &str| pb::InventoryKey {
-        product_id: p.to_owned(),
-        warehouse_id: w.to_owned(),
-    };
+    fn key(p: &str, w: &str) -> pb::InventoryKey {
+        pb::InventoryKey {
+            product_id: p.to_owned(),
+            warehouse_id: w.to_owned(),
+        }
+    }
     let response = app
         .client
         .clone()
@@ -1102,7 +1104,7 @@ async fn inventory_summary_values_on_hand_at_unit_cost_per_warehouse_and_in_tota
             .unwrap_or_else(|| panic!("warehouse {w} in summary: {:?}", summary.warehouses))
             .clone()
     };
-    let one = find(&w1);
+    let one = find(w1.as_str());
     assert_eq!(
         (
             one.quantity_on_hand,
@@ -1113,7 +1115,7 @@ async fn inventory_summary_values_on_hand_at_unit_cost_per_warehouse_and_in_tota
         (4, 1, 3, 4 * SUMMARY_UNIT_COST)
     );
     assert_eq!(one.value_micros, 10_000_000);
-    let two = find(&w2);
+    let two = find(w2.as_str());
     assert_eq!(
         (
             two.quantity_on_hand,
@@ -1126,11 +1128,23 @@ async fn inventory_summary_values_on_hand_at_unit_cost_per_warehouse_and_in_tota
     assert_eq!(summary.warehouses.len(), 2);
 
     let total = summary.total.clone().expect("total");
-    let sum = |f: fn(&pb::WarehouseSummary) -> i64| summary.warehouses.iter().map(f).sum::<i64>();
-    assert_eq!(total.quantity_on_hand, sum(|s| s.quantity_on_hand));
-    assert_eq!(total.quantity_reserved, sum(|s| s.quantity_reserved));
-    assert_eq!(total.quantity_available, sum(|s| s.quantity_available));
-    assert_eq!(total.value_micros, sum(|s| s.value_micros));
+    let rows = &summary.warehouses;
+    assert_eq!(
+        total.quantity_on_hand,
+        rows.iter().map(|s| s.quantity_on_hand).sum::<i64>()
+    );
+    assert_eq!(
+        total.quantity_reserved,
+        rows.iter().map(|s| s.quantity_reserved).sum::<i64>()
+    );
+    assert_eq!(
+        total.quantity_available,
+        rows.iter().map(|s| s.quantity_available).sum::<i64>()
+    );
+    assert_eq!(
+        total.value_micros,
+        rows.iter().map(|s| s.value_micros).sum::<i64>()
+    );
     assert_eq!(
         (
             total.quantity_on_hand,
