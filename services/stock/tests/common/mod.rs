@@ -28,11 +28,59 @@ fn database_url(name: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// A uniquely named database on the test server, dropped with this value.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let name = format!("stock_test_{}", Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url())
+            .await
+            .expect("test PostgreSQL reachable (TEST_DATABASE_URL)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let url = database_url(&name);
+        Self { name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let database = self.name.clone();
+        // A fresh runtime on its own thread: Drop cannot await, and the test's runtime may be
+        // shutting down.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url()).await {
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                        )))
+                        .execute(&mut admin)
+                        .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: StockServiceClient<Channel>,
-    pub database: String,
     shutdown: Option<oneshot::Sender<()>>,
+    /// Declared last: dropped after the service has been told to stop.
+    pub database: TestDatabase,
 }
 
 impl TestApp {
@@ -42,17 +90,8 @@ impl TestApp {
 
     /// Starts a service with extra environment settings (name, value).
     pub async fn spawn_with(vars: &[(&str, &str)]) -> Self {
-        let database = format!("stock_test_{}", Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url())
-            .await
-            .expect("test PostgreSQL reachable (TEST_DATABASE_URL)");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        admin.close().await.ok();
-
-        let url = database_url(&database);
+        let database = TestDatabase::create().await;
+        let url = database.url.clone();
         let vars: Vec<(String, String)> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -99,7 +138,7 @@ impl TestApp {
 
     /// A direct connection to the service's database, for assertions on what was stored.
     pub async fn db(&self) -> sqlx::PgConnection {
-        let mut conn = sqlx::PgConnection::connect(&database_url(&self.database))
+        let mut conn = sqlx::PgConnection::connect(&self.database.url)
             .await
             .expect("connect test database");
         sqlx::raw_sql("SET search_path = stock")
@@ -248,26 +287,6 @@ impl Drop for TestApp {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        let database = self.database.clone();
-        // A fresh runtime on its own thread: Drop cannot await, and the test's runtime may be
-        // shutting down.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(runtime) = runtime {
-                runtime.block_on(async {
-                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url()).await {
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-                        )))
-                        .execute(&mut admin)
-                        .await;
-                    }
-                });
-            }
-        })
-        .join();
     }
 }
 
