@@ -13,6 +13,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     println!("cargo:rerun-if-changed={}", root.display());
 
+    // google.rpc error details: descriptors only (tonic-types has the Rust types), so
+    // reflection clients can decode the details of every error.
+    let details = protox::compile(["google/rpc/error_details.proto"], [&root])?;
+    std::fs::write(
+        out_dir.join("error_details_descriptor.bin"),
+        details.encode_to_vec(),
+    )?;
+
     for (package_dir, descriptor_name) in CONTEXTS {
         let dir = root.join(package_dir);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?

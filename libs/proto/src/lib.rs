@@ -1,6 +1,11 @@
 //! Generated messages, clients and servers for every inventory service, with the descriptor
 //! sets that server reflection publishes.
 
+/// Encoded `FileDescriptorSet` of google/rpc/error_details.proto, served by reflection so
+/// clients can decode ErrorInfo and BadRequest details.
+pub const ERROR_DETAILS_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/error_details_descriptor.bin"));
+
 pub mod stock {
     pub mod v1 {
         tonic::include_proto!("inventory.stock.v1");
