@@ -10,7 +10,7 @@ use inventory_runtime::{Config, GrpcServer, RuntimeError, ServiceSpec, connect_d
 use sqlx::PgPool;
 use tokio::sync::{Notify, watch};
 
-use crate::api::StockApi;
+use crate::api::{Coalescing, StockApi};
 use crate::store::Store;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -33,6 +33,10 @@ pub struct StockSettings {
     /// `REQUEST_ID_RETENTION_HOURS`: how long request ids are remembered for retries
     /// (default 168, a week).
     pub request_id_retention: chrono::Duration,
+    /// `RESERVE_COALESCING` (default true), `RESERVE_LANES` (default 2) and
+    /// `RESERVE_MAX_BATCH` (default 256): concurrent single-line reservations share
+    /// transactions; `None` applies each in its own.
+    pub coalescing: Option<Coalescing>,
 }
 
 impl StockSettings {
@@ -51,6 +55,22 @@ impl StockSettings {
             request_id_retention: chrono::Duration::hours(
                 i64::try_from(number("REQUEST_ID_RETENTION_HOURS", 168)?).unwrap_or(168),
             ),
+            coalescing: match std::env::var("RESERVE_COALESCING").as_deref() {
+                Ok("false" | "0" | "off" | "no") => None,
+                Ok("" | "true" | "1" | "on" | "yes") | Err(_) => Some(Coalescing {
+                    lanes: usize::try_from(number("RESERVE_LANES", 2)?)
+                        .unwrap_or(2)
+                        .max(1),
+                    max_batch: usize::try_from(number("RESERVE_MAX_BATCH", 256)?)
+                        .unwrap_or(256)
+                        .max(1),
+                }),
+                Ok(other) => {
+                    return Err(RuntimeError::Config(format!(
+                        "RESERVE_COALESCING: expected true or false, got {other:?}"
+                    )));
+                }
+            },
         })
     }
 }
@@ -61,6 +81,10 @@ impl Default for StockSettings {
             feed_poll: Duration::from_millis(200),
             expiry_interval: Duration::from_millis(1000),
             request_id_retention: chrono::Duration::hours(168),
+            coalescing: Some(Coalescing {
+                lanes: 2,
+                max_batch: 256,
+            }),
         }
     }
 }
@@ -102,7 +126,12 @@ impl StockApp {
             log_appended.clone(),
             stopped,
         ));
-        let api = StockApi::new(store, log_appended, self.settings.feed_poll);
+        let api = StockApi::new(
+            store,
+            log_appended,
+            self.settings.feed_poll,
+            self.settings.coalescing,
+        );
         let service = pb::stock_service_server::StockServiceServer::new(api);
         let result = self
             .server

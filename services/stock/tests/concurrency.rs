@@ -8,19 +8,20 @@ use inventory_proto::stock::v1 as pb;
 use proptest::prelude::*;
 use tonic::Code;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_last_units_go_to_exactly_as_many_buyers_as_there_are_units() {
-    const UNITS: i64 = 25;
-    const BUYERS: usize = 200;
-    let app = TestApp::spawn().await;
+/// Races `buyers` one-unit reservations for `units` units across every given replica and
+/// checks that exactly `units` buyers won.
+async fn race_for_the_last_units(replicas: &[&TestApp], units: i64, buyers: usize) {
+    let app = replicas[0];
     let (p, w) = (app.product("HOT-1").await, app.warehouse("A").await);
-    app.receive(&p, &w, UNITS).await;
+    app.receive(&p, &w, units).await;
 
     let mut channels = Vec::new();
-    for _ in 0..8 {
-        channels.push(app.channel().await);
+    for replica in replicas {
+        for _ in 0..4 {
+            channels.push(replica.channel().await);
+        }
     }
-    let calls: Vec<_> = (0..BUYERS)
+    let calls: Vec<_> = (0..buyers)
         .map(|i| {
             let mut client = pb::stock_service_client::StockServiceClient::new(
                 channels[i % channels.len()].clone(),
@@ -39,8 +40,8 @@ async fn the_last_units_go_to_exactly_as_many_buyers_as_there_are_units() {
             }
         }
     }
-    assert_eq!(granted, UNITS);
-    assert_eq!(refused, BUYERS as i64 - UNITS);
+    assert_eq!(granted, units);
+    assert_eq!(refused, buyers as i64 - units);
     let inv = app.inventory(&p, &w).await;
     assert_eq!(
         (
@@ -48,13 +49,80 @@ async fn the_last_units_go_to_exactly_as_many_buyers_as_there_are_units() {
             inv.quantity_reserved,
             inv.quantity_available
         ),
-        (UNITS, UNITS, 0)
+        (units, units, 0)
     );
     assert_eq!(
         app.count("SELECT count(*) FROM reservations WHERE status = 'ACTIVE'")
             .await,
-        UNITS
+        units
     );
+    assert_eq!(
+        app.count("SELECT count(*) FROM inventory_transactions WHERE txn_type = 'RESERVE'")
+            .await,
+        units
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM idempotency_keys WHERE method = 'ReserveStock'")
+            .await,
+        units,
+        "refused requests leave no request id behind"
+    );
+    app.assert_ledger_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_units_go_to_exactly_as_many_buyers_as_there_are_units() {
+    let app = TestApp::spawn().await;
+    race_for_the_last_units(&[&app], 25, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_units_race_holds_without_coalescing_too() {
+    let app = TestApp::spawn_uncoalesced().await;
+    race_for_the_last_units(&[&app], 25, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_units_race_holds_across_three_replicas() {
+    let first = TestApp::spawn().await;
+    let second = first.replica().await;
+    let third = first.replica().await;
+    race_for_the_last_units(&[&first, &second, &third], 40, 300).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_retries_of_one_reservation_reserve_once_and_answer_alike() {
+    let app = TestApp::spawn().await;
+    let replica = app.replica().await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    app.receive(&p, &w, 10).await;
+    let request = reserve_request("order-1", &p, &w, 3);
+    let calls: Vec<_> = (0..24)
+        .map(|i| {
+            let mut client = if i % 2 == 0 {
+                app.client.clone()
+            } else {
+                replica.client.clone()
+            };
+            let request = request.clone();
+            tokio::spawn(async move {
+                client
+                    .reserve_stock(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.expect("join").expect("every retry succeeds"));
+    }
+    assert!(
+        answers.windows(2).all(|a| a[0] == a[1]),
+        "every retry sees the first answer"
+    );
+    assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 3);
+    assert_eq!(app.transaction_count().await, 2, "one receive, one reserve");
     app.assert_ledger_clean().await;
 }
 

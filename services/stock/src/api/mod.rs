@@ -2,6 +2,7 @@
 //! idempotent transactions, results become messages (`convert`). Status codes are decided
 //! once, by `ServiceError`.
 
+mod coalesce;
 mod convert;
 mod parse;
 
@@ -24,8 +25,10 @@ use crate::domain::catalog::{Product, Warehouse};
 use crate::domain::movement::{InventoryKey, Movement};
 use crate::domain::reservation::{ReleaseCause, Reservation};
 use crate::store::{
-    Applied, Begun, FeedReader, ListInventoryFilter, ListTransactionsFilter, RequestKey, Store, Tx,
+    Applied, BatchRequest, Begun, FeedReader, ListInventoryFilter, ListTransactionsFilter,
+    RequestKey, Store, Tx,
 };
+use coalesce::{Coalesced, Coalescer};
 pub use convert::now;
 
 /// Transactions fetched per feed query.
@@ -41,14 +44,33 @@ pub struct StockApi {
     log_appended: Arc<Notify>,
     /// How often a caught-up feed looks for transactions written by other replicas.
     feed_poll: Duration,
+    /// Gathers concurrent single-line reservations into shared transactions, when enabled.
+    coalescer: Option<Coalescer>,
+}
+
+/// How single-line reservations are applied.
+#[derive(Debug, Clone, Copy)]
+pub struct Coalescing {
+    /// Lane workers; rows are spread over them by key.
+    pub lanes: usize,
+    /// Most requests one transaction applies.
+    pub max_batch: usize,
 }
 
 impl StockApi {
-    pub fn new(store: Store, log_appended: Arc<Notify>, feed_poll: Duration) -> Self {
+    pub fn new(
+        store: Store,
+        log_appended: Arc<Notify>,
+        feed_poll: Duration,
+        coalescing: Option<Coalescing>,
+    ) -> Self {
+        let coalescer = coalescing
+            .map(|c| Coalescer::start(store.clone(), c.lanes, c.max_batch, log_appended.clone()));
         Self {
             store,
             log_appended,
             feed_poll,
+            coalescer,
         }
     }
 }
@@ -250,20 +272,37 @@ impl StockApi {
         req: pb::ReserveStockRequest,
     ) -> Result<pb::ReserveStockResponse, ServiceError> {
         let cmd = parse::reserve_one(&req)?;
-        idempotent!(
-            self,
-            request_key("ReserveStock", &cmd.envelope.request_id, &req),
-            |tx| {
-                let (reservations, applied) = self.reserve_lines(&mut tx, &cmd).await?;
-                let reservation = reservations
-                    .first()
-                    .ok_or_else(|| ServiceError::Internal("no reservation made".into()))?;
-                pb::ReserveStockResponse {
-                    reservation: Some(convert::reservation(reservation)),
-                    inventory: Some(convert::inventory(applied.row(&reservation.key)?)),
-                }
+        let key = request_key("ReserveStock", &cmd.envelope.request_id, &req);
+        if let Some(coalescer) = &self.coalescer
+            && let [line] = cmd.lines.as_slice()
+        {
+            let request = BatchRequest {
+                request_id: key.request_id.clone(),
+                method: key.method,
+                fingerprint: key.fingerprint.clone(),
+                actor: cmd.envelope.actor.clone(),
+                reservation: Reservation::new(
+                    cmd.order_id.clone(),
+                    line.order_line_id.clone(),
+                    line.key,
+                    line.quantity,
+                    cmd.expire_time,
+                    now(),
+                ),
+            };
+            match coalescer.submit(request).await {
+                Coalesced::Done(response) => return Ok(*response),
+                Coalesced::Refused(error) => return Err(error),
+                Coalesced::Single => {}
             }
-        )
+        }
+        idempotent!(self, key, |tx| {
+            let (reservations, applied) = self.reserve_lines(&mut tx, &cmd).await?;
+            let reservation = reservations
+                .first()
+                .ok_or_else(|| ServiceError::Internal("no reservation made".into()))?;
+            coalesce::response(reservation, applied.row(&reservation.key)?)
+        })
     }
 
     async fn reserve_order(

@@ -209,6 +209,40 @@ pub fn levels_after_each(
         .collect()
 }
 
+/// What a coalesced batch decides for one reservation request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Reserved; the row's level right after this grant.
+    Granted(Level),
+    /// Not enough left when its turn came.
+    Refused { available: i64 },
+}
+
+/// Decides a batch of reservation requests against the locked rows: each row serves its
+/// requests strictly in arrival order while stock lasts. A request that does not fit is
+/// refused and the next one is still tried, so a large request cannot starve small ones.
+/// Every key in `asks` must have a level in `levels`.
+pub fn grant_in_arrival_order(
+    levels: &BTreeMap<InventoryKey, Level>,
+    asks: &[(InventoryKey, i64)],
+) -> Vec<Grant> {
+    let mut current = levels.clone();
+    asks.iter()
+        .map(|(key, quantity)| match current.get_mut(key) {
+            Some(level) => match level.apply(0, *quantity) {
+                Some(next) => {
+                    *level = next;
+                    Grant::Granted(next)
+                }
+                None => Grant::Refused {
+                    available: level.available(),
+                },
+            },
+            None => Grant::Refused { available: 0 },
+        })
+        .collect()
+}
+
 /// Why a row refused a change: the client-facing error, with the numbers that matter.
 /// `current` is the row as it stands (`None` when it was never stocked).
 pub fn rejection(
@@ -452,6 +486,53 @@ mod tests {
             "ON_HAND_CHANGED"
         );
         assert_eq!(reason_of(None, None), "ADJUSTMENT_BELOW_ZERO");
+    }
+
+    #[test]
+    fn a_batch_is_granted_in_arrival_order_while_stock_lasts() {
+        let levels = BTreeMap::from([
+            (
+                key(1),
+                Level {
+                    on_hand: 3,
+                    reserved: 1,
+                },
+            ),
+            (
+                key(2),
+                Level {
+                    on_hand: 1,
+                    reserved: 0,
+                },
+            ),
+        ]);
+        let asks = [
+            (key(1), 1),
+            (key(2), 1),
+            (key(1), 2),
+            (key(1), 1),
+            (key(2), 1),
+        ];
+        let grants = grant_in_arrival_order(&levels, &asks);
+        assert_eq!(
+            grants,
+            [
+                Grant::Granted(Level {
+                    on_hand: 3,
+                    reserved: 2
+                }),
+                Grant::Granted(Level {
+                    on_hand: 1,
+                    reserved: 1
+                }),
+                Grant::Refused { available: 1 },
+                Grant::Granted(Level {
+                    on_hand: 3,
+                    reserved: 3
+                }),
+                Grant::Refused { available: 0 },
+            ]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! key, then reservation rows (by order, line, warehouse), then inventory rows (by product,
 //! warehouse), then the log insert.
 
+mod batch;
 mod catalog;
 mod feed;
 mod idempotency;
@@ -14,6 +15,7 @@ mod reservations;
 use inventory_core::ServiceError;
 use sqlx::{PgPool, Postgres, Transaction};
 
+pub use batch::{BatchOutcome, BatchRequest};
 pub use feed::FeedReader;
 pub use idempotency::{Begun, RequestKey};
 pub use movements::{Applied, InventoryRow, TxnRecord};

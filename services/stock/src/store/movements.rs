@@ -124,7 +124,8 @@ impl Store {
         let finals: BTreeMap<InventoryKey, Level> =
             rows.iter().map(|(k, r)| (*k, r.level())).collect();
         let afters = levels_after_each(movements, &finals)?;
-        let transactions = insert_log(tx, movements, &afters, request_id, actor).await?;
+        let origins = vec![(request_id, actor); movements.len()];
+        let transactions = insert_log(tx, movements, &afters, &origins).await?;
         Ok(Applied { rows, transactions })
     }
 
@@ -213,12 +214,13 @@ async fn upsert_row(
         .map_err(db_error)
 }
 
-async fn insert_log(
+/// Appends one log row per movement; `afters` and `origins` (request id, actor) are per
+/// movement too.
+pub(crate) async fn insert_log(
     tx: &mut Tx,
     movements: &[Movement],
     afters: &[Level],
-    request_id: &str,
-    actor: &str,
+    origins: &[(&str, &str)],
 ) -> Result<Vec<TxnRecord>, ServiceError> {
     let n = movements.len();
     let mut txn_ids = Vec::with_capacity(n);
@@ -245,18 +247,22 @@ async fn insert_log(
         references.push(m.reference_id.as_str());
         reasons.push(m.reason.as_str());
     }
+    let request_ids: Vec<&str> = origins.iter().map(|o| o.0).collect();
+    let actors: Vec<&str> = origins.iter().map(|o| o.1).collect();
     // ORDER BY ordinality: sequence numbers are drawn in movement order.
     let sql = format!(
         "INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type, quantity,
              on_hand_delta, reserved_delta, on_hand_after, reserved_after, reference_id, reason,
              actor, request_id)
          SELECT t.txn_id, t.product_id, t.warehouse_id, t.txn_type, t.quantity, t.on_hand_delta,
-                t.reserved_delta, t.on_hand_after, t.reserved_after, t.reference_id, t.reason, $12, $13
+                t.reserved_delta, t.on_hand_after, t.reserved_after, t.reference_id, t.reason,
+                t.actor, t.request_id
            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int8[], $6::int8[],
-                       $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[])
+                       $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::text[],
+                       $13::text[])
                 WITH ORDINALITY AS t(txn_id, product_id, warehouse_id, txn_type, quantity,
                      on_hand_delta, reserved_delta, on_hand_after, reserved_after, reference_id,
-                     reason, ord)
+                     reason, actor, request_id, ord)
           ORDER BY t.ord
         RETURNING {TXN_COLUMNS}"
     );
@@ -272,8 +278,8 @@ async fn insert_log(
         .bind(reserved_afters)
         .bind(references)
         .bind(reasons)
-        .bind(actor)
-        .bind(request_id)
+        .bind(actors)
+        .bind(request_ids)
         .fetch_all(&mut **tx)
         .await
         .map_err(db_error)?;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use inventory_proto::stock::v1 as pb;
@@ -80,7 +81,7 @@ pub struct TestApp {
     pub client: StockServiceClient<Channel>,
     shutdown: Option<oneshot::Sender<()>>,
     /// Declared last: dropped after the service has been told to stop.
-    pub database: TestDatabase,
+    pub database: Arc<TestDatabase>,
 }
 
 impl TestApp {
@@ -90,7 +91,29 @@ impl TestApp {
 
     /// Starts a service with extra environment settings (name, value).
     pub async fn spawn_with(vars: &[(&str, &str)]) -> Self {
-        let database = TestDatabase::create().await;
+        let settings = StockSettings::default();
+        Self::start(Arc::new(TestDatabase::create().await), vars, settings).await
+    }
+
+    /// Starts a service that applies every reservation in its own transaction.
+    pub async fn spawn_uncoalesced() -> Self {
+        let settings = StockSettings {
+            coalescing: None,
+            ..StockSettings::default()
+        };
+        Self::start(Arc::new(TestDatabase::create().await), &[], settings).await
+    }
+
+    /// Starts another replica of this service on the same database.
+    pub async fn replica(&self) -> Self {
+        Self::start(self.database.clone(), &[], StockSettings::default()).await
+    }
+
+    async fn start(
+        database: Arc<TestDatabase>,
+        vars: &[(&str, &str)],
+        settings: StockSettings,
+    ) -> Self {
         let url = database.url.clone();
         let vars: Vec<(String, String)> = vars
             .iter()
@@ -107,7 +130,7 @@ impl TestApp {
         let settings = StockSettings {
             feed_poll: Duration::from_millis(50),
             expiry_interval: Duration::from_millis(100),
-            ..StockSettings::default()
+            ..settings
         };
         let app = StockApp::build(&config, settings)
             .await

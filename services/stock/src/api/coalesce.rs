@@ -1,0 +1,132 @@
+//! Request coalescing for single-line reservations: concurrent ReserveStock calls are queued
+//! and a lane worker applies everything waiting in one database transaction. On a hot
+//! product this turns thousands of transactions contending for one row lock into a few
+//! hundred transactions that each serve many buyers.
+//!
+//! Fairness: a lane takes requests in arrival order and a batch holds whatever was waiting
+//! when the previous one finished (up to a cap), so no request waits longer than the batches
+//! ahead of it. Rows are spread over lanes by key, so one hot row never blocks another lane.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use inventory_core::ServiceError;
+use inventory_proto::stock::v1 as pb;
+use prost::Message;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::convert;
+use crate::domain::reservation::Reservation;
+use crate::store::{BatchOutcome, BatchRequest, InventoryRow, Store};
+
+/// Requests queued per lane before callers wait for room.
+const LANE_QUEUE: usize = 4096;
+
+/// What a caller gets back.
+pub enum Coalesced {
+    Done(Box<pb::ReserveStockResponse>),
+    Refused(ServiceError),
+    /// Run it on the one-request path (retries, unknown rows, a failed batch).
+    Single,
+}
+
+struct Pending {
+    request: BatchRequest,
+    reply: oneshot::Sender<Coalesced>,
+}
+
+#[derive(Clone)]
+pub struct Coalescer {
+    lanes: Arc<Vec<mpsc::Sender<Pending>>>,
+}
+
+impl Coalescer {
+    /// Starts `lanes` workers, each applying up to `max_batch` requests per transaction.
+    pub fn start(store: Store, lanes: usize, max_batch: usize, log_appended: Arc<Notify>) -> Self {
+        let senders = (0..lanes.max(1))
+            .map(|_| {
+                let (sender, receiver) = mpsc::channel(LANE_QUEUE);
+                tokio::spawn(run_lane(
+                    store.clone(),
+                    receiver,
+                    max_batch.max(1),
+                    log_appended.clone(),
+                ));
+                sender
+            })
+            .collect();
+        Self {
+            lanes: Arc::new(senders),
+        }
+    }
+
+    pub async fn submit(&self, request: BatchRequest) -> Coalesced {
+        let mut hasher = DefaultHasher::new();
+        request.reservation.key.hash(&mut hasher);
+        let lane = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
+        let (reply, answer) = oneshot::channel();
+        if self.lanes[lane]
+            .send(Pending { request, reply })
+            .await
+            .is_err()
+        {
+            return Coalesced::Single;
+        }
+        answer.await.unwrap_or(Coalesced::Single)
+    }
+}
+
+pub fn response(reservation: &Reservation, row: &InventoryRow) -> pb::ReserveStockResponse {
+    pb::ReserveStockResponse {
+        reservation: Some(convert::reservation(reservation)),
+        inventory: Some(convert::inventory(row)),
+    }
+}
+
+async fn run_lane(
+    store: Store,
+    mut receiver: mpsc::Receiver<Pending>,
+    max_batch: usize,
+    log_appended: Arc<Notify>,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while receiver.recv_many(&mut batch, max_batch).await > 0 {
+        // A caller that gave up (deadline, disconnect) is dropped before it costs a row.
+        batch.retain(|p: &Pending| !p.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let (requests, replies): (Vec<BatchRequest>, Vec<oneshot::Sender<Coalesced>>) =
+            batch.drain(..).map(|p| (p.request, p.reply)).unzip();
+        let outcomes = store
+            .reserve_batch(&requests, |r, row| response(r, row).encode_to_vec())
+            .await;
+        match outcomes {
+            Ok(outcomes) => {
+                if outcomes
+                    .iter()
+                    .any(|o| matches!(o, BatchOutcome::Granted(..)))
+                {
+                    log_appended.notify_waiters();
+                }
+                for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                    let answer = match outcome {
+                        BatchOutcome::Granted(reservation, row) => {
+                            Coalesced::Done(Box::new(response(&reservation, &row)))
+                        }
+                        BatchOutcome::Refused(error) => Coalesced::Refused(error),
+                        BatchOutcome::Single => Coalesced::Single,
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, size = requests.len(), "reservation batch failed; retrying one by one");
+                for reply in replies {
+                    let _ = reply.send(Coalesced::Single);
+                }
+            }
+        }
+    }
+}
