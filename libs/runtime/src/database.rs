@@ -53,11 +53,19 @@ pub async fn connect_database(
 
 async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), sqlx::Error> {
     let mut conn = sqlx::PgConnection::connect_with(options).await?;
-    // The name was checked above to be lowercase letters and underscores only.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema}"
-    )))
-    .execute(&mut conn)
-    .await?;
+    // Look first: a role that owns its existing schema needs no CREATE on the database.
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema)
+            .fetch_one(&mut conn)
+            .await?;
+    if !exists {
+        // The name was checked above to be lowercase letters and underscores only.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .execute(&mut conn)
+        .await?;
+    }
     conn.close().await
 }
