@@ -1,0 +1,708 @@
+//! Reservation throughput of the real stock service, beside two pgbench baselines run on the
+//! same PostgreSQL and the same rows.
+//!
+//! ```sh
+//! cargo bench -p stock-service --bench reservations -- --json target/reservations.json
+//! ```
+//!
+//! For every (workload, clients) case it creates a fresh database, starts the stock-service
+//! binary against it as its own process, seeds the rows (through the log, so the ledger stays
+//! whole), drives one-unit ReserveStock calls over gRPC from N concurrent clients for a fixed
+//! time, counts the reservations the log holds, checks that nothing is oversold and that the
+//! ledger check is clean, then runs the textbook transaction and the single conditional
+//! statement with pgbench against the same rows. Exits non-zero if anything was oversold or
+//! the ledger drifted.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use inventory_proto::stock::v1 as pb;
+use pb::stock_service_client::StockServiceClient;
+use sqlx::Connection;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+const SERVICE_BINARY: &str = env!("CARGO_BIN_EXE_stock-service");
+/// The single warehouse every benchmark row lives in.
+const WAREHOUSE: &str = "10000000-0000-4000-8000-000000000001";
+/// Units on hand per row: enough that no case runs out.
+const STOCK_PER_ROW: i64 = 100_000_000;
+/// Exponent of the Zipf-skewed mix (the same for the service and pgbench).
+const ZIPF_EXPONENT: f64 = 1.1;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Workload {
+    Hot,
+    Uniform,
+    Zipf,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Hot => "hot",
+            Self::Uniform => "uniform",
+            Self::Zipf => "zipf",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        [Self::Hot, Self::Uniform, Self::Zipf]
+            .into_iter()
+            .find(|w| w.name() == value)
+    }
+
+    /// pgbench's choice of product number, matching [`Picker`].
+    fn pgbench_choice(self) -> &'static str {
+        match self {
+            Self::Hot => "\\set n 1",
+            Self::Uniform => "\\set n random(1, :products)",
+            Self::Zipf => "\\set n random_zipfian(1, :products, 1.1)",
+        }
+    }
+}
+
+struct Options {
+    workloads: Vec<Workload>,
+    clients: Vec<usize>,
+    duration: Duration,
+    products: usize,
+    server_url: String,
+    json: Option<String>,
+    baselines: bool,
+    service_env: Vec<(String, String)>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        workloads: vec![Workload::Hot, Workload::Uniform, Workload::Zipf],
+        clients: vec![16, 64],
+        duration: Duration::from_secs(8),
+        products: 10_000,
+        server_url: std::env::var("BENCH_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned()),
+        json: None,
+        baselines: true,
+        service_env: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--workloads" => {
+                o.workloads = value()?
+                    .split(',')
+                    .map(|w| Workload::parse(w).ok_or_else(|| format!("unknown workload {w}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--clients" => {
+                o.clients = value()?
+                    .split(',')
+                    .map(|c| c.parse().map_err(|_| format!("bad client count {c}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "--duration" => {
+                o.duration = Duration::from_secs(value()?.parse().map_err(|_| "bad --duration")?)
+            }
+            "--products" => o.products = value()?.parse().map_err(|_| "bad --products")?,
+            "--server-url" => o.server_url = value()?,
+            "--json" => o.json = Some(value()?),
+            "--no-baselines" => o.baselines = false,
+            "--service-env" => {
+                let pair = value()?;
+                let (k, v) = pair
+                    .split_once('=')
+                    .ok_or("--service-env wants KEY=VALUE")?;
+                o.service_env.push((k.to_owned(), v.to_owned()));
+            }
+            // cargo bench passes --bench to every harness.
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(o)
+}
+
+/// Picks product numbers 1..=n the way a workload asks.
+struct Picker {
+    workload: Workload,
+    /// Cumulative Zipf probabilities, for the skewed mix.
+    cdf: Vec<f64>,
+}
+
+impl Picker {
+    fn new(workload: Workload, products: usize) -> Self {
+        let cdf = if workload == Workload::Zipf {
+            let weights: Vec<f64> = (1..=products)
+                .map(|k| 1.0 / (k as f64).powf(ZIPF_EXPONENT))
+                .collect();
+            let total: f64 = weights.iter().sum();
+            let mut acc = 0.0;
+            weights
+                .iter()
+                .map(|w| {
+                    acc += w / total;
+                    acc
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self { workload, cdf }
+    }
+
+    fn pick(&self, products: usize, random: f64) -> usize {
+        match self.workload {
+            Workload::Hot => 1,
+            Workload::Uniform => 1 + ((random * products as f64) as usize).min(products - 1),
+            Workload::Zipf => 1 + self.cdf.partition_point(|&c| c < random).min(products - 1),
+        }
+    }
+}
+
+fn product_id(n: usize) -> String {
+    format!("00000000-0000-4000-8000-{n:012x}")
+}
+
+/// A small xorshift generator: the load generator must not spend its time on randomness.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct Case {
+    workload: Workload,
+    clients: usize,
+    products: usize,
+    database: String,
+}
+
+impl Case {
+    fn url(&self, server: &str) -> String {
+        format!("{server}/{}", self.database)
+    }
+}
+
+async fn admin(server: &str) -> Result<sqlx::PgConnection, String> {
+    sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn execute(conn: &mut sqlx::PgConnection, sql: String) -> Result<(), String> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn start_service(url: &str, port: u16, env: &[(String, String)]) -> Result<Child, String> {
+    let mut command = Command::new(SERVICE_BINARY);
+    command
+        .env("DATABASE_URL", url)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .env("MAX_CONCURRENT_REQUESTS", "4096")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command
+        .spawn()
+        .map_err(|e| format!("start {SERVICE_BINARY}: {e}"))
+}
+
+async fn wait_for_service(endpoint: &str) -> Result<Channel, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(channel) = Channel::from_shared(endpoint.to_owned())
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+        {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+            let request = tonic_health::pb::HealthCheckRequest {
+                service: pb::SERVICE_NAME.to_owned(),
+            };
+            if let Ok(r) = health.check(request).await
+                && r.get_ref().status()
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving
+            {
+                return Ok(channel);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("stock-service did not become ready".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Seeds one warehouse and the products with their stock, through the log.
+async fn seed(url: &str, products: usize) -> Result<(), String> {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    execute(&mut conn, format!(
+        "SET search_path = stock;
+         INSERT INTO warehouses (warehouse_id, name, warehouse_type, latitude, longitude)
+              VALUES ('{WAREHOUSE}', 'Bench', 'FULFILLMENT', 0, 0);
+         INSERT INTO products (product_id, sku, name, unit_of_measure, unit_cost_micros)
+              SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid,
+                     'BENCH-' || n, 'Bench product ' || n, 'each', 1000000
+                FROM generate_series(1, {products}) AS n;
+         INSERT INTO inventory (product_id, warehouse_id, quantity_on_hand)
+              SELECT product_id, '{WAREHOUSE}', {STOCK_PER_ROW} FROM products;
+         INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type, quantity,
+                 on_hand_delta, reserved_delta, on_hand_after, reserved_after, reference_id, request_id)
+              SELECT gen_random_uuid(), product_id, '{WAREHOUSE}', 'RECEIVE', {STOCK_PER_ROW},
+                     {STOCK_PER_ROW}, 0, {STOCK_PER_ROW}, 0, 'bench-seed', 'bench-seed'
+                FROM products ORDER BY product_id;
+         ANALYZE;"
+    )).await
+}
+
+struct ServiceRun {
+    reservations_in_log: u64,
+    client_successes: u64,
+    rejections: u64,
+    errors: u64,
+    histogram: Histogram<u64>,
+    seconds: f64,
+    service_cpu_seconds: f64,
+    machine_busy_cores: f64,
+    commits_per_sec: f64,
+    wal_syncs_per_sec: f64,
+}
+
+/// CPU seconds a process has used so far (user + system), from /proc.
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
+    ticks / 100.0
+}
+
+/// (busy, total) jiffies of the whole machine, from /proc/stat.
+fn machine_jiffies() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let values: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = values.iter().sum();
+    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
+}
+
+async fn database_counters(conn: &mut sqlx::PgConnection) -> Result<(f64, f64), String> {
+    let (commits, syncs): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+                (SELECT wal_sync FROM pg_stat_wal)",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((commits as f64, syncs as f64))
+}
+
+async fn run_service(
+    case: &Case,
+    opts: &Options,
+    channel: Channel,
+    service_pid: u32,
+) -> Result<ServiceRun, String> {
+    let url = case.url(&opts.server_url);
+    let mut stats = sqlx::PgConnection::connect(&url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let picker = Arc::new(Picker::new(case.workload, case.products));
+    let stop = Arc::new(AtomicBool::new(false));
+    let successes = Arc::new(AtomicU64::new(0));
+    let rejections = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let run_tag = Uuid::now_v7().simple().to_string();
+
+    let (cpu_before, machine_before) = (process_cpu_seconds(service_pid), machine_jiffies());
+    let (commits_before, syncs_before) = database_counters(&mut stats).await?;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..case.clients)
+        .map(|client| {
+            let mut stub = StockServiceClient::new(channel.clone());
+            let (picker, stop) = (picker.clone(), stop.clone());
+            let (successes, rejections, errors) =
+                (successes.clone(), rejections.clone(), errors.clone());
+            let (products, tag) = (case.products, run_tag.clone());
+            tokio::spawn(async move {
+                let mut histogram =
+                    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+                let mut rng =
+                    Rng(0x9E37_79B9_7F4A_7C15 ^ ((client as u64 + 1) * 0x2545_F491_4F6C_DD1D));
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let n = picker.pick(products, rng.next());
+                    let request = pb::ReserveStockRequest {
+                        request_id: Uuid::now_v7().to_string(),
+                        order_id: format!("b-{tag}-{client}-{i}"),
+                        line: Some(pb::ReservationLine {
+                            order_line_id: "1".into(),
+                            product_id: product_id(n),
+                            warehouse_id: WAREHOUSE.into(),
+                            quantity: 1,
+                        }),
+                        expire_time: None,
+                        actor: "bench".into(),
+                    };
+                    let sent = Instant::now();
+                    let result = stub.reserve_stock(request).await;
+                    let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    histogram.saturating_record(micros.max(1));
+                    match result {
+                        Ok(_) => successes.fetch_add(1, Ordering::Relaxed),
+                        Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                            rejections.fetch_add(1, Ordering::Relaxed)
+                        }
+                        Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                    };
+                    i += 1;
+                }
+                histogram
+            })
+        })
+        .collect();
+    tokio::time::sleep(opts.duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut histogram =
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
+    for task in tasks {
+        histogram
+            .add(task.await.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (cpu_after, machine_after) = (process_cpu_seconds(service_pid), machine_jiffies());
+    let (commits_after, syncs_after) = database_counters(&mut stats).await?;
+
+    let in_log: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM stock.inventory_transactions
+          WHERE txn_type = 'RESERVE' AND reference_id LIKE $1",
+    )
+    .bind(format!("b-{run_tag}-%"))
+    .fetch_one(&mut stats)
+    .await
+    .map_err(|e| e.to_string())?;
+    let busy = machine_after.0 - machine_before.0;
+    let total = machine_after.1 - machine_before.1;
+    Ok(ServiceRun {
+        reservations_in_log: u64::try_from(in_log).unwrap_or(0),
+        client_successes: successes.load(Ordering::Relaxed),
+        rejections: rejections.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        histogram,
+        seconds,
+        service_cpu_seconds: cpu_after - cpu_before,
+        machine_busy_cores: if total > 0.0 {
+            busy / total * cores()
+        } else {
+            0.0
+        },
+        commits_per_sec: (commits_after - commits_before) / seconds,
+        wal_syncs_per_sec: (syncs_after - syncs_before) / seconds,
+    })
+}
+
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+}
+
+/// (rows with reserved above on hand, rows whose ledger drifted).
+async fn check(url: &str, channel: Channel) -> Result<(i64, usize), String> {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let oversold: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM stock.inventory WHERE quantity_reserved > quantity_on_hand OR quantity_available < 0",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(|e| e.to_string())?;
+    let ledger = StockServiceClient::new(channel)
+        .check_ledger(pb::CheckLedgerRequest {})
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    Ok((oversold, ledger.drifts.len()))
+}
+
+fn pgbench(case: &Case, opts: &Options, script: &str) -> Result<f64, String> {
+    let path = std::env::temp_dir().join(format!("bench-{}.sql", Uuid::now_v7().simple()));
+    std::fs::write(&path, script).map_err(|e| e.to_string())?;
+    let output = Command::new("pgbench")
+        .env("PGOPTIONS", "-c search_path=stock")
+        .args(["-n", "-j", "2", "-M", "prepared"])
+        .args(["-c", &case.clients.to_string()])
+        .args(["-T", &opts.duration.as_secs().to_string()])
+        .args(["-D", &format!("products={}", case.products)])
+        .arg("-f")
+        .arg(&path)
+        .arg(case.url(&opts.server_url))
+        .output()
+        .map_err(|e| format!("pgbench: {e}"))?;
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "pgbench failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .ok_or_else(|| format!("no tps in pgbench output: {stdout}"))
+}
+
+fn product_sql() -> String {
+    format!(
+        "('00000000-0000-4000-8000-' || lpad(to_hex(:n), 12, '0'))::uuid AND warehouse_id = '{WAREHOUSE}'"
+    )
+}
+
+fn textbook_script(workload: Workload) -> String {
+    let row = product_sql();
+    format!(
+        "{choice}
+BEGIN;
+SELECT quantity_on_hand - quantity_reserved AS available, quantity_on_hand AS on_hand, quantity_reserved AS reserved
+  FROM inventory WHERE product_id = {row} FOR UPDATE \\gset
+\\if :available >= 1
+UPDATE inventory SET quantity_reserved = quantity_reserved + 1, last_updated = now() WHERE product_id = {row};
+INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type, quantity, on_hand_delta,
+    reserved_delta, on_hand_after, reserved_after, reference_id, request_id)
+  VALUES (gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(to_hex(:n), 12, '0'))::uuid, '{WAREHOUSE}',
+    'RESERVE', 1, 0, 1, :on_hand, :reserved + 1, 'pgbench-textbook', 'pgbench-textbook');
+\\endif
+COMMIT;
+",
+        choice = workload.pgbench_choice()
+    )
+}
+
+fn single_statement_script(workload: Workload) -> String {
+    let row = product_sql();
+    format!(
+        "{choice}
+WITH u AS (
+  UPDATE inventory SET quantity_reserved = quantity_reserved + 1, last_updated = now()
+   WHERE product_id = {row} AND quantity_on_hand - quantity_reserved >= 1
+  RETURNING product_id, warehouse_id, quantity_on_hand, quantity_reserved)
+INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type, quantity, on_hand_delta,
+    reserved_delta, on_hand_after, reserved_after, reference_id, request_id)
+SELECT gen_random_uuid(), product_id, warehouse_id, 'RESERVE', 1, 0, 1, quantity_on_hand, quantity_reserved,
+       'pgbench-single', 'pgbench-single' FROM u;
+",
+        choice = workload.pgbench_choice()
+    )
+}
+
+fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, String> {
+    let mut admin = admin(&opts.server_url).await?;
+    execute(
+        &mut admin,
+        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", case.database),
+    )
+    .await?;
+    execute(&mut admin, format!("CREATE DATABASE {}", case.database)).await?;
+    let url = case.url(&opts.server_url);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let mut service = start_service(&url, port, &opts.service_env)?;
+    let outcome = async {
+        let channel = wait_for_service(&format!("http://127.0.0.1:{port}")).await?;
+        seed(&url, case.products).await?;
+        let run = run_service(case, opts, channel.clone(), service.id()).await?;
+        let (oversold, drift) = check(&url, channel).await?;
+        Ok::<_, String>((run, oversold, drift))
+    }
+    .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status();
+    let _ = service.wait();
+    let (run, oversold, drift) = outcome?;
+
+    let (textbook, single) = if opts.baselines {
+        (
+            pgbench(case, opts, &textbook_script(case.workload))?,
+            pgbench(case, opts, &single_statement_script(case.workload))?,
+        )
+    } else {
+        (f64::NAN, f64::NAN)
+    };
+    execute(
+        &mut admin,
+        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", case.database),
+    )
+    .await?;
+
+    let per_sec = run.reservations_in_log as f64 / run.seconds;
+    let ratio = |baseline: f64| {
+        if baseline > 0.0 {
+            per_sec / baseline
+        } else {
+            f64::NAN
+        }
+    };
+    Ok(serde_json::json!({
+        "workload": case.workload.name(),
+        "clients": case.clients,
+        "products": case.products,
+        "duration_s": run.seconds,
+        "service_reservations_per_sec": per_sec,
+        "reservations_in_log": run.reservations_in_log,
+        "client_successes": run.client_successes,
+        "rejections": run.rejections,
+        "errors": run.errors,
+        "p50_ms": ms(&run.histogram, 0.50),
+        "p99_ms": ms(&run.histogram, 0.99),
+        "max_ms": run.histogram.max() as f64 / 1000.0,
+        "oversold": oversold,
+        "ledger_drift": drift,
+        "baseline_textbook_tps": textbook,
+        "baseline_single_statement_tps": single,
+        "ratio_vs_textbook": ratio(textbook),
+        "ratio_vs_single_statement": ratio(single),
+        "service_cpu_cores": run.service_cpu_seconds / run.seconds,
+        "machine_busy_cores": run.machine_busy_cores,
+        "db_commits_per_sec": run.commits_per_sec,
+        "wal_syncs_per_sec": run.wal_syncs_per_sec,
+    }))
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let opts = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("reservations bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let mut results = Vec::new();
+    let mut failed = false;
+    println!(
+        "{:<8} {:>7} {:>12} {:>8} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8} {:>6} {:>9} {:>9}",
+        "workload",
+        "clients",
+        "service/s",
+        "p50 ms",
+        "p99 ms",
+        "textbook",
+        "single",
+        "x text",
+        "x single",
+        "oversold",
+        "drift",
+        "svc cpu",
+        "busy cpu"
+    );
+    for &workload in &opts.workloads {
+        for &clients in &opts.clients {
+            let case = Case {
+                workload,
+                clients,
+                products: if workload == Workload::Hot {
+                    1
+                } else {
+                    opts.products
+                },
+                database: format!("stock_bench_{}_{clients}", workload.name()),
+            };
+            match run_case(&case, &opts).await {
+                Ok(r) => {
+                    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+                    println!(
+                        "{:<8} {:>7} {:>12.0} {:>8.2} {:>8.2} {:>10.0} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>6} {:>9.2} {:>9.2}",
+                        workload.name(),
+                        clients,
+                        f("service_reservations_per_sec"),
+                        f("p50_ms"),
+                        f("p99_ms"),
+                        f("baseline_textbook_tps"),
+                        f("baseline_single_statement_tps"),
+                        f("ratio_vs_textbook"),
+                        f("ratio_vs_single_statement"),
+                        r["oversold"],
+                        r["ledger_drift"],
+                        f("service_cpu_cores"),
+                        f("machine_busy_cores")
+                    );
+                    if r["oversold"].as_i64() != Some(0) || r["ledger_drift"].as_u64() != Some(0) {
+                        eprintln!(
+                            "FAILED: {} with {clients} clients oversold or drifted: {r}",
+                            workload.name()
+                        );
+                        failed = true;
+                    }
+                    if r["errors"].as_u64() != Some(0) {
+                        eprintln!(
+                            "warning: {} calls failed with errors other than insufficient stock",
+                            r["errors"]
+                        );
+                    }
+                    results.push(r);
+                }
+                Err(e) => {
+                    eprintln!("FAILED: {} with {clients} clients: {e}", workload.name());
+                    failed = true;
+                }
+            }
+        }
+    }
+    if let Some(path) = &opts.json {
+        let body = serde_json::to_string_pretty(&results).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, body) {
+            eprintln!("writing {path}: {e}");
+            failed = true;
+        }
+    }
+    if failed {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}
