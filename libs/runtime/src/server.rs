@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::body::Body;
 use tonic::server::NamedService;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -105,6 +105,11 @@ impl GrpcServer {
                     .await;
             }
         };
+        // No Nagle delay: a unary answer goes out in several small writes, and waiting for
+        // the client's delayed ACK would add tens of milliseconds to each.
+        let incoming = TcpIncoming::from(self.listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         let result = tonic::transport::Server::builder()
             .timeout(self.request_timeout)
             .trace_fn(inventory_telemetry::server_span)
@@ -113,7 +118,7 @@ impl GrpcServer {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(service)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), on_shutdown)
+            .serve_with_incoming_shutdown(incoming, on_shutdown)
             .await;
         readiness.abort();
         result.map_err(RuntimeError::from)

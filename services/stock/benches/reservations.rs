@@ -491,7 +491,7 @@ fn pgbench(case: &Case, opts: &Options, script: &str) -> Result<f64, String> {
 
 fn product_sql() -> String {
     format!(
-        "('00000000-0000-4000-8000-' || lpad(to_hex(:n), 12, '0'))::uuid AND warehouse_id = '{WAREHOUSE}'"
+        "('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid AND warehouse_id = '{WAREHOUSE}'"
     )
 }
 
@@ -506,7 +506,7 @@ SELECT quantity_on_hand - quantity_reserved AS available, quantity_on_hand AS on
 UPDATE inventory SET quantity_reserved = quantity_reserved + 1, last_updated = now() WHERE product_id = {row};
 INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type, quantity, on_hand_delta,
     reserved_delta, on_hand_after, reserved_after, reference_id, request_id)
-  VALUES (gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(to_hex(:n), 12, '0'))::uuid, '{WAREHOUSE}',
+  VALUES (gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid, '{WAREHOUSE}',
     'RESERVE', 1, 0, 1, :on_hand, :reserved + 1, 'pgbench-textbook', 'pgbench-textbook');
 \\endif
 COMMIT;
