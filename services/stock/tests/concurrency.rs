@@ -9,8 +9,9 @@ use proptest::prelude::*;
 use tonic::Code;
 
 /// Races `buyers` one-unit reservations for `units` units across every given replica and
-/// checks that exactly `units` buyers won.
-async fn race_for_the_last_units(replicas: &[&TestApp], units: i64, buyers: usize) {
+/// checks that exactly `units` buyers won. Returns how many database transactions wrote
+/// the winning reservations (rows written by one transaction share its xmin).
+async fn race_for_the_last_units(replicas: &[&TestApp], units: i64, buyers: usize) -> i64 {
     let app = replicas[0];
     let (p, w) = (app.product("HOT-1").await, app.warehouse("A").await);
     app.receive(&p, &w, units).await;
@@ -68,18 +69,27 @@ async fn race_for_the_last_units(replicas: &[&TestApp], units: i64, buyers: usiz
         "refused requests leave no request id behind"
     );
     app.assert_ledger_clean().await;
+    app.count(
+        "SELECT count(DISTINCT xmin::text) FROM inventory_transactions WHERE txn_type = 'RESERVE'",
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_last_units_go_to_exactly_as_many_buyers_as_there_are_units() {
     let app = TestApp::spawn().await;
-    race_for_the_last_units(&[&app], 25, 200).await;
+    let transactions = race_for_the_last_units(&[&app], 25, 200).await;
+    assert!(
+        transactions < 25,
+        "concurrent reservations shared transactions: {transactions}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_last_units_race_holds_without_coalescing_too() {
     let app = TestApp::spawn_uncoalesced().await;
-    race_for_the_last_units(&[&app], 25, 200).await;
+    let transactions = race_for_the_last_units(&[&app], 25, 200).await;
+    assert_eq!(transactions, 25, "one transaction per reservation");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

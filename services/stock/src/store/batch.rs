@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use inventory_core::ServiceError;
 use uuid::Uuid;
 
-use super::movements::{INVENTORY_COLUMNS, InventoryRow, insert_log};
+use super::movements::{INVENTORY_COLUMNS, InventoryRow, LOG_INSERT, LogRows};
+use super::reservations::{ReservationRows, reservation_insert};
 use super::{Store, db_error};
 use crate::domain::movement::{
     Grant, InventoryKey, Level, Movement, grant_in_arrival_order, insufficient_stock,
@@ -37,9 +38,11 @@ pub enum BatchOutcome {
 }
 
 impl Store {
-    /// Applies a batch in one transaction. `encode` turns a granted request's result into
-    /// the response stored for retries. On any database error nothing is written and the
-    /// caller should run every request on the one-request path.
+    /// Applies a batch in one transaction of three statements: look up request ids and order
+    /// lines already known, lock the rows, then write everything at once. `encode` turns a
+    /// granted request's result into the response stored for retries. On any database error,
+    /// or if a concurrent writer got in first, nothing is written and the caller should run
+    /// every request on the one-request path.
     pub async fn reserve_batch(
         &self,
         requests: &[BatchRequest],
@@ -49,30 +52,56 @@ impl Store {
             requests.iter().map(|_| BatchOutcome::Single).collect();
         let mut tx = self.begin().await?;
 
-        // Claim every request id; one that already exists is a retry (or a concurrent twin).
-        let claimed: HashSet<String> = sqlx::query_scalar(
-            "INSERT INTO idempotency_keys (request_id, method, request_fingerprint)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
-             ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.request_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(requests.iter().map(|r| r.method).collect::<Vec<_>>())
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.fingerprint.as_slice())
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?
-        .into_iter()
-        .collect();
+        // Request ids already answered (retries) and order lines already reserved.
+        let known: Vec<(Option<String>, Option<String>, Option<String>, Option<Uuid>)> =
+            sqlx::query_as(
+                "SELECT request_id, NULL, NULL, NULL::uuid FROM idempotency_keys
+                  WHERE request_id = ANY($1)
+                 UNION ALL
+                 SELECT NULL, order_id, order_line_id, warehouse_id FROM reservations
+                  WHERE (order_id, order_line_id, warehouse_id) IN
+                        (SELECT * FROM unnest($2::text[], $3::text[], $4::uuid[]))",
+            )
+            .bind(
+                requests
+                    .iter()
+                    .map(|r| r.request_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                requests
+                    .iter()
+                    .map(|r| r.reservation.order_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                requests
+                    .iter()
+                    .map(|r| r.reservation.order_line_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                requests
+                    .iter()
+                    .map(|r| r.reservation.key.warehouse_id)
+                    .collect::<Vec<_>>(),
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let mut answered_ids = HashSet::new();
+        let mut existing_lines = HashSet::new();
+        for row in known {
+            match row {
+                (Some(id), ..) => {
+                    answered_ids.insert(id);
+                }
+                (None, Some(order), Some(line), Some(warehouse)) => {
+                    existing_lines.insert((order, line, warehouse));
+                }
+                _ => {}
+            }
+        }
 
         // Lock the rows, in lock order.
         let keys: Vec<InventoryKey> = requests
@@ -98,46 +127,9 @@ impl Store {
                 .map(|r| (r.key(), r))
                 .collect();
 
-        // Order lines that already hold a reservation in that warehouse.
-        let existing: HashSet<(String, String, Uuid)> =
-            sqlx::query_as::<_, (String, String, Uuid)>(
-                "SELECT order_id, order_line_id, warehouse_id FROM reservations
-              WHERE (order_id, order_line_id, warehouse_id) IN
-                    (SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[]))",
-            )
-            .bind(
-                requests
-                    .iter()
-                    .map(|r| r.reservation.order_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                requests
-                    .iter()
-                    .map(|r| r.reservation.order_line_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                requests
-                    .iter()
-                    .map(|r| r.reservation.key.warehouse_id)
-                    .collect::<Vec<_>>(),
-            )
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .collect();
-
-        // The claim of a request id belongs to its first request in the batch; a repeat of it
-        // waits for the one-request path, which replays the answer.
-        let mut first_with_id = HashSet::new();
-        let owns_claim: Vec<bool> = requests
-            .iter()
-            .map(|r| claimed.contains(&r.request_id) && first_with_id.insert(r.request_id.as_str()))
-            .collect();
-
-        // Decide, in arrival order, among the requests this batch can answer.
+        // Decide, in arrival order, among the requests this batch can answer. A repeated
+        // request id or order line waits for the one-request path, which answers it.
+        let mut seen_ids = HashSet::new();
         let mut seen_lines = HashSet::new();
         let mut candidates = Vec::new();
         for (i, request) in requests.iter().enumerate() {
@@ -147,10 +139,13 @@ impl Store {
                 r.order_line_id.clone(),
                 r.key.warehouse_id,
             );
-            if !owns_claim[i] || !rows.contains_key(&r.key) {
+            if answered_ids.contains(&request.request_id)
+                || !seen_ids.insert(request.request_id.as_str())
+                || !rows.contains_key(&r.key)
+            {
                 continue;
             }
-            if existing.contains(&line) {
+            if existing_lines.contains(&line) {
                 outcomes[i] = BatchOutcome::Refused(ServiceError::AlreadyExists {
                     resource: "reservation",
                     id: format!(
@@ -177,13 +172,23 @@ impl Store {
             .collect();
         let grants = grant_in_arrival_order(&levels, &asks);
 
+        let now = crate::api::now();
         let mut granted = Vec::new();
         let mut afters = Vec::new();
+        let mut totals: BTreeMap<InventoryKey, i64> = BTreeMap::new();
         for (&i, grant) in candidates.iter().zip(&grants) {
             let r = &requests[i].reservation;
             match *grant {
                 Grant::Granted(after) => {
-                    granted.push(i);
+                    let mut row = rows
+                        .get(&r.key)
+                        .cloned()
+                        .ok_or_else(|| ServiceError::Internal("granted row missing".into()))?;
+                    row.quantity_reserved = after.reserved;
+                    row.quantity_available = after.available();
+                    row.last_updated = now;
+                    *totals.entry(r.key).or_default() += r.quantity_requested;
+                    granted.push((i, row));
                     afters.push(after);
                 }
                 Grant::Refused { available } => {
@@ -195,105 +200,95 @@ impl Store {
                 }
             }
         }
+        if granted.is_empty() {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(outcomes);
+        }
 
-        let mut updated: BTreeMap<InventoryKey, InventoryRow> = BTreeMap::new();
-        if !granted.is_empty() {
-            let mut totals: BTreeMap<InventoryKey, i64> = BTreeMap::new();
-            for &i in &granted {
-                let r = &requests[i].reservation;
-                *totals.entry(r.key).or_default() += r.quantity_requested;
-            }
-            let sql = format!(
-                "UPDATE inventory i
-                    SET quantity_reserved = i.quantity_reserved + t.d, last_updated = now()
-                   FROM unnest($1::uuid[], $2::uuid[], $3::int8[]) AS t(p, w, d)
+        // One statement writes the rows, the log, the reservations and the answers.
+        let movements: Vec<Movement> = granted
+            .iter()
+            .map(|(i, _)| {
+                let r = &requests[*i].reservation;
+                Movement::reserve(r.key, r.quantity_requested).with_reference(r.order_id.clone())
+            })
+            .collect();
+        let origins: Vec<(&str, &str)> = granted
+            .iter()
+            .map(|(i, _)| {
+                (
+                    requests[*i].request_id.as_str(),
+                    requests[*i].actor.as_str(),
+                )
+            })
+            .collect();
+        let sql = format!(
+            "WITH logged AS ({LOG_INSERT} RETURNING 1),
+             rows AS (
+                 UPDATE inventory i
+                    SET quantity_reserved = i.quantity_reserved + t.d, last_updated = $17
+                   FROM unnest($14::uuid[], $15::uuid[], $16::int8[]) AS t(p, w, d)
                   WHERE i.product_id = t.p AND i.warehouse_id = t.w
                     AND i.quantity_reserved + t.d <= i.quantity_on_hand
-                RETURNING {}",
-                INVENTORY_COLUMNS
-                    .split(", ")
-                    .map(|c| format!("i.{c}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            updated = sqlx::query_as::<_, InventoryRow>(sqlx::AssertSqlSafe(sql))
-                .bind(totals.keys().map(|k| k.product_id).collect::<Vec<_>>())
-                .bind(totals.keys().map(|k| k.warehouse_id).collect::<Vec<_>>())
-                .bind(totals.values().copied().collect::<Vec<_>>())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error)?
-                .into_iter()
-                .map(|r| (r.key(), r))
-                .collect();
-            if updated.len() != totals.len() {
-                return Err(ServiceError::Internal(
-                    "a locked row refused a batch it was checked against".into(),
-                ));
-            }
-
-            let movements: Vec<Movement> = granted
-                .iter()
-                .map(|&i| {
-                    let r = &requests[i].reservation;
-                    Movement::reserve(r.key, r.quantity_requested)
-                        .with_reference(r.order_id.clone())
-                })
-                .collect();
-            let origins: Vec<(&str, &str)> = granted
-                .iter()
-                .map(|&i| (requests[i].request_id.as_str(), requests[i].actor.as_str()))
-                .collect();
-            insert_log(&mut tx, &movements, &afters, &origins).await?;
-            let reservations: Vec<Reservation> = granted
-                .iter()
-                .map(|&i| requests[i].reservation.clone())
-                .collect();
-            self.insert_reservations(&mut tx, &reservations).await?;
-        }
-
-        // Store the answers of granted requests; forget the claims of all others.
-        let mut answered_ids = Vec::with_capacity(granted.len());
-        let mut answers = Vec::with_capacity(granted.len());
-        for (&i, after) in granted.iter().zip(&afters) {
-            let request = &requests[i];
-            let mut row = updated
-                .get(&request.reservation.key)
-                .cloned()
-                .ok_or_else(|| ServiceError::Internal("granted row missing".into()))?;
-            row.quantity_reserved = after.reserved;
-            row.quantity_available = after.available();
-            answered_ids.push(request.request_id.as_str());
-            answers.push(encode(&request.reservation, &row));
-            outcomes[i] = BatchOutcome::Granted(request.reservation.clone(), row);
-        }
-        if !answered_ids.is_empty() {
-            sqlx::query(
-                "UPDATE idempotency_keys k SET response = t.r
-                   FROM unnest($1::text[], $2::bytea[]) AS t(id, r)
-                  WHERE k.request_id = t.id",
+                 RETURNING 1),
+             reserved AS ({reservations} RETURNING 1),
+             answered AS (
+                 INSERT INTO idempotency_keys (request_id, method, request_fingerprint, response)
+                 SELECT * FROM unnest($26::text[], $27::text[], $28::bytea[], $29::bytea[])
+                 ON CONFLICT (request_id) DO NOTHING
+                 RETURNING 1)
+             SELECT (SELECT count(*) FROM logged), (SELECT count(*) FROM rows),
+                    (SELECT count(*) FROM reserved), (SELECT count(*) FROM answered)",
+            reservations = reservation_insert(18)
+        );
+        let query = sqlx::query_as::<_, (i64, i64, i64, i64)>(sqlx::AssertSqlSafe(sql));
+        let query = LogRows::new(&movements, &afters, &origins)
+            .bind(query)
+            .bind(totals.keys().map(|k| k.product_id).collect::<Vec<_>>())
+            .bind(totals.keys().map(|k| k.warehouse_id).collect::<Vec<_>>())
+            .bind(totals.values().copied().collect::<Vec<_>>())
+            .bind(now);
+        let query = ReservationRows::new(granted.iter().map(|(i, _)| &requests[*i].reservation))
+            .bind(query)
+            .bind(
+                granted
+                    .iter()
+                    .map(|(i, _)| requests[*i].request_id.clone())
+                    .collect::<Vec<_>>(),
             )
-            .bind(&answered_ids)
-            .bind(&answers)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        }
-        let unanswered: Vec<&str> = requests
-            .iter()
-            .zip(&outcomes)
-            .zip(&owns_claim)
-            .filter(|((_, o), owns)| **owns && !matches!(o, BatchOutcome::Granted(..)))
-            .map(|((r, _), _)| r.request_id.as_str())
-            .collect();
-        if !unanswered.is_empty() {
-            sqlx::query("DELETE FROM idempotency_keys WHERE request_id = ANY($1)")
-                .bind(&unanswered)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            .bind(
+                granted
+                    .iter()
+                    .map(|(i, _)| requests[*i].method)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                granted
+                    .iter()
+                    .map(|(i, _)| requests[*i].fingerprint.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                granted
+                    .iter()
+                    .map(|(i, row)| encode(&requests[*i].reservation, row))
+                    .collect::<Vec<_>>(),
+            );
+        let written = query.fetch_one(&mut *tx).await.map_err(db_error)?;
+        let n = i64::try_from(granted.len()).unwrap_or(i64::MAX);
+        let rows_expected = i64::try_from(totals.len()).unwrap_or(i64::MAX);
+        if written != (n, rows_expected, n, n) {
+            // A concurrent writer claimed a request id or an order line first (the check
+            // above only sees committed rows): let the one-request path sort it out.
+            tx.rollback().await.map_err(db_error)?;
+            return Err(ServiceError::Aborted(format!(
+                "batch wrote {written:?}, expected ({n}, {rows_expected}, {n}, {n})"
+            )));
         }
         tx.commit().await.map_err(db_error)?;
+        for (i, row) in granted {
+            outcomes[i] = BatchOutcome::Granted(requests[i].reservation.clone(), row);
+        }
         Ok(outcomes)
     }
 }

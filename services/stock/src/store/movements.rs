@@ -214,72 +214,95 @@ async fn upsert_row(
         .map_err(db_error)
 }
 
-/// Appends one log row per movement; `afters` and `origins` (request id, actor) are per
-/// movement too.
+/// Inserts log rows from the thirteen parallel arrays of [`LogRows`], bound as `$1`..`$13`.
+/// ORDER BY ordinality: sequence numbers are drawn in movement order.
+pub(crate) const LOG_INSERT: &str = "INSERT INTO inventory_transactions (txn_id, product_id,
+         warehouse_id, txn_type, quantity, on_hand_delta, reserved_delta, on_hand_after,
+         reserved_after, reference_id, reason, actor, request_id)
+     SELECT t.txn_id, t.product_id, t.warehouse_id, t.txn_type, t.quantity, t.on_hand_delta,
+            t.reserved_delta, t.on_hand_after, t.reserved_after, t.reference_id, t.reason,
+            t.actor, t.request_id
+       FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int8[], $6::int8[],
+                   $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::text[],
+                   $13::text[])
+            WITH ORDINALITY AS t(txn_id, product_id, warehouse_id, txn_type, quantity,
+                 on_hand_delta, reserved_delta, on_hand_after, reserved_after, reference_id,
+                 reason, actor, request_id, ord)
+      ORDER BY t.ord";
+
+/// Log rows as parallel arrays, one element per movement.
+#[derive(Default)]
+pub(crate) struct LogRows {
+    txn_ids: Vec<Uuid>,
+    products: Vec<Uuid>,
+    warehouses: Vec<Uuid>,
+    types: Vec<&'static str>,
+    quantities: Vec<i64>,
+    on_hand_deltas: Vec<i64>,
+    reserved_deltas: Vec<i64>,
+    on_hand_afters: Vec<i64>,
+    reserved_afters: Vec<i64>,
+    references: Vec<String>,
+    reasons: Vec<String>,
+    actors: Vec<String>,
+    request_ids: Vec<String>,
+}
+
+impl LogRows {
+    /// `afters` and `origins` (request id, actor) are per movement.
+    pub(crate) fn new(movements: &[Movement], afters: &[Level], origins: &[(&str, &str)]) -> Self {
+        let mut rows = Self::default();
+        for ((m, after), (request_id, actor)) in movements.iter().zip(afters).zip(origins) {
+            rows.txn_ids.push(Uuid::now_v7());
+            rows.products.push(m.key.product_id);
+            rows.warehouses.push(m.key.warehouse_id);
+            rows.types.push(m.txn_type.as_str());
+            rows.quantities.push(m.quantity());
+            rows.on_hand_deltas.push(m.on_hand_delta);
+            rows.reserved_deltas.push(m.reserved_delta);
+            rows.on_hand_afters.push(after.on_hand);
+            rows.reserved_afters.push(after.reserved);
+            rows.references.push(m.reference_id.clone());
+            rows.reasons.push(m.reason.clone());
+            rows.actors.push((*actor).to_owned());
+            rows.request_ids.push((*request_id).to_owned());
+        }
+        rows
+    }
+
+    /// Binds the arrays as the first thirteen parameters of `query`.
+    pub(crate) fn bind<'q, O>(
+        self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.txn_ids)
+            .bind(self.products)
+            .bind(self.warehouses)
+            .bind(self.types)
+            .bind(self.quantities)
+            .bind(self.on_hand_deltas)
+            .bind(self.reserved_deltas)
+            .bind(self.on_hand_afters)
+            .bind(self.reserved_afters)
+            .bind(self.references)
+            .bind(self.reasons)
+            .bind(self.actors)
+            .bind(self.request_ids)
+    }
+}
+
+/// Appends one log row per movement and returns them in sequence order.
 pub(crate) async fn insert_log(
     tx: &mut Tx,
     movements: &[Movement],
     afters: &[Level],
     origins: &[(&str, &str)],
 ) -> Result<Vec<TxnRecord>, ServiceError> {
-    let n = movements.len();
-    let mut txn_ids = Vec::with_capacity(n);
-    let mut products = Vec::with_capacity(n);
-    let mut warehouses = Vec::with_capacity(n);
-    let mut types = Vec::with_capacity(n);
-    let mut quantities = Vec::with_capacity(n);
-    let mut on_hand_deltas = Vec::with_capacity(n);
-    let mut reserved_deltas = Vec::with_capacity(n);
-    let mut on_hand_afters = Vec::with_capacity(n);
-    let mut reserved_afters = Vec::with_capacity(n);
-    let mut references = Vec::with_capacity(n);
-    let mut reasons = Vec::with_capacity(n);
-    for (m, after) in movements.iter().zip(afters) {
-        txn_ids.push(Uuid::now_v7());
-        products.push(m.key.product_id);
-        warehouses.push(m.key.warehouse_id);
-        types.push(m.txn_type.as_str());
-        quantities.push(m.quantity());
-        on_hand_deltas.push(m.on_hand_delta);
-        reserved_deltas.push(m.reserved_delta);
-        on_hand_afters.push(after.on_hand);
-        reserved_afters.push(after.reserved);
-        references.push(m.reference_id.as_str());
-        reasons.push(m.reason.as_str());
-    }
-    let request_ids: Vec<&str> = origins.iter().map(|o| o.0).collect();
-    let actors: Vec<&str> = origins.iter().map(|o| o.1).collect();
-    // ORDER BY ordinality: sequence numbers are drawn in movement order.
-    let sql = format!(
-        "INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type, quantity,
-             on_hand_delta, reserved_delta, on_hand_after, reserved_after, reference_id, reason,
-             actor, request_id)
-         SELECT t.txn_id, t.product_id, t.warehouse_id, t.txn_type, t.quantity, t.on_hand_delta,
-                t.reserved_delta, t.on_hand_after, t.reserved_after, t.reference_id, t.reason,
-                t.actor, t.request_id
-           FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int8[], $6::int8[],
-                       $7::int8[], $8::int8[], $9::int8[], $10::text[], $11::text[], $12::text[],
-                       $13::text[])
-                WITH ORDINALITY AS t(txn_id, product_id, warehouse_id, txn_type, quantity,
-                     on_hand_delta, reserved_delta, on_hand_after, reserved_after, reference_id,
-                     reason, actor, request_id, ord)
-          ORDER BY t.ord
-        RETURNING {TXN_COLUMNS}"
-    );
-    let mut records = sqlx::query_as::<_, TxnRecord>(sqlx::AssertSqlSafe(sql))
-        .bind(txn_ids)
-        .bind(products)
-        .bind(warehouses)
-        .bind(types)
-        .bind(quantities)
-        .bind(on_hand_deltas)
-        .bind(reserved_deltas)
-        .bind(on_hand_afters)
-        .bind(reserved_afters)
-        .bind(references)
-        .bind(reasons)
-        .bind(actors)
-        .bind(request_ids)
+    let sql = format!("{LOG_INSERT} RETURNING {TXN_COLUMNS}");
+    let query = sqlx::query_as::<_, TxnRecord>(sqlx::AssertSqlSafe(sql));
+    let mut records = LogRows::new(movements, afters, origins)
+        .bind(query)
         .fetch_all(&mut **tx)
         .await
         .map_err(db_error)?;

@@ -57,6 +57,77 @@ impl TryFrom<ReservationRow> for Reservation {
     }
 }
 
+/// Inserts new active reservations from the eight arrays of [`ReservationRows`], bound as
+/// parameters `first`..`first + 7`; an order line that already has one is skipped.
+pub(crate) fn reservation_insert(first: usize) -> String {
+    let p: Vec<String> = (first..first + 8).map(|n| format!("${n}")).collect();
+    format!(
+        "INSERT INTO reservations (reservation_id, order_id, order_line_id, product_id,
+             warehouse_id, status, quantity_requested, quantity_held, expire_time,
+             create_time, update_time)
+         SELECT id, o, l, p, w, 'ACTIVE', q, q, e, c, c
+           FROM unnest({}::uuid[], {}::text[], {}::text[], {}::uuid[], {}::uuid[],
+                       {}::int8[], {}::timestamptz[], {}::timestamptz[])
+                AS t(id, o, l, p, w, q, e, c)
+         ON CONFLICT (order_id, order_line_id, warehouse_id) DO NOTHING",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+    )
+}
+
+/// New reservations as parallel arrays.
+pub(crate) struct ReservationRows {
+    ids: Vec<Uuid>,
+    orders: Vec<String>,
+    lines: Vec<String>,
+    products: Vec<Uuid>,
+    warehouses: Vec<Uuid>,
+    quantities: Vec<i64>,
+    expiries: Vec<Option<DateTime<Utc>>>,
+    created: Vec<DateTime<Utc>>,
+}
+
+impl ReservationRows {
+    pub(crate) fn new<'a>(reservations: impl IntoIterator<Item = &'a Reservation>) -> Self {
+        let mut rows = Self {
+            ids: Vec::new(),
+            orders: Vec::new(),
+            lines: Vec::new(),
+            products: Vec::new(),
+            warehouses: Vec::new(),
+            quantities: Vec::new(),
+            expiries: Vec::new(),
+            created: Vec::new(),
+        };
+        for r in reservations {
+            rows.ids.push(r.reservation_id);
+            rows.orders.push(r.order_id.clone());
+            rows.lines.push(r.order_line_id.clone());
+            rows.products.push(r.key.product_id);
+            rows.warehouses.push(r.key.warehouse_id);
+            rows.quantities.push(r.quantity_requested);
+            rows.expiries.push(r.expire_time);
+            rows.created.push(r.create_time);
+        }
+        rows
+    }
+
+    /// Binds the arrays as the next eight parameters of `query`.
+    pub(crate) fn bind<'q, O>(
+        self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.ids)
+            .bind(self.orders)
+            .bind(self.lines)
+            .bind(self.products)
+            .bind(self.warehouses)
+            .bind(self.quantities)
+            .bind(self.expiries)
+            .bind(self.created)
+    }
+}
+
 fn into_domain(rows: Vec<ReservationRow>) -> Result<Vec<Reservation>, ServiceError> {
     rows.into_iter().map(Reservation::try_from).collect()
 }
@@ -69,40 +140,16 @@ impl Store {
         tx: &mut Tx,
         reservations: &[Reservation],
     ) -> Result<(), ServiceError> {
-        let ids: Vec<Uuid> = reservations.iter().map(|r| r.reservation_id).collect();
-        let orders: Vec<&str> = reservations.iter().map(|r| r.order_id.as_str()).collect();
-        let lines: Vec<&str> = reservations
-            .iter()
-            .map(|r| r.order_line_id.as_str())
+        let sql = format!("{} RETURNING reservation_id", reservation_insert(1));
+        let query = sqlx::query_as::<_, (Uuid,)>(sqlx::AssertSqlSafe(sql));
+        let inserted: Vec<Uuid> = ReservationRows::new(reservations)
+            .bind(query)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|(id,)| id)
             .collect();
-        let products: Vec<Uuid> = reservations.iter().map(|r| r.key.product_id).collect();
-        let warehouses: Vec<Uuid> = reservations.iter().map(|r| r.key.warehouse_id).collect();
-        let quantities: Vec<i64> = reservations.iter().map(|r| r.quantity_requested).collect();
-        let expiries: Vec<Option<DateTime<Utc>>> =
-            reservations.iter().map(|r| r.expire_time).collect();
-        let created: Vec<DateTime<Utc>> = reservations.iter().map(|r| r.create_time).collect();
-        let inserted: Vec<Uuid> = sqlx::query_scalar(
-            "INSERT INTO reservations (reservation_id, order_id, order_line_id, product_id,
-                 warehouse_id, status, quantity_requested, quantity_held, expire_time,
-                 create_time, update_time)
-             SELECT id, o, l, p, w, 'ACTIVE', q, q, e, c, c
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
-                           $6::int8[], $7::timestamptz[], $8::timestamptz[])
-                    AS t(id, o, l, p, w, q, e, c)
-             ON CONFLICT (order_id, order_line_id, warehouse_id) DO NOTHING
-             RETURNING reservation_id",
-        )
-        .bind(ids)
-        .bind(orders)
-        .bind(lines)
-        .bind(products)
-        .bind(warehouses)
-        .bind(quantities)
-        .bind(expiries)
-        .bind(created)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(db_error)?;
         if let Some(existing) = reservations
             .iter()
             .find(|r| !inserted.contains(&r.reservation_id))
