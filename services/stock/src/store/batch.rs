@@ -16,6 +16,9 @@ use crate::domain::movement::{
 };
 use crate::domain::reservation::Reservation;
 
+/// A request id already answered, or an order line (order, line, warehouse) already held.
+type KnownRow = (Option<String>, Option<String>, Option<String>, Option<Uuid>);
+
 /// One request of a batch.
 pub struct BatchRequest {
     pub request_id: String,
@@ -53,42 +56,41 @@ impl Store {
         let mut tx = self.begin().await?;
 
         // Request ids already answered (retries) and order lines already reserved.
-        let known: Vec<(Option<String>, Option<String>, Option<String>, Option<Uuid>)> =
-            sqlx::query_as(
-                "SELECT request_id, NULL, NULL, NULL::uuid FROM idempotency_keys
+        let known: Vec<KnownRow> = sqlx::query_as(
+            "SELECT request_id, NULL, NULL, NULL::uuid FROM idempotency_keys
                   WHERE request_id = ANY($1)
                  UNION ALL
                  SELECT NULL, order_id, order_line_id, warehouse_id FROM reservations
                   WHERE (order_id, order_line_id, warehouse_id) IN
                         (SELECT * FROM unnest($2::text[], $3::text[], $4::uuid[]))",
-            )
-            .bind(
-                requests
-                    .iter()
-                    .map(|r| r.request_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                requests
-                    .iter()
-                    .map(|r| r.reservation.order_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                requests
-                    .iter()
-                    .map(|r| r.reservation.order_line_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                requests
-                    .iter()
-                    .map(|r| r.reservation.key.warehouse_id)
-                    .collect::<Vec<_>>(),
-            )
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.request_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.reservation.order_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.reservation.order_line_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            requests
+                .iter()
+                .map(|r| r.reservation.key.warehouse_id)
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
         let mut answered_ids = HashSet::new();
         let mut existing_lines = HashSet::new();
         for row in known {
