@@ -61,11 +61,9 @@ async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), s
             .await?;
     if !exists {
         // The name was checked above to be lowercase letters and underscores only.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}"
-        )))
-        .execute(&mut conn)
-        .await?;
+        sqlx::raw_sql(&(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+            .execute(&mut conn)
+            .await?;
     }
     conn.close().await
 }

@@ -199,7 +199,7 @@ async fn admin(server: &str) -> Result<sqlx::PgConnection, String> {
 }
 
 async fn execute(conn: &mut sqlx::PgConnection, sql: String) -> Result<(), String> {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+    sqlx::raw_sql(&(sql))
         .execute(conn)
         .await
         .map(|_| ())

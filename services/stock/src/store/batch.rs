@@ -118,16 +118,15 @@ impl Store {
               ORDER BY product_id, warehouse_id
               FOR UPDATE"
         );
-        let rows: BTreeMap<InventoryKey, InventoryRow> =
-            sqlx::query_as::<_, InventoryRow>(sqlx::AssertSqlSafe(sql))
-                .bind(keys.iter().map(|k| k.product_id).collect::<Vec<_>>())
-                .bind(keys.iter().map(|k| k.warehouse_id).collect::<Vec<_>>())
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error)?
-                .into_iter()
-                .map(|r| (r.key(), r))
-                .collect();
+        let rows: BTreeMap<InventoryKey, InventoryRow> = sqlx::query_as::<_, InventoryRow>(&(sql))
+            .bind(keys.iter().map(|k| k.product_id).collect::<Vec<_>>())
+            .bind(keys.iter().map(|k| k.warehouse_id).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|r| (r.key(), r))
+            .collect();
 
         // Decide, in arrival order, among the requests this batch can answer. A repeated
         // request id or order line waits for the one-request path, which answers it.
@@ -243,7 +242,7 @@ impl Store {
                     (SELECT count(*) FROM reserved), (SELECT count(*) FROM answered)",
             reservations = reservation_insert(18)
         );
-        let query = sqlx::query_as::<_, (i64, i64, i64, i64)>(sqlx::AssertSqlSafe(sql));
+        let query = sqlx::query_as::<_, (i64, i64, i64, i64)>(&(sql));
         let query = LogRows::new(&movements, &afters, &origins)
             .bind(query)
             .bind(totals.keys().map(|k| k.product_id).collect::<Vec<_>>())

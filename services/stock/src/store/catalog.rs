@@ -96,7 +96,7 @@ impl Store {
                  reorder_quantity, lead_time_days, unit_cost_micros)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {PRODUCT_COLUMNS}"
         );
-        sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, ProductRow>(&(sql))
             .bind(p.product_id)
             .bind(&p.sku)
             .bind(&p.name)
@@ -131,7 +131,7 @@ impl Store {
                  update_time = now()
              WHERE product_id = $1 RETURNING {PRODUCT_COLUMNS}"
         );
-        sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, ProductRow>(&(sql))
             .bind(product_id)
             .bind(&patch.sku)
             .bind(&patch.name)
@@ -150,7 +150,7 @@ impl Store {
 
     pub async fn get_product(&self, product_id: Uuid) -> Result<Product, ServiceError> {
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE product_id = $1");
-        sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, ProductRow>(&(sql))
             .bind(product_id)
             .fetch_optional(self.pool())
             .await
@@ -171,7 +171,7 @@ impl Store {
              WHERE ($1::uuid IS NULL OR product_id > $1) AND ($2::text IS NULL OR category = $2)
              ORDER BY product_id LIMIT $3"
         );
-        let rows = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as::<_, ProductRow>(&(sql))
             .bind(after)
             .bind(category)
             .bind(limit)
@@ -190,7 +190,7 @@ impl Store {
             "INSERT INTO warehouses (warehouse_id, name, address, warehouse_type, latitude, longitude)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING {WAREHOUSE_COLUMNS}"
         );
-        sqlx::query_as::<_, WarehouseRow>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, WarehouseRow>(&(sql))
             .bind(w.warehouse_id)
             .bind(&w.name)
             .bind(&w.address)
@@ -219,7 +219,7 @@ impl Store {
                  update_time = now()
              WHERE warehouse_id = $1 RETURNING {WAREHOUSE_COLUMNS}"
         );
-        sqlx::query_as::<_, WarehouseRow>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, WarehouseRow>(&(sql))
             .bind(warehouse_id)
             .bind(&patch.name)
             .bind(&patch.address)
@@ -235,7 +235,7 @@ impl Store {
 
     pub async fn get_warehouse(&self, warehouse_id: Uuid) -> Result<Warehouse, ServiceError> {
         let sql = format!("SELECT {WAREHOUSE_COLUMNS} FROM warehouses WHERE warehouse_id = $1");
-        sqlx::query_as::<_, WarehouseRow>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, WarehouseRow>(&(sql))
             .bind(warehouse_id)
             .fetch_optional(self.pool())
             .await
@@ -253,7 +253,7 @@ impl Store {
             "SELECT {WAREHOUSE_COLUMNS} FROM warehouses
              WHERE ($1::uuid IS NULL OR warehouse_id > $1) ORDER BY warehouse_id LIMIT $2"
         );
-        sqlx::query_as::<_, WarehouseRow>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, WarehouseRow>(&(sql))
             .bind(after)
             .bind(limit)
             .fetch_all(self.pool())

@@ -80,7 +80,7 @@ impl FeedReader {
             "SELECT {TXN_COLUMNS} FROM inventory_transactions
               WHERE sequence > $1 ORDER BY sequence LIMIT $2"
         );
-        let rows = sqlx::query_as::<_, TxnRecord>(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as::<_, TxnRecord>(&(sql))
             .bind(self.cursor)
             .bind(limit)
             .fetch_all(&mut *tx)

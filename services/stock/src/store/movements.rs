@@ -179,7 +179,7 @@ async fn update_row(
             AND ($5::bigint IS NULL OR quantity_on_hand = $5)
         RETURNING {INVENTORY_COLUMNS}"
     );
-    sqlx::query_as::<_, InventoryRow>(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as::<_, InventoryRow>(&(sql))
         .bind(change.key.product_id)
         .bind(change.key.warehouse_id)
         .bind(change.on_hand_delta)
@@ -204,7 +204,7 @@ async fn upsert_row(
           WHERE ($4::bigint IS NULL OR i.quantity_on_hand = $4)
         RETURNING {INVENTORY_COLUMNS}"
     );
-    sqlx::query_as::<_, InventoryRow>(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as::<_, InventoryRow>(&(sql))
         .bind(change.key.product_id)
         .bind(change.key.warehouse_id)
         .bind(change.on_hand_delta)
@@ -300,7 +300,7 @@ pub(crate) async fn insert_log(
     origins: &[(&str, &str)],
 ) -> Result<Vec<TxnRecord>, ServiceError> {
     let sql = format!("{LOG_INSERT} RETURNING {TXN_COLUMNS}");
-    let query = sqlx::query_as::<_, TxnRecord>(sqlx::AssertSqlSafe(sql));
+    let query = sqlx::query_as::<_, TxnRecord>(&(sql));
     let mut records = LogRows::new(movements, afters, origins)
         .bind(query)
         .fetch_all(&mut **tx)

@@ -62,7 +62,7 @@ impl Store {
         let sql = format!(
             "SELECT {INVENTORY_COLUMNS} FROM inventory WHERE product_id = $1 AND warehouse_id = $2"
         );
-        sqlx::query_as::<_, InventoryRow>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, InventoryRow>(&(sql))
             .bind(key.product_id)
             .bind(key.warehouse_id)
             .fetch_optional(self.pool())
@@ -82,7 +82,7 @@ impl Store {
               WHERE (product_id, warehouse_id) IN
                     (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
         );
-        sqlx::query_as::<_, InventoryRow>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, InventoryRow>(&(sql))
             .bind(products)
             .bind(warehouses)
             .fetch_all(self.pool())
@@ -110,7 +110,7 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        sqlx::query_as::<_, InventoryRow>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, InventoryRow>(&(sql))
             .bind(filter.product_id)
             .bind(filter.warehouse_id)
             .bind(after.map(|k| k.product_id))
@@ -139,7 +139,7 @@ impl Store {
                 AND ($7::timestamptz IS NULL OR created_at < $7)
               ORDER BY sequence LIMIT $8"
         );
-        sqlx::query_as::<_, TxnRecord>(sqlx::AssertSqlSafe(sql))
+        sqlx::query_as::<_, TxnRecord>(&(sql))
             .bind(after_sequence)
             .bind(filter.product_id)
             .bind(filter.warehouse_id)

@@ -141,7 +141,7 @@ impl Store {
         reservations: &[Reservation],
     ) -> Result<(), ServiceError> {
         let sql = format!("{} RETURNING reservation_id", reservation_insert(1));
-        let query = sqlx::query_as::<_, (Uuid,)>(sqlx::AssertSqlSafe(sql));
+        let query = sqlx::query_as::<_, (Uuid,)>(&(sql));
         let inserted: Vec<Uuid> = ReservationRows::new(reservations)
             .bind(query)
             .fetch_all(&mut **tx)
@@ -182,7 +182,7 @@ impl Store {
               ORDER BY order_id, order_line_id, warehouse_id
               FOR UPDATE"
         );
-        let rows = sqlx::query_as::<_, ReservationRow>(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as::<_, ReservationRow>(&(sql))
             .bind(order_id)
             .bind(order_line_id)
             .bind(warehouse_id)
@@ -207,7 +207,7 @@ impl Store {
               LIMIT $2
               FOR UPDATE SKIP LOCKED"
         );
-        let rows = sqlx::query_as::<_, ReservationRow>(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as::<_, ReservationRow>(&(sql))
             .bind(now)
             .bind(limit)
             .fetch_all(&mut **tx)
@@ -256,7 +256,7 @@ impl Store {
             "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = $1
               ORDER BY order_line_id, warehouse_id"
         );
-        let rows = sqlx::query_as::<_, ReservationRow>(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as::<_, ReservationRow>(&(sql))
             .bind(order_id)
             .fetch_all(self.pool())
             .await

@@ -41,7 +41,7 @@ impl TestDatabase {
         let mut admin = sqlx::PgConnection::connect(&admin_url())
             .await
             .expect("test PostgreSQL reachable (TEST_DATABASE_URL)");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        sqlx::raw_sql(&(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await
             .expect("create test database");
@@ -63,9 +63,9 @@ impl Drop for TestDatabase {
             if let Ok(runtime) = runtime {
                 runtime.block_on(async {
                     if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url()).await {
-                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-                        )))
+                        let _ = sqlx::raw_sql(
+                            &(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")),
+                        )
                         .execute(&mut admin)
                         .await;
                     }
