@@ -109,7 +109,18 @@ fn options() -> Result<Options, String> {
             }
             "--products" => o.products = value()?.parse().map_err(|_| "bad --products")?,
             "--server-url" => o.server_url = value()?,
-            "--json" => o.json = Some(value()?),
+            // cargo runs benches in the package directory: a relative path is taken from the
+            // workspace root, where the command was most likely typed.
+            "--json" => {
+                let path = std::path::PathBuf::from(value()?);
+                let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+                let path = if path.is_absolute() {
+                    path
+                } else {
+                    workspace.join(path)
+                };
+                o.json = Some(path.display().to_string());
+            }
             "--no-baselines" => o.baselines = false,
             "--service-env" => {
                 let pair = value()?;
@@ -213,7 +224,16 @@ fn start_service(url: &str, port: u16, env: &[(String, String)]) -> Result<Child
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .env("MAX_CONCURRENT_REQUESTS", "4096")
-        .stdout(Stdio::null())
+        .stdout(match std::env::var("BENCH_SERVICE_LOG") {
+            // Where the service's own logs go (RUST_LOG can be set with --service-env).
+            Ok(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+            Err(_) => Stdio::null(),
+        })
         .stderr(Stdio::inherit());
     for (k, v) in env {
         command.env(k, v);

@@ -623,3 +623,54 @@ async fn the_log_cannot_be_rewritten_and_the_rows_cannot_go_negative() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_reservation_is_decided_on_the_row_as_it_is_now_not_as_last_seen() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    app.receive(&p, &w, 1).await;
+    app.reserve("order-1", &p, &w, 1)
+        .await
+        .expect("the only unit");
+    // Stock arrives through another RPC: the last batch saw nothing available.
+    app.receive(&p, &w, 5).await;
+    let granted = app
+        .reserve("order-2", &p, &w, 5)
+        .await
+        .expect("the new units");
+    let inv = granted.inventory.expect("inventory");
+    assert_eq!((inv.quantity_on_hand, inv.quantity_reserved), (6, 6));
+
+    // Stock leaves through another RPC: the last batch saw more than there is.
+    app.client
+        .clone()
+        .adjust_stock(pb::AdjustStockRequest {
+            request_id: new_id(),
+            product_id: p.clone(),
+            warehouse_id: w.clone(),
+            quantity_delta: 4,
+            reason: "found".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("adjust");
+    let granted = app
+        .reserve("order-3", &p, &w, 3)
+        .await
+        .expect("after the adjustment");
+    let inv = granted.inventory.expect("inventory");
+    assert_eq!((inv.quantity_on_hand, inv.quantity_reserved), (10, 9));
+    let status = app
+        .reserve("order-4", &p, &w, 2)
+        .await
+        .expect_err("one left");
+    assert_eq!(error_info(&status).1["available"], "1");
+
+    // The row moves again behind the last batch's back, while it still looks sufficient:
+    // the write's check of the row catches it and the reservation is decided again.
+    app.receive(&p, &w, 5).await;
+    let granted = app.reserve("order-5", &p, &w, 1).await.expect("one of six");
+    let inv = granted.inventory.expect("inventory");
+    assert_eq!((inv.quantity_on_hand, inv.quantity_reserved), (15, 10));
+    app.assert_ledger_clean().await;
+}

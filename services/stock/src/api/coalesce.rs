@@ -18,7 +18,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::convert;
 use crate::domain::reservation::Reservation;
-use crate::store::{BatchOutcome, BatchRequest, InventoryRow, Store};
+use crate::store::{BatchOutcome, BatchRequest, BatchResult, InventoryRow, Rows, Store};
 
 /// Requests queued per lane before callers wait for room.
 const LANE_QUEUE: usize = 4096;
@@ -42,7 +42,7 @@ pub struct Coalescer {
 }
 
 impl Coalescer {
-    /// Starts `lanes` workers, each applying up to `max_batch` requests per transaction.
+    /// Starts `lanes` lanes, each applying up to `max_batch` requests per statement.
     pub fn start(store: Store, lanes: usize, max_batch: usize, log_appended: Arc<Notify>) -> Self {
         let senders = (0..lanes.max(1))
             .map(|_| {
@@ -84,6 +84,13 @@ pub fn response(reservation: &Reservation, row: &InventoryRow) -> pb::ReserveSto
     }
 }
 
+/// Rows a lane remembers before it starts afresh; a lane sees only its share of the rows.
+const REMEMBERED_ROWS: usize = 65_536;
+
+/// One lane: takes everything waiting (in arrival order, up to `max_batch`) and applies it.
+/// It remembers the rows its batches left behind, so the next batch on the same rows is one
+/// statement that checks they did not move; a batch on rows it does not know, or one that
+/// must refuse, find a retry or lost a race, runs under row locks instead.
 async fn run_lane(
     store: Store,
     mut receiver: mpsc::Receiver<Pending>,
@@ -91,6 +98,7 @@ async fn run_lane(
     log_appended: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
+    let mut remembered = Rows::new();
     while receiver.recv_many(&mut batch, max_batch).await > 0 {
         // A caller that gave up (deadline, disconnect) is dropped before it costs a row.
         batch.retain(|p: &Pending| !p.reply.is_closed());
@@ -99,11 +107,39 @@ async fn run_lane(
         }
         let (requests, replies): (Vec<BatchRequest>, Vec<oneshot::Sender<Coalesced>>) =
             batch.drain(..).map(|p| (p.request, p.reply)).unzip();
-        let outcomes = store
-            .reserve_batch(&requests, |r, row| response(r, row).encode_to_vec())
-            .await;
-        match outcomes {
-            Ok(outcomes) => {
+        let started = std::time::Instant::now();
+        let encode = |r: &Reservation, row: &InventoryRow| response(r, row).encode_to_vec();
+        let known = requests
+            .iter()
+            .all(|r| remembered.contains_key(&r.reservation.key));
+        let fast = if known {
+            store.reserve_batch_on(&requests, &remembered, encode).await
+        } else {
+            Ok(None)
+        };
+        if let Err(error) = &fast {
+            tracing::debug!(%error, "batch on remembered rows did not apply");
+        }
+        let locked = matches!(fast, Ok(None) | Err(ServiceError::Aborted(_)));
+        let result = match fast {
+            Ok(Some(result)) => Ok(result),
+            Ok(None) | Err(ServiceError::Aborted(_)) => {
+                store.reserve_batch_locked(&requests, encode).await
+            }
+            Err(error) => Err(error),
+        };
+        tracing::debug!(
+            size = requests.len(),
+            locked,
+            elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "reservation batch"
+        );
+        match result {
+            Ok(BatchResult { outcomes, rows }) => {
+                if remembered.len() > REMEMBERED_ROWS {
+                    remembered.clear();
+                }
+                remembered.extend(rows);
                 if outcomes
                     .iter()
                     .any(|o| matches!(o, BatchOutcome::Granted(..)))
@@ -122,6 +158,9 @@ async fn run_lane(
                 }
             }
             Err(error) => {
+                for r in &requests {
+                    remembered.remove(&r.reservation.key);
+                }
                 tracing::warn!(%error, size = requests.len(), "reservation batch failed; retrying one by one");
                 for reply in replies {
                     let _ = reply.send(Coalesced::Single);

@@ -1,11 +1,20 @@
-//! Coalesced reservations: many single-line reservation requests applied in one database
-//! transaction. Rows are locked once, in lock order; requests are granted in arrival order
-//! while stock lasts; every request still gets its own log row, reservation, idempotency
-//! record and answer, and a refused request leaves nothing behind.
+//! Coalesced reservations: many single-line reservation requests applied by one statement.
+//! Requests are granted in arrival order while stock lasts; every request still gets its own
+//! log row, reservation, idempotency record and answer, and a refused request leaves nothing
+//! behind.
+//!
+//! Two ways to run a batch, sharing the decision ([`plan`]) and the write ([`write`]):
+//! - on rows as last seen (the coalescer remembers them): one autocommit statement that
+//!   checks every row still holds what the decision assumed, and fails, writing nothing,
+//!   if one moved;
+//! - locked: lock the rows and look up retries and existing order lines in one round trip,
+//!   decide, write, commit. This one also refuses requests and finds every other answer.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::movements::{INVENTORY_COLUMNS, InventoryRow, LOG_INSERT, LogRows};
@@ -16,8 +25,8 @@ use crate::domain::movement::{
 };
 use crate::domain::reservation::Reservation;
 
-/// A request id already answered, or an order line (order, line, warehouse) already held.
-type KnownRow = (Option<String>, Option<String>, Option<String>, Option<Uuid>);
+/// Inventory rows a batch is decided against, by key.
+pub type Rows = BTreeMap<InventoryKey, InventoryRow>;
 
 /// One request of a batch.
 pub struct BatchRequest {
@@ -35,261 +44,380 @@ pub enum BatchOutcome {
     Granted(Reservation, InventoryRow),
     /// Refused with this error; nothing of it was written.
     Refused(ServiceError),
-    /// Not decided here (a retry, an unknown row, a duplicate order line in the batch):
-    /// the caller must run it on the one-request path, which has an answer for every case.
+    /// Not decided here (a retry, an unknown row, a repeat within the batch): the caller
+    /// must run it on the one-request path, which has an answer for every case.
     Single,
 }
 
+/// A batch's outcomes, and its rows as they stand after it.
+pub struct BatchResult {
+    pub outcomes: Vec<BatchOutcome>,
+    pub rows: Rows,
+}
+
+/// An order line in a warehouse: at most one reservation each.
+type Line = (String, String, Uuid);
+
+/// What the locked path knows beyond the rows.
+#[derive(Default)]
+struct Known {
+    answered_ids: HashSet<String>,
+    existing_lines: HashSet<Line>,
+}
+
+/// A decided batch.
+struct Plan {
+    outcomes: Vec<BatchOutcome>,
+    /// Granted requests, by index, with their row right after the grant.
+    granted: Vec<(usize, InventoryRow)>,
+    afters: Vec<Level>,
+    /// Per touched row: what was added to reserved, and the level the decision assumed.
+    changes: BTreeMap<InventoryKey, (i64, Level)>,
+    /// The rows after the batch.
+    rows: Rows,
+}
+
+impl Plan {
+    /// Whether any request is not simply granted: a refusal, or a request left to the
+    /// one-request path, needs the lookups of the locked path to be answered right.
+    fn needs_lookups(&self) -> bool {
+        self.granted.len() != self.outcomes.len()
+    }
+}
+
+/// Decides a batch against `rows`: repeats of a request id or order line within the batch,
+/// retries, and unknown rows are left to the one-request path; the rest are granted in
+/// arrival order while stock lasts.
+fn plan(requests: &[BatchRequest], rows: &Rows, known: &Known, now: DateTime<Utc>) -> Plan {
+    let mut outcomes: Vec<BatchOutcome> = requests.iter().map(|_| BatchOutcome::Single).collect();
+    let mut seen_ids = HashSet::new();
+    let mut seen_lines = HashSet::new();
+    let mut candidates = Vec::new();
+    for (i, request) in requests.iter().enumerate() {
+        let r = &request.reservation;
+        let line = (
+            r.order_id.clone(),
+            r.order_line_id.clone(),
+            r.key.warehouse_id,
+        );
+        if known.answered_ids.contains(&request.request_id)
+            || !seen_ids.insert(request.request_id.as_str())
+            || !rows.contains_key(&r.key)
+        {
+            continue;
+        }
+        if known.existing_lines.contains(&line) {
+            outcomes[i] = BatchOutcome::Refused(ServiceError::AlreadyExists {
+                resource: "reservation",
+                id: format!(
+                    "for order {} line {} in warehouse {}",
+                    r.order_id, r.order_line_id, r.key.warehouse_id
+                ),
+            });
+            continue;
+        }
+        if seen_lines.insert(line) {
+            candidates.push(i);
+        }
+    }
+    let levels: BTreeMap<InventoryKey, Level> = rows.iter().map(|(k, r)| (*k, r.level())).collect();
+    let asks: Vec<(InventoryKey, i64)> = candidates
+        .iter()
+        .map(|&i| {
+            (
+                requests[i].reservation.key,
+                requests[i].reservation.quantity_requested,
+            )
+        })
+        .collect();
+    let grants = grant_in_arrival_order(&levels, &asks);
+
+    let mut plan = Plan {
+        outcomes,
+        granted: Vec::new(),
+        afters: Vec::new(),
+        changes: BTreeMap::new(),
+        rows: rows.clone(),
+    };
+    for (&i, grant) in candidates.iter().zip(&grants) {
+        let r = &requests[i].reservation;
+        match (*grant, plan.rows.get_mut(&r.key)) {
+            (Grant::Granted(after), Some(row)) => {
+                let before = levels.get(&r.key).copied().unwrap_or_default();
+                plan.changes.entry(r.key).or_insert((0, before)).0 += r.quantity_requested;
+                row.quantity_reserved = after.reserved;
+                row.quantity_available = after.available();
+                row.last_updated = now;
+                plan.granted.push((i, row.clone()));
+                plan.afters.push(after);
+            }
+            (Grant::Refused { available }, _) => {
+                plan.outcomes[i] = BatchOutcome::Refused(insufficient_stock(
+                    r.key,
+                    r.quantity_requested,
+                    available,
+                ));
+            }
+            (Grant::Granted(_), None) => {}
+        }
+    }
+    plan
+}
+
+/// Writes a plan in one statement: the rows (only if they still hold the levels the plan
+/// assumed), one log row, one reservation and one stored answer per granted request. If
+/// anything does not match, the statement fails with a serialization failure (ABORTED) and
+/// writes nothing.
+async fn write(
+    conn: &mut PgConnection,
+    requests: &[BatchRequest],
+    plan: Plan,
+    now: DateTime<Utc>,
+    encode: impl Fn(&Reservation, &InventoryRow) -> Vec<u8>,
+) -> Result<BatchResult, ServiceError> {
+    let Plan {
+        mut outcomes,
+        granted,
+        afters,
+        changes,
+        rows,
+    } = plan;
+    if granted.is_empty() {
+        return Ok(BatchResult { outcomes, rows });
+    }
+    let movements: Vec<Movement> = granted
+        .iter()
+        .map(|(i, _)| {
+            let r = &requests[*i].reservation;
+            Movement::reserve(r.key, r.quantity_requested).with_reference(r.order_id.clone())
+        })
+        .collect();
+    let origins: Vec<(&str, &str)> = granted
+        .iter()
+        .map(|(i, _)| {
+            (
+                requests[*i].request_id.as_str(),
+                requests[*i].actor.as_str(),
+            )
+        })
+        .collect();
+    let sql = format!(
+        "WITH logged AS ({LOG_INSERT} RETURNING 1),
+         rows AS (
+             UPDATE inventory i
+                SET quantity_reserved = i.quantity_reserved + t.d, last_updated = $19
+               FROM unnest($14::uuid[], $15::uuid[], $16::int8[], $17::int8[], $18::int8[])
+                    AS t(p, w, d, on_hand, reserved)
+              WHERE i.product_id = t.p AND i.warehouse_id = t.w
+                AND i.quantity_on_hand = t.on_hand AND i.quantity_reserved = t.reserved
+             RETURNING 1),
+         reserved AS ({reservations} RETURNING 1),
+         answered AS (
+             INSERT INTO idempotency_keys (request_id, method, request_fingerprint, response)
+             SELECT * FROM unnest($28::text[], $29::text[], $30::bytea[], $31::bytea[])
+             ON CONFLICT (request_id) DO NOTHING
+             RETURNING 1)
+         SELECT assert_batch_matches(
+                    (SELECT count(*) FROM logged) = $32 AND (SELECT count(*) FROM rows) = $33
+                AND (SELECT count(*) FROM reserved) = $32 AND (SELECT count(*) FROM answered) = $32)",
+        reservations = reservation_insert(20)
+    );
+    let query = sqlx::query_as::<_, (bool,)>(&sql);
+    let query = LogRows::new(&movements, &afters, &origins)
+        .bind(query)
+        .bind(changes.keys().map(|k| k.product_id).collect::<Vec<_>>())
+        .bind(changes.keys().map(|k| k.warehouse_id).collect::<Vec<_>>())
+        .bind(changes.values().map(|c| c.0).collect::<Vec<_>>())
+        .bind(changes.values().map(|c| c.1.on_hand).collect::<Vec<_>>())
+        .bind(changes.values().map(|c| c.1.reserved).collect::<Vec<_>>())
+        .bind(now);
+    let query = ReservationRows::new(granted.iter().map(|(i, _)| &requests[*i].reservation))
+        .bind(query)
+        .bind(
+            granted
+                .iter()
+                .map(|(i, _)| requests[*i].request_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            granted
+                .iter()
+                .map(|(i, _)| requests[*i].method)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            granted
+                .iter()
+                .map(|(i, _)| requests[*i].fingerprint.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            granted
+                .iter()
+                .map(|(i, row)| encode(&requests[*i].reservation, row))
+                .collect::<Vec<_>>(),
+        )
+        .bind(i64::try_from(granted.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(changes.len()).unwrap_or(i64::MAX));
+    query.fetch_one(&mut *conn).await.map_err(db_error)?;
+    for (i, row) in granted {
+        outcomes[i] = BatchOutcome::Granted(requests[i].reservation.clone(), row);
+    }
+    Ok(BatchResult { outcomes, rows })
+}
+
 impl Store {
-    /// Applies a batch in one transaction of three statements: look up request ids and order
-    /// lines already known, lock the rows, then write everything at once. `encode` turns a
-    /// granted request's result into the response stored for retries. On any database error,
-    /// or if a concurrent writer got in first, nothing is written and the caller should run
-    /// every request on the one-request path.
-    pub async fn reserve_batch(
+    /// Applies a batch on rows as last seen, in one autocommit statement. `Ok(None)` when the
+    /// batch needs what only the locked path knows (a refusal to confirm, a retry, a repeat);
+    /// ABORTED when a row moved since. Either way nothing was written.
+    pub async fn reserve_batch_on(
+        &self,
+        requests: &[BatchRequest],
+        rows: &Rows,
+        encode: impl Fn(&Reservation, &InventoryRow) -> Vec<u8>,
+    ) -> Result<Option<BatchResult>, ServiceError> {
+        let now = crate::api::now();
+        let plan = plan(requests, rows, &Known::default(), now);
+        if plan.needs_lookups() {
+            return Ok(None);
+        }
+        let mut conn = self.pool().acquire().await.map_err(db_error)?;
+        write(&mut conn, requests, plan, now, encode)
+            .await
+            .map(Some)
+    }
+
+    /// Applies a batch under row locks: one round trip locks the rows in lock order and looks
+    /// up request ids already answered (retries) and order lines already reserved; then the
+    /// batch is decided and written, and the transaction commits. Lookups read the statement's
+    /// snapshot, so anything committed while the locks were awaited is caught by the write's
+    /// checks (ABORTED, nothing written).
+    pub async fn reserve_batch_locked(
         &self,
         requests: &[BatchRequest],
         encode: impl Fn(&Reservation, &InventoryRow) -> Vec<u8>,
-    ) -> Result<Vec<BatchOutcome>, ServiceError> {
-        let mut outcomes: Vec<BatchOutcome> =
-            requests.iter().map(|_| BatchOutcome::Single).collect();
-        let mut tx = self.begin().await?;
-
-        // Request ids already answered (retries) and order lines already reserved.
-        let known: Vec<KnownRow> = sqlx::query_as(
-            "SELECT request_id, NULL, NULL, NULL::uuid FROM idempotency_keys
-                  WHERE request_id = ANY($1)
-                 UNION ALL
-                 SELECT NULL, order_id, order_line_id, warehouse_id FROM reservations
-                  WHERE (order_id, order_line_id, warehouse_id) IN
-                        (SELECT * FROM unnest($2::text[], $3::text[], $4::uuid[]))",
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.request_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.reservation.order_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.reservation.order_line_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            requests
-                .iter()
-                .map(|r| r.reservation.key.warehouse_id)
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let mut answered_ids = HashSet::new();
-        let mut existing_lines = HashSet::new();
-        for row in known {
-            match row {
-                (Some(id), ..) => {
-                    answered_ids.insert(id);
-                }
-                (None, Some(order), Some(line), Some(warehouse)) => {
-                    existing_lines.insert((order, line, warehouse));
-                }
-                _ => {}
-            }
-        }
-
-        // Lock the rows, in lock order.
+    ) -> Result<BatchResult, ServiceError> {
         let keys: Vec<InventoryKey> = requests
             .iter()
             .map(|r| r.reservation.key)
-            .collect::<std::collections::BTreeSet<_>>()
+            .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
         let sql = format!(
-            "SELECT {INVENTORY_COLUMNS} FROM inventory
-              WHERE (product_id, warehouse_id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))
-              ORDER BY product_id, warehouse_id
-              FOR UPDATE"
+            "WITH locked AS MATERIALIZED (
+                 SELECT {INVENTORY_COLUMNS} FROM inventory
+                  WHERE (product_id, warehouse_id) IN
+                        (SELECT * FROM unnest($1::uuid[], $2::uuid[]))
+                  ORDER BY product_id, warehouse_id
+                  FOR UPDATE)
+             SELECT inventory_id, product_id, warehouse_id, quantity_on_hand, quantity_reserved,
+                    quantity_available, last_updated,
+                    NULL::text AS request_id, NULL::text AS order_id, NULL::text AS order_line_id
+               FROM locked
+             UNION ALL
+             SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, request_id, NULL, NULL
+               FROM idempotency_keys WHERE request_id = ANY($3)
+             UNION ALL
+             SELECT NULL, NULL, warehouse_id, NULL, NULL, NULL, NULL, NULL, order_id, order_line_id
+               FROM reservations
+              WHERE (order_id, order_line_id, warehouse_id) IN
+                    (SELECT * FROM unnest($4::text[], $5::text[], $6::uuid[]))"
         );
-        let rows: BTreeMap<InventoryKey, InventoryRow> = sqlx::query_as::<_, InventoryRow>(&(sql))
+        let mut tx = self.begin().await?;
+        let found: Vec<LookupRow> = sqlx::query_as(&sql)
             .bind(keys.iter().map(|k| k.product_id).collect::<Vec<_>>())
             .bind(keys.iter().map(|k| k.warehouse_id).collect::<Vec<_>>())
+            .bind(
+                requests
+                    .iter()
+                    .map(|r| r.request_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                requests
+                    .iter()
+                    .map(|r| r.reservation.order_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                requests
+                    .iter()
+                    .map(|r| r.reservation.order_line_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                requests
+                    .iter()
+                    .map(|r| r.reservation.key.warehouse_id)
+                    .collect::<Vec<_>>(),
+            )
             .fetch_all(&mut *tx)
             .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(|r| (r.key(), r))
-            .collect();
-
-        // Decide, in arrival order, among the requests this batch can answer. A repeated
-        // request id or order line waits for the one-request path, which answers it.
-        let mut seen_ids = HashSet::new();
-        let mut seen_lines = HashSet::new();
-        let mut candidates = Vec::new();
-        for (i, request) in requests.iter().enumerate() {
-            let r = &request.reservation;
-            let line = (
-                r.order_id.clone(),
-                r.order_line_id.clone(),
-                r.key.warehouse_id,
-            );
-            if answered_ids.contains(&request.request_id)
-                || !seen_ids.insert(request.request_id.as_str())
-                || !rows.contains_key(&r.key)
-            {
-                continue;
-            }
-            if existing_lines.contains(&line) {
-                outcomes[i] = BatchOutcome::Refused(ServiceError::AlreadyExists {
-                    resource: "reservation",
-                    id: format!(
-                        "for order {} line {} in warehouse {}",
-                        r.order_id, r.order_line_id, r.key.warehouse_id
-                    ),
-                });
-                continue;
-            }
-            if seen_lines.insert(line) {
-                candidates.push(i);
+            .map_err(db_error)?;
+        let mut rows = Rows::new();
+        let mut known = Known::default();
+        for found in found {
+            match found.into_kind() {
+                Some(Found::Row(row)) => {
+                    rows.insert(row.key(), row);
+                }
+                Some(Found::Answered(id)) => {
+                    known.answered_ids.insert(id);
+                }
+                Some(Found::Line(line)) => {
+                    known.existing_lines.insert(line);
+                }
+                None => {}
             }
         }
-        let levels: BTreeMap<InventoryKey, Level> =
-            rows.iter().map(|(k, r)| (*k, r.level())).collect();
-        let asks: Vec<(InventoryKey, i64)> = candidates
-            .iter()
-            .map(|&i| {
-                (
-                    requests[i].reservation.key,
-                    requests[i].reservation.quantity_requested,
-                )
-            })
-            .collect();
-        let grants = grant_in_arrival_order(&levels, &asks);
-
         let now = crate::api::now();
-        let mut granted = Vec::new();
-        let mut afters = Vec::new();
-        let mut totals: BTreeMap<InventoryKey, i64> = BTreeMap::new();
-        for (&i, grant) in candidates.iter().zip(&grants) {
-            let r = &requests[i].reservation;
-            match *grant {
-                Grant::Granted(after) => {
-                    let mut row = rows
-                        .get(&r.key)
-                        .cloned()
-                        .ok_or_else(|| ServiceError::Internal("granted row missing".into()))?;
-                    row.quantity_reserved = after.reserved;
-                    row.quantity_available = after.available();
-                    row.last_updated = now;
-                    *totals.entry(r.key).or_default() += r.quantity_requested;
-                    granted.push((i, row));
-                    afters.push(after);
-                }
-                Grant::Refused { available } => {
-                    outcomes[i] = BatchOutcome::Refused(insufficient_stock(
-                        r.key,
-                        r.quantity_requested,
-                        available,
-                    ));
-                }
-            }
-        }
-        if granted.is_empty() {
-            tx.rollback().await.map_err(db_error)?;
-            return Ok(outcomes);
-        }
-
-        // One statement writes the rows, the log, the reservations and the answers.
-        let movements: Vec<Movement> = granted
-            .iter()
-            .map(|(i, _)| {
-                let r = &requests[*i].reservation;
-                Movement::reserve(r.key, r.quantity_requested).with_reference(r.order_id.clone())
-            })
-            .collect();
-        let origins: Vec<(&str, &str)> = granted
-            .iter()
-            .map(|(i, _)| {
-                (
-                    requests[*i].request_id.as_str(),
-                    requests[*i].actor.as_str(),
-                )
-            })
-            .collect();
-        let sql = format!(
-            "WITH logged AS ({LOG_INSERT} RETURNING 1),
-             rows AS (
-                 UPDATE inventory i
-                    SET quantity_reserved = i.quantity_reserved + t.d, last_updated = $17
-                   FROM unnest($14::uuid[], $15::uuid[], $16::int8[]) AS t(p, w, d)
-                  WHERE i.product_id = t.p AND i.warehouse_id = t.w
-                    AND i.quantity_reserved + t.d <= i.quantity_on_hand
-                 RETURNING 1),
-             reserved AS ({reservations} RETURNING 1),
-             answered AS (
-                 INSERT INTO idempotency_keys (request_id, method, request_fingerprint, response)
-                 SELECT * FROM unnest($26::text[], $27::text[], $28::bytea[], $29::bytea[])
-                 ON CONFLICT (request_id) DO NOTHING
-                 RETURNING 1)
-             SELECT (SELECT count(*) FROM logged), (SELECT count(*) FROM rows),
-                    (SELECT count(*) FROM reserved), (SELECT count(*) FROM answered)",
-            reservations = reservation_insert(18)
-        );
-        let query = sqlx::query_as::<_, (i64, i64, i64, i64)>(&(sql));
-        let query = LogRows::new(&movements, &afters, &origins)
-            .bind(query)
-            .bind(totals.keys().map(|k| k.product_id).collect::<Vec<_>>())
-            .bind(totals.keys().map(|k| k.warehouse_id).collect::<Vec<_>>())
-            .bind(totals.values().copied().collect::<Vec<_>>())
-            .bind(now);
-        let query = ReservationRows::new(granted.iter().map(|(i, _)| &requests[*i].reservation))
-            .bind(query)
-            .bind(
-                granted
-                    .iter()
-                    .map(|(i, _)| requests[*i].request_id.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                granted
-                    .iter()
-                    .map(|(i, _)| requests[*i].method)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                granted
-                    .iter()
-                    .map(|(i, _)| requests[*i].fingerprint.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                granted
-                    .iter()
-                    .map(|(i, row)| encode(&requests[*i].reservation, row))
-                    .collect::<Vec<_>>(),
-            );
-        let written = query.fetch_one(&mut *tx).await.map_err(db_error)?;
-        let n = i64::try_from(granted.len()).unwrap_or(i64::MAX);
-        let rows_expected = i64::try_from(totals.len()).unwrap_or(i64::MAX);
-        if written != (n, rows_expected, n, n) {
-            // A concurrent writer claimed a request id or an order line first (the check
-            // above only sees committed rows): let the one-request path sort it out.
-            tx.rollback().await.map_err(db_error)?;
-            return Err(ServiceError::Aborted(format!(
-                "batch wrote {written:?}, expected ({n}, {rows_expected}, {n}, {n})"
-            )));
-        }
+        let plan = plan(requests, &rows, &known, now);
+        let result = write(&mut tx, requests, plan, now, encode).await?;
         tx.commit().await.map_err(db_error)?;
-        for (i, row) in granted {
-            outcomes[i] = BatchOutcome::Granted(requests[i].reservation.clone(), row);
+        Ok(result)
+    }
+}
+
+/// One row of the locked path's lookup: a locked inventory row, a request id already
+/// answered, or an order line already reserved.
+#[derive(sqlx::FromRow)]
+struct LookupRow {
+    inventory_id: Option<Uuid>,
+    product_id: Option<Uuid>,
+    warehouse_id: Option<Uuid>,
+    quantity_on_hand: Option<i64>,
+    quantity_reserved: Option<i64>,
+    quantity_available: Option<i64>,
+    last_updated: Option<DateTime<Utc>>,
+    request_id: Option<String>,
+    order_id: Option<String>,
+    order_line_id: Option<String>,
+}
+
+enum Found {
+    Row(InventoryRow),
+    Answered(String),
+    Line(Line),
+}
+
+impl LookupRow {
+    fn into_kind(self) -> Option<Found> {
+        if let Some(id) = self.request_id {
+            return Some(Found::Answered(id));
         }
-        Ok(outcomes)
+        if let (Some(order), Some(line), Some(warehouse)) =
+            (self.order_id, self.order_line_id, self.warehouse_id)
+        {
+            return Some(Found::Line((order, line, warehouse)));
+        }
+        Some(Found::Row(InventoryRow {
+            inventory_id: self.inventory_id?,
+            product_id: self.product_id?,
+            warehouse_id: self.warehouse_id?,
+            quantity_on_hand: self.quantity_on_hand?,
+            quantity_reserved: self.quantity_reserved?,
+            quantity_available: self.quantity_available?,
+            last_updated: self.last_updated?,
+        }))
     }
 }

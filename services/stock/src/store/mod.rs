@@ -15,7 +15,7 @@ mod reservations;
 use inventory_core::ServiceError;
 use sqlx::{PgPool, Postgres, Transaction};
 
-pub use batch::{BatchOutcome, BatchRequest};
+pub use batch::{BatchOutcome, BatchRequest, BatchResult, Rows};
 pub use feed::FeedReader;
 pub use idempotency::{Begun, RequestKey};
 pub use movements::{Applied, InventoryRow, TxnRecord};
