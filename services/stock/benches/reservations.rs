@@ -301,6 +301,8 @@ struct ServiceRun {
     histogram: Histogram<u64>,
     seconds: f64,
     service_cpu_seconds: f64,
+    postgres_cpu_seconds: f64,
+    load_generator_cpu_seconds: f64,
     machine_busy_cores: f64,
     commits_per_sec: f64,
     wal_syncs_per_sec: f64,
@@ -319,6 +321,21 @@ fn process_cpu_seconds(pid: u32) -> f64 {
         f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
     });
     ticks / 100.0
+}
+
+/// CPU seconds used so far by every PostgreSQL process (the server and its backends).
+fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .map(process_cpu_seconds)
+        .sum()
 }
 
 /// (busy, total) jiffies of the whole machine, from /proc/stat.
@@ -366,6 +383,10 @@ async fn run_service(
     let run_tag = Uuid::now_v7().simple().to_string();
 
     let (cpu_before, machine_before) = (process_cpu_seconds(service_pid), machine_jiffies());
+    let (pg_before, own_before) = (
+        postgres_cpu_seconds(),
+        process_cpu_seconds(std::process::id()),
+    );
     let (commits_before, syncs_before) = database_counters(&mut stats).await?;
     let started = Instant::now();
     let tasks: Vec<_> = (0..case.clients)
@@ -423,6 +444,10 @@ async fn run_service(
     }
     let seconds = started.elapsed().as_secs_f64();
     let (cpu_after, machine_after) = (process_cpu_seconds(service_pid), machine_jiffies());
+    let (pg_after, own_after) = (
+        postgres_cpu_seconds(),
+        process_cpu_seconds(std::process::id()),
+    );
     let (commits_after, syncs_after) = database_counters(&mut stats).await?;
 
     let in_log: i64 = sqlx::query_scalar(
@@ -443,6 +468,8 @@ async fn run_service(
         histogram,
         seconds,
         service_cpu_seconds: cpu_after - cpu_before,
+        postgres_cpu_seconds: pg_after - pg_before,
+        load_generator_cpu_seconds: own_after - own_before,
         machine_busy_cores: if total > 0.0 {
             busy / total * cores()
         } else {
@@ -627,6 +654,8 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
         "ratio_vs_textbook": ratio(textbook),
         "ratio_vs_single_statement": ratio(single),
         "service_cpu_cores": run.service_cpu_seconds / run.seconds,
+        "postgres_cpu_cores": run.postgres_cpu_seconds / run.seconds,
+        "load_generator_cpu_cores": run.load_generator_cpu_seconds / run.seconds,
         "machine_busy_cores": run.machine_busy_cores,
         "db_commits_per_sec": run.commits_per_sec,
         "wal_syncs_per_sec": run.wal_syncs_per_sec,
@@ -645,7 +674,7 @@ async fn main() -> std::process::ExitCode {
     let mut results = Vec::new();
     let mut failed = false;
     println!(
-        "{:<8} {:>7} {:>12} {:>8} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8} {:>6} {:>9} {:>9}",
+        "{:<8} {:>7} {:>12} {:>8} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7}",
         "workload",
         "clients",
         "service/s",
@@ -658,7 +687,9 @@ async fn main() -> std::process::ExitCode {
         "oversold",
         "drift",
         "svc cpu",
-        "busy cpu"
+        "pg cpu",
+        "gen cpu",
+        "busy"
     );
     for &workload in &opts.workloads {
         for &clients in &opts.clients {
@@ -676,7 +707,7 @@ async fn main() -> std::process::ExitCode {
                 Ok(r) => {
                     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
                     println!(
-                        "{:<8} {:>7} {:>12.0} {:>8.2} {:>8.2} {:>10.0} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>6} {:>9.2} {:>9.2}",
+                        "{:<8} {:>7} {:>12.0} {:>8.2} {:>8.2} {:>10.0} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>6} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
                         workload.name(),
                         clients,
                         f("service_reservations_per_sec"),
@@ -689,6 +720,8 @@ async fn main() -> std::process::ExitCode {
                         r["oversold"],
                         r["ledger_drift"],
                         f("service_cpu_cores"),
+                        f("postgres_cpu_cores"),
+                        f("load_generator_cpu_cores"),
                         f("machine_busy_cores")
                     );
                     if r["oversold"].as_i64() != Some(0) || r["ledger_drift"].as_u64() != Some(0) {

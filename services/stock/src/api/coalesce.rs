@@ -17,6 +17,7 @@ use prost::Message;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::convert;
+use crate::domain::movement::InventoryKey;
 use crate::domain::reservation::Reservation;
 use crate::store::{BatchOutcome, BatchRequest, BatchResult, InventoryRow, Rows, Store};
 
@@ -87,10 +88,35 @@ pub fn response(reservation: &Reservation, row: &InventoryRow) -> pb::ReserveSto
 /// Rows a lane remembers before it starts afresh; a lane sees only its share of the rows.
 const REMEMBERED_ROWS: usize = 65_536;
 
+/// Reads, without locking, the rows of `requests` the lane does not remember yet. A row that
+/// does not exist stays unknown, and its request goes to the one-request path.
+async fn remember(
+    store: &Store,
+    requests: &[BatchRequest],
+    remembered: &mut Rows,
+) -> Result<(), ServiceError> {
+    let missing: Vec<InventoryKey> = requests
+        .iter()
+        .map(|r| r.reservation.key)
+        .filter(|k| !remembered.contains_key(k))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !missing.is_empty() {
+        if remembered.len() + missing.len() > REMEMBERED_ROWS {
+            remembered.clear();
+        }
+        for row in store.get_inventory_many(&missing).await? {
+            remembered.insert(row.key(), row);
+        }
+    }
+    Ok(())
+}
+
 /// One lane: takes everything waiting (in arrival order, up to `max_batch`) and applies it.
-/// It remembers the rows its batches left behind, so the next batch on the same rows is one
-/// statement that checks they did not move; a batch on rows it does not know, or one that
-/// must refuse, find a retry or lost a race, runs under row locks instead.
+/// It remembers the rows its batches left behind (and reads, without locks, those it has not
+/// seen), so a batch is one statement that checks its rows did not move; a batch that must
+/// refuse, find a retry, or lost a race to another writer runs under row locks instead.
 async fn run_lane(
     store: Store,
     mut receiver: mpsc::Receiver<Pending>,
@@ -109,13 +135,9 @@ async fn run_lane(
             batch.drain(..).map(|p| (p.request, p.reply)).unzip();
         let started = std::time::Instant::now();
         let encode = |r: &Reservation, row: &InventoryRow| response(r, row).encode_to_vec();
-        let known = requests
-            .iter()
-            .all(|r| remembered.contains_key(&r.reservation.key));
-        let fast = if known {
-            store.reserve_batch_on(&requests, &remembered, encode).await
-        } else {
-            Ok(None)
+        let fast = match remember(&store, &requests, &mut remembered).await {
+            Ok(()) => store.reserve_batch_on(&requests, &remembered, encode).await,
+            Err(error) => Err(error),
         };
         if let Err(error) = &fast {
             tracing::debug!(%error, "batch on remembered rows did not apply");
@@ -136,9 +158,6 @@ async fn run_lane(
         );
         match result {
             Ok(BatchResult { outcomes, rows }) => {
-                if remembered.len() > REMEMBERED_ROWS {
-                    remembered.clear();
-                }
                 remembered.extend(rows);
                 if outcomes
                     .iter()

@@ -202,14 +202,19 @@ async fn write(
         })
         .collect();
     let sql = format!(
-        "WITH logged AS ({LOG_INSERT} RETURNING 1),
-         rows AS (
+        // The rows are updated (and so locked) before the log insert draws its sequence
+        // numbers: a log row must never be numbered before a change that precedes it.
+        "WITH rows AS (
              UPDATE inventory i
                 SET quantity_reserved = i.quantity_reserved + t.d, last_updated = $19
                FROM unnest($14::uuid[], $15::uuid[], $16::int8[], $17::int8[], $18::int8[])
                     AS t(p, w, d, on_hand, reserved)
               WHERE i.product_id = t.p AND i.warehouse_id = t.w
                 AND i.quantity_on_hand = t.on_hand AND i.quantity_reserved = t.reserved
+             RETURNING 1),
+         updated AS (SELECT count(*) AS n FROM rows),
+         logged AS (
+             {LOG_INSERT} CROSS JOIN updated WHERE updated.n = $33 ORDER BY t.ord
              RETURNING 1),
          reserved AS ({reservations} RETURNING 1),
          answered AS (
@@ -218,7 +223,7 @@ async fn write(
              ON CONFLICT (request_id) DO NOTHING
              RETURNING 1)
          SELECT assert_batch_matches(
-                    (SELECT count(*) FROM logged) = $32 AND (SELECT count(*) FROM rows) = $33
+                    (SELECT count(*) FROM logged) = $32 AND (SELECT n FROM updated) = $33
                 AND (SELECT count(*) FROM reserved) = $32 AND (SELECT count(*) FROM answered) = $32)",
         reservations = reservation_insert(20)
     );

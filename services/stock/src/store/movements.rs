@@ -215,7 +215,8 @@ async fn upsert_row(
 }
 
 /// Inserts log rows from the thirteen parallel arrays of [`LogRows`], bound as `$1`..`$13`.
-/// ORDER BY ordinality: sequence numbers are drawn in movement order.
+/// Callers end it with `ORDER BY t.ord`, so sequence numbers are drawn in movement order, and
+/// may join it first to a condition.
 pub(crate) const LOG_INSERT: &str = "INSERT INTO inventory_transactions (txn_id, product_id,
          warehouse_id, txn_type, quantity, on_hand_delta, reserved_delta, on_hand_after,
          reserved_after, reference_id, reason, actor, request_id)
@@ -227,8 +228,7 @@ pub(crate) const LOG_INSERT: &str = "INSERT INTO inventory_transactions (txn_id,
                    $13::text[])
             WITH ORDINALITY AS t(txn_id, product_id, warehouse_id, txn_type, quantity,
                  on_hand_delta, reserved_delta, on_hand_after, reserved_after, reference_id,
-                 reason, actor, request_id, ord)
-      ORDER BY t.ord";
+                 reason, actor, request_id, ord)";
 
 /// Log rows as parallel arrays, one element per movement.
 #[derive(Default)]
@@ -299,7 +299,7 @@ pub(crate) async fn insert_log(
     afters: &[Level],
     origins: &[(&str, &str)],
 ) -> Result<Vec<TxnRecord>, ServiceError> {
-    let sql = format!("{LOG_INSERT} RETURNING {TXN_COLUMNS}");
+    let sql = format!("{LOG_INSERT} ORDER BY t.ord RETURNING {TXN_COLUMNS}");
     let query = sqlx::query_as::<_, TxnRecord>(&(sql));
     let mut records = LogRows::new(movements, afters, origins)
         .bind(query)
