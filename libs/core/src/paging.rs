@@ -30,15 +30,15 @@ pub fn decode_token(field: &str, token: &str) -> Result<Option<String>, ServiceE
         return Ok(None);
     }
     let bad = || ServiceError::invalid(field, "is not a page token this service issued");
-    let hex = token.strip_prefix("v1.").ok_or_else(bad)?;
+    let hex = token.strip_prefix("v1.").ok_or_else(bad)?.as_bytes();
     if hex.len() % 2 != 0 || hex.len() > 2048 {
         return Err(bad());
     }
-    let bytes = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| bad())?;
+    let digit = |b: u8| (b as char).to_digit(16).ok_or_else(bad);
+    let bytes = hex
+        .chunks_exact(2)
+        .map(|pair| Ok(u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).unwrap_or(0)))
+        .collect::<Result<Vec<u8>, ServiceError>>()?;
     String::from_utf8(bytes).map(Some).map_err(|_| bad())
 }
 
@@ -61,6 +61,9 @@ mod tests {
         assert!(decode_token("page_token", "garbage").is_err());
         assert!(decode_token("page_token", "v1.zz").is_err());
         assert!(decode_token("page_token", "v1.abc").is_err());
+        // Multi-byte characters must be refused, not split.
+        assert!(decode_token("page_token", "v1.a\u{e9}b").is_err());
+        assert!(decode_token("page_token", "v1.\u{e9}\u{e9}").is_err());
     }
 
     #[test]

@@ -10,6 +10,9 @@ use crate::ServiceError;
 pub const MAX_TEXT_LEN: usize = 512;
 /// Longest identifier-like string accepted (SKUs, order ids, references, request ids).
 pub const MAX_KEY_LEN: usize = 128;
+/// Largest quantity one request may move (a trillion units): far above any real movement,
+/// and low enough that no sum of a request's lines can overflow.
+pub const MAX_QUANTITY: i64 = 1_000_000_000_000;
 
 /// Collects field violations; each parser returns `None` on a bad field and records why.
 #[derive(Debug, Default)]
@@ -120,13 +123,19 @@ impl Violations {
         }
     }
 
-    /// A quantity of at least one unit.
+    /// A quantity of at least one unit and at most [`MAX_QUANTITY`].
     pub fn positive(&mut self, field: &str, value: i64) -> Option<i64> {
-        if value > 0 {
-            Some(value)
-        } else {
+        if value <= 0 {
             self.add(field, format!("must be positive, got {value}"));
             None
+        } else if value > MAX_QUANTITY {
+            self.add(
+                field,
+                format!("must be at most {MAX_QUANTITY}, got {value}"),
+            );
+            None
+        } else {
+            Some(value)
         }
     }
 
@@ -217,6 +226,7 @@ mod tests {
         assert_eq!(v.text("name", &"x".repeat(MAX_TEXT_LEN + 1)), None);
         assert_eq!(v.text("name", "a\u{0}b"), None);
         assert_eq!(v.key("sku", ""), None);
+        assert_eq!(v.positive("quantity", i64::MAX), None);
         assert!(v.finish().is_err());
     }
 }

@@ -293,6 +293,17 @@ async fn seed(url: &str, products: usize) -> Result<(), String> {
     )).await
 }
 
+async fn vacuum(url: &str) -> Result<(), String> {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    execute(
+        &mut conn,
+        "VACUUM ANALYZE stock.inventory, stock.inventory_transactions".to_owned(),
+    )
+    .await
+}
+
 struct ServiceRun {
     reservations_in_log: u64,
     client_successes: u64,
@@ -601,6 +612,7 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
     let outcome = async {
         let channel = wait_for_service(&format!("http://127.0.0.1:{port}")).await?;
         seed(&url, case.products).await?;
+        vacuum(&url).await?;
         let run = run_service(case, opts, channel.clone(), service.id()).await?;
         let (oversold, drift) = check(&url, channel).await?;
         Ok::<_, String>((run, oversold, drift))
@@ -613,10 +625,13 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
     let (run, oversold, drift) = outcome?;
 
     let (textbook, single) = if opts.baselines {
-        (
-            pgbench(case, opts, &textbook_script(case.workload))?,
-            pgbench(case, opts, &single_statement_script(case.workload))?,
-        )
+        // Each baseline starts from vacuumed rows, as the service run did, so the dead row
+        // versions the previous run left behind do not count against it.
+        vacuum(&url).await?;
+        let textbook = pgbench(case, opts, &textbook_script(case.workload))?;
+        vacuum(&url).await?;
+        let single = pgbench(case, opts, &single_statement_script(case.workload))?;
+        (textbook, single)
     } else {
         (f64::NAN, f64::NAN)
     };

@@ -131,8 +131,15 @@ impl StockApp {
             log_appended,
             self.settings.feed_poll,
             self.settings.coalescing,
+            stop.subscribe(),
         );
         let service = pb::stock_service_server::StockServiceServer::new(api);
+        // Tell long-lived work (feeds, upkeep) to end as soon as shutdown begins, so the
+        // server's drain is not held up by streams that would never finish.
+        let shutdown = async {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
         let result = self
             .server
             .serve(service, self.pool.clone(), shutdown)

@@ -549,11 +549,13 @@ async fn expired_reservations_are_released_with_reason_expired() {
     let mut request = reserve_request("order-1", &p, &w, 3);
     let soon = std::time::SystemTime::now() + std::time::Duration::from_millis(300);
     request.expire_time = Some(prost_types::Timestamp::from(soon));
-    app.client
+    let first = app
+        .client
         .clone()
-        .reserve_stock(request)
+        .reserve_stock(request.clone())
         .await
-        .expect("reserve with expiry");
+        .expect("reserve with expiry")
+        .into_inner();
     assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 3);
 
     let mut released = false;
@@ -589,6 +591,17 @@ async fn expired_reservations_are_released_with_reason_expired() {
         .transactions;
     assert_eq!(log.len(), 1);
     assert_eq!((log[0].reason.as_str(), log[0].quantity), ("expired", 3));
+
+    // A retry after the expiry has passed still gets the first answer, and changes nothing.
+    let retried = app
+        .client
+        .clone()
+        .reserve_stock(request)
+        .await
+        .expect("retry replays")
+        .into_inner();
+    assert_eq!(retried, first);
+    assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 0);
 
     let mut past = reserve_request("order-2", &p, &w, 1);
     past.expire_time = Some(prost_types::Timestamp {

@@ -22,7 +22,8 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test]
-async fn the_binary_serves_after_migrating_logs_json_and_exits_cleanly_on_sigterm() {
+async fn the_binary_serves_after_migrating_logs_json_and_exits_cleanly_on_sigterm_with_a_feed_open()
+{
     let database = TestDatabase::create().await;
     let port = free_port();
     let mut child = Command::new(BINARY)
@@ -78,6 +79,13 @@ async fn the_binary_serves_after_migrating_logs_json_and_exits_cleanly_on_sigter
         .await
         .expect("the binary answers");
 
+    // A consumer holds the transaction feed open: shutdown must not wait for it forever.
+    let mut feed = client
+        .stream_transactions(pb::StreamTransactionsRequest { after_sequence: 0 })
+        .await
+        .expect("open feed")
+        .into_inner();
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -95,6 +103,13 @@ async fn the_binary_serves_after_migrating_logs_json_and_exits_cleanly_on_sigter
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "clean exit on SIGTERM, got {exit:?}");
+    let ended = tokio::time::timeout(Duration::from_secs(5), feed.message())
+        .await
+        .expect("the feed ends");
+    match ended {
+        Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
+        Ok(message) => assert!(message.is_none(), "no transactions were written"),
+    }
     let output = child.wait_with_output().expect("output");
     let logs = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();

@@ -15,7 +15,7 @@ use inventory_core::{ServiceError, paging};
 use inventory_proto::stock::v1 as pb;
 use pb::stock_service_server::StockService;
 use prost::Message;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -46,6 +46,8 @@ pub struct StockApi {
     feed_poll: Duration,
     /// Gathers concurrent single-line reservations into shared transactions, when enabled.
     coalescer: Option<Coalescer>,
+    /// Turns true when the server begins to shut down; open feeds end then.
+    stopping: watch::Receiver<bool>,
 }
 
 /// How single-line reservations are applied.
@@ -63,6 +65,7 @@ impl StockApi {
         log_appended: Arc<Notify>,
         feed_poll: Duration,
         coalescing: Option<Coalescing>,
+        stopping: watch::Receiver<bool>,
     ) -> Self {
         let coalescer = coalescing
             .map(|c| Coalescer::start(store.clone(), c.lanes, c.max_batch, log_appended.clone()));
@@ -71,6 +74,7 @@ impl StockApi {
             log_appended,
             feed_poll,
             coalescer,
+            stopping,
         }
     }
 }
@@ -105,6 +109,25 @@ macro_rules! idempotent {
             }
         }
     }};
+}
+
+/// A new reservation must expire in the future; a retry of one replays its first answer
+/// however much time has passed since.
+async fn refuse_past_expiry<M: Message + Default>(
+    store: &Store,
+    key: &RequestKey,
+    expire_time: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<M>, ServiceError> {
+    match expire_time {
+        Some(at) if at <= chrono::Utc::now() => match store.begin_request(key).await? {
+            Begun::Replay(bytes) => replay(&bytes).map(Some),
+            Begun::Fresh(_unclaimed) => Err(ServiceError::invalid(
+                "expire_time",
+                "must be in the future",
+            )),
+        },
+        _ => Ok(None),
+    }
 }
 
 fn reply<T>(result: Result<T, ServiceError>) -> Result<Response<T>, Status> {
@@ -273,6 +296,9 @@ impl StockApi {
     ) -> Result<pb::ReserveStockResponse, ServiceError> {
         let cmd = parse::reserve_one(&req)?;
         let key = request_key("ReserveStock", &cmd.envelope.request_id, &req);
+        if let Some(first) = refuse_past_expiry(&self.store, &key, cmd.expire_time).await? {
+            return Ok(first);
+        }
         if let Some(coalescer) = &self.coalescer
             && let [line] = cmd.lines.as_slice()
         {
@@ -310,16 +336,16 @@ impl StockApi {
         req: pb::ReserveOrderRequest,
     ) -> Result<pb::ReserveOrderResponse, ServiceError> {
         let cmd = parse::reserve_order(&req)?;
-        idempotent!(
-            self,
-            request_key("ReserveOrder", &cmd.envelope.request_id, &req),
-            |tx| {
-                let (reservations, _) = self.reserve_lines(&mut tx, &cmd).await?;
-                pb::ReserveOrderResponse {
-                    reservations: reservations.iter().map(convert::reservation).collect(),
-                }
+        let key = request_key("ReserveOrder", &cmd.envelope.request_id, &req);
+        if let Some(first) = refuse_past_expiry(&self.store, &key, cmd.expire_time).await? {
+            return Ok(first);
+        }
+        idempotent!(self, key, |tx| {
+            let (reservations, _) = self.reserve_lines(&mut tx, &cmd).await?;
+            pb::ReserveOrderResponse {
+                reservations: reservations.iter().map(convert::reservation).collect(),
             }
-        )
+        })
     }
 
     async fn release(
@@ -707,9 +733,12 @@ impl StockApi {
         let warehouses = rows
             .into_iter()
             .map(|r| {
-                total.quantity_on_hand += r.quantity_on_hand;
-                total.quantity_reserved += r.quantity_reserved;
-                total.quantity_available += r.quantity_available;
+                total.quantity_on_hand = total.quantity_on_hand.saturating_add(r.quantity_on_hand);
+                total.quantity_reserved =
+                    total.quantity_reserved.saturating_add(r.quantity_reserved);
+                total.quantity_available = total
+                    .quantity_available
+                    .saturating_add(r.quantity_available);
                 total.value_micros = total.value_micros.saturating_add(r.value_micros);
                 pb::WarehouseSummary {
                     warehouse_id: r.warehouse_id.to_string(),
@@ -737,33 +766,46 @@ impl StockApi {
         let mut reader = FeedReader::new(self.store.clone(), req.after_sequence);
         let log_appended = self.log_appended.clone();
         let poll = self.feed_poll;
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
-            loop {
-                let woken = log_appended.notified();
-                match reader.next_batch(FEED_BATCH).await {
-                    Ok(batch) if batch.is_empty() => {
-                        tokio::select! {
-                            () = woken => {}
-                            () = tokio::time::sleep(poll) => {}
-                            () = sender.closed() => return,
-                        }
-                    }
-                    Ok(batch) => {
-                        for txn in &batch {
-                            let message = pb::StreamTransactionsResponse {
-                                transaction: Some(convert::transaction(txn)),
-                            };
-                            if sender.send(Ok(message)).await.is_err() {
-                                return;
+            let feed = async {
+                loop {
+                    let woken = log_appended.notified();
+                    match reader.next_batch(FEED_BATCH).await {
+                        Ok(batch) if batch.is_empty() => {
+                            tokio::select! {
+                                () = woken => {}
+                                () = tokio::time::sleep(poll) => {}
+                                () = sender.closed() => return,
                             }
                         }
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, cursor = reader.cursor(), "transaction feed stopped");
-                        let _ = sender.send(Err(Status::from(error))).await;
-                        return;
+                        Ok(batch) => {
+                            for txn in &batch {
+                                let message = pb::StreamTransactionsResponse {
+                                    transaction: Some(convert::transaction(txn)),
+                                };
+                                if sender.send(Ok(message)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, cursor = reader.cursor(), "transaction feed stopped");
+                            let _ = sender.send(Err(Status::from(error))).await;
+                            return;
+                        }
                     }
                 }
+            };
+            // A feed never ends on its own: on shutdown it ends with UNAVAILABLE, so the
+            // server can drain and the consumer resumes from its cursor on another replica.
+            let stopped = tokio::select! {
+                () = feed => false,
+                result = stopping.wait_for(|stop| *stop) => result.is_ok(),
+            };
+            if stopped {
+                let status = Status::unavailable("server shutting down; resume from your cursor");
+                let _ = sender.send(Err(status)).await;
             }
         });
         Ok(Box::pin(ReceiverStream::new(receiver)))

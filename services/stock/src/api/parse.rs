@@ -60,18 +60,16 @@ fn location(v: &mut Violations, field: &str, value: Option<&pb::GeoPoint>) -> Op
     Some((lat?, lon?))
 }
 
-fn future_expiry(
+/// An optional expiry. Whether it is still in the future is decided by the handler: a retry
+/// must replay its first answer even after the expiry it asked for has passed.
+fn expiry(
     v: &mut Violations,
     field: &str,
     value: Option<&prost_types::Timestamp>,
 ) -> Option<Option<DateTime<Utc>>> {
     let Some(t) = value else { return Some(None) };
     match from_timestamp(field, t) {
-        Ok(at) if at > Utc::now() => Some(Some(at)),
-        Ok(_) => {
-            v.add(field, "must be in the future");
-            None
-        }
+        Ok(at) => Some(Some(at)),
         Err(_) => {
             v.add(field, "is not a valid timestamp");
             None
@@ -330,7 +328,7 @@ pub fn reserve_one(req: &pb::ReserveStockRequest) -> Result<Reserve, ServiceErro
     let line = v
         .present("line", req.line.as_ref())
         .and_then(|l| reserve_line(&mut v, "line.", l));
-    let expire_time = future_expiry(&mut v, "expire_time", req.expire_time.as_ref());
+    let expire_time = expiry(&mut v, "expire_time", req.expire_time.as_ref());
     let parsed = (|| {
         Some(Reserve {
             envelope: envelope?,
@@ -346,7 +344,7 @@ pub fn reserve_order(req: &pb::ReserveOrderRequest) -> Result<Reserve, ServiceEr
     let mut v = Violations::new();
     let envelope = envelope(&mut v, &req.request_id, &req.actor);
     let order_id = v.key("order_id", &req.order_id);
-    let expire_time = future_expiry(&mut v, "expire_time", req.expire_time.as_ref());
+    let expire_time = expiry(&mut v, "expire_time", req.expire_time.as_ref());
     if req.lines.is_empty() || req.lines.len() > MAX_ORDER_LINES {
         v.add(
             "lines",
@@ -452,11 +450,12 @@ pub fn adjust(req: &pb::AdjustStockRequest) -> Result<Adjust, ServiceError> {
     let mut v = Violations::new();
     let envelope = envelope(&mut v, &req.request_id, &req.actor);
     let key = key(&mut v, "", &req.product_id, &req.warehouse_id);
-    let quantity_delta = if req.quantity_delta == 0 || req.quantity_delta == i64::MIN {
+    let quantity_delta = if req.quantity_delta == 0 {
         v.add("quantity_delta", "must be a non-zero change of on hand");
         None
     } else {
-        Some(req.quantity_delta)
+        v.positive("quantity_delta", req.quantity_delta.saturating_abs())
+            .map(|_| req.quantity_delta)
     };
     let reason = v.text("reason", &req.reason);
     let reference_id = v.optional_key("reference_id", &req.reference_id);

@@ -204,11 +204,19 @@ async fn write(
     let sql = format!(
         // The rows are updated (and so locked) before the log insert draws its sequence
         // numbers: a log row must never be numbered before a change that precedes it.
-        "WITH rows AS (
+        // Rows are locked in lock order first (an UPDATE joined to a list locks in whatever
+        // order its plan visits), so batches of several replicas cannot deadlock.
+        "WITH locked AS MATERIALIZED (
+             SELECT 1 FROM inventory
+              WHERE (product_id, warehouse_id) IN (SELECT * FROM unnest($14::uuid[], $15::uuid[]))
+              ORDER BY product_id, warehouse_id
+              FOR UPDATE),
+         rows AS (
              UPDATE inventory i
                 SET quantity_reserved = i.quantity_reserved + t.d, last_updated = $19
                FROM unnest($14::uuid[], $15::uuid[], $16::int8[], $17::int8[], $18::int8[])
-                    AS t(p, w, d, on_hand, reserved)
+                    AS t(p, w, d, on_hand, reserved),
+                    (SELECT count(*) FROM locked) AS l
               WHERE i.product_id = t.p AND i.warehouse_id = t.w
                 AND i.quantity_on_hand = t.on_hand AND i.quantity_reserved = t.reserved
              RETURNING 1),

@@ -78,14 +78,18 @@ impl TryFrom<WarehouseRow> for Warehouse {
     }
 }
 
-fn duplicate_sku(error: sqlx::Error, sku: &str) -> ServiceError {
-    if violated_constraint(&error) == Some("products_sku_key") {
-        ServiceError::AlreadyExists {
+/// ALREADY_EXISTS for a taken SKU or a client-chosen id that exists; anything else as usual.
+fn duplicate_product(error: sqlx::Error, product_id: Uuid, sku: &str) -> ServiceError {
+    match violated_constraint(&error) {
+        Some("products_sku_key") => ServiceError::AlreadyExists {
             resource: "product with sku",
             id: sku.to_owned(),
-        }
-    } else {
-        db_error(error)
+        },
+        Some("products_pkey") => ServiceError::AlreadyExists {
+            resource: "product",
+            id: product_id.to_string(),
+        },
+        _ => db_error(error),
     }
 }
 
@@ -109,7 +113,7 @@ impl Store {
             .fetch_one(&mut **tx)
             .await
             .map(Product::from)
-            .map_err(|e| duplicate_sku(e, &p.sku))
+            .map_err(|e| duplicate_product(e, p.product_id, &p.sku))
     }
 
     pub async fn update_product(
@@ -143,7 +147,9 @@ impl Store {
             .bind(patch.unit_cost_micros)
             .fetch_optional(&mut **tx)
             .await
-            .map_err(|e| duplicate_sku(e, patch.sku.as_deref().unwrap_or_default()))?
+            .map_err(|e| {
+                duplicate_product(e, product_id, patch.sku.as_deref().unwrap_or_default())
+            })?
             .map(Product::from)
             .ok_or_else(|| ServiceError::not_found("product", product_id))
     }
@@ -199,7 +205,13 @@ impl Store {
             .bind(w.longitude)
             .fetch_one(&mut **tx)
             .await
-            .map_err(db_error)?
+            .map_err(|e| match violated_constraint(&e) {
+                Some("warehouses_pkey") => ServiceError::AlreadyExists {
+                    resource: "warehouse",
+                    id: w.warehouse_id.to_string(),
+                },
+                _ => db_error(e),
+            })?
             .try_into()
     }
 
