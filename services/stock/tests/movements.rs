@@ -687,3 +687,48 @@ async fn a_reservation_is_decided_on_the_row_as_it_is_now_not_as_last_seen() {
     assert_eq!((inv.quantity_on_hand, inv.quantity_reserved), (15, 10));
     app.assert_ledger_clean().await;
 }
+
+#[tokio::test]
+async fn reads_name_their_bad_fields_and_unknown_rows() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    let get = |product: &str, warehouse: &str| {
+        let mut client = app.client.clone();
+        let request = pb::GetInventoryRequest {
+            product_id: product.to_owned(),
+            warehouse_id: warehouse.to_owned(),
+        };
+        async move { client.get_inventory(request).await }
+    };
+    assert_eq!(
+        bad_fields(&get("x", &w).await.expect_err("malformed")),
+        ["product_id"]
+    );
+    let never_stocked = get(&p, &w).await.expect_err("never stocked");
+    assert_eq!(never_stocked.code(), Code::NotFound);
+    assert!(
+        never_stocked.message().contains("never stocked"),
+        "{never_stocked:?}"
+    );
+    let unknown = new_id();
+    let status = get(&p, &unknown).await.expect_err("unknown warehouse");
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains(&unknown));
+
+    let status = app
+        .client
+        .clone()
+        .list_reservations(pb::ListReservationsRequest {
+            order_id: String::new(),
+        })
+        .await
+        .expect_err("no order");
+    assert_eq!(bad_fields(&status), ["order_id"]);
+    let status = app
+        .client
+        .clone()
+        .stream_transactions(pb::StreamTransactionsRequest { after_sequence: -1 })
+        .await
+        .expect_err("negative cursor");
+    assert_eq!(bad_fields(&status), ["after_sequence"]);
+}
