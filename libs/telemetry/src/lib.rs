@@ -154,13 +154,18 @@ mod tests {
     const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
-    #[test]
-    fn incoming_trace_context_is_continued_and_passed_on_to_outgoing_calls() {
+    /// Runs `f` with W3C propagation and an OpenTelemetry layer (no exporter) installed.
+    fn with_tracing(f: impl FnOnce()) {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         let provider = SdkTracerProvider::builder().build();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, f);
+    }
+
+    #[test]
+    fn incoming_trace_context_is_continued_and_passed_on_to_outgoing_calls() {
+        with_tracing(|| {
             let request = http::Request::builder()
                 .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
                 .body(())
@@ -186,11 +191,7 @@ mod tests {
 
     #[test]
     fn a_request_without_trace_context_starts_a_new_trace() {
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        let provider = SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::with_default(subscriber, || {
+        with_tracing(|| {
             let request = http::Request::builder().body(()).expect("request");
             let span = server_span(&request);
             let _entered = span.enter();

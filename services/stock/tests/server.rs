@@ -55,77 +55,50 @@ async fn health_reports_serving_for_the_stock_service() {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 }
 
-#[tokio::test]
-async fn reflection_v1_lists_the_stock_service() {
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+/// One test per reflection version: both must list the stock service and health. grpcurl
+/// before 1.9 speaks only v1alpha.
+macro_rules! reflection_lists_the_services {
+    ($test:ident, $version:ident) => {
+        #[tokio::test]
+        async fn $test() {
+            use tonic_reflection::pb::$version::ServerReflectionRequest;
+            use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+            use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+            use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
 
-    let app = TestApp::spawn().await;
-    let mut client = ServerReflectionClient::new(app.channel().await);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = client
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .expect("reflection call")
-        .into_inner();
-    let response = responses
-        .message()
-        .await
-        .expect("reflection response")
-        .expect("one response");
-    let names: Vec<String> = match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => {
-            list.service.into_iter().map(|s| s.name).collect()
+            let app = TestApp::spawn().await;
+            let mut client = ServerReflectionClient::new(app.channel().await);
+            let request = ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            };
+            let mut responses = client
+                .server_reflection_info(tokio_stream::iter(vec![request]))
+                .await
+                .expect("reflection call")
+                .into_inner();
+            let response = responses
+                .message()
+                .await
+                .expect("reflection response")
+                .expect("one response");
+            let names: Vec<String> = match response.message_response {
+                Some(MessageResponse::ListServicesResponse(list)) => {
+                    list.service.into_iter().map(|s| s.name).collect()
+                }
+                other => panic!("expected a service list, got {other:?}"),
+            };
+            assert!(names.iter().any(|n| n == SERVICE), "{names:?}");
+            assert!(
+                names.iter().any(|n| n == "grpc.health.v1.Health"),
+                "{names:?}"
+            );
         }
-        other => panic!("expected a service list, got {other:?}"),
     };
-    assert!(names.iter().any(|n| n == SERVICE), "{names:?}");
-    assert!(
-        names.iter().any(|n| n == "grpc.health.v1.Health"),
-        "{names:?}"
-    );
 }
 
-#[tokio::test]
-async fn reflection_v1alpha_lists_the_stock_service() {
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-
-    let app = TestApp::spawn().await;
-    let mut client = ServerReflectionClient::new(app.channel().await);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses = client
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .expect("reflection call")
-        .into_inner();
-    let response = responses
-        .message()
-        .await
-        .expect("reflection response")
-        .expect("one response");
-    let names: Vec<String> = match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => {
-            list.service.into_iter().map(|s| s.name).collect()
-        }
-        other => panic!("expected a service list, got {other:?}"),
-    };
-    assert!(names.iter().any(|n| n == SERVICE), "{names:?}");
-    assert!(
-        names.iter().any(|n| n == "grpc.health.v1.Health"),
-        "{names:?}"
-    );
-}
+reflection_lists_the_services!(reflection_v1_lists_the_stock_service, v1);
+reflection_lists_the_services!(reflection_v1alpha_lists_the_stock_service, v1alpha);
 
 /// With one permit, a burst of simultaneous unary calls must collide: the first to arrive holds
 /// the permit for a whole ledger check (several queries in one database transaction), and the
