@@ -182,3 +182,33 @@ async fn a_sequence_number_lost_to_a_rollback_does_not_stall_the_feed() {
     assert_eq!(seen, all_sequences(&app).await);
     assert_eq!(seen[1] - seen[0], 2, "one number was skipped");
 }
+
+#[tokio::test]
+async fn an_unrelated_open_transaction_does_not_stall_the_feed_at_a_gap() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    app.receive(&p, &w, 1).await;
+
+    // A session elsewhere in the database holds a transaction id and stays open.
+    let mut idle = app.db().await;
+    let mut idle_tx = idle.begin().await.expect("begin");
+    sqlx::raw_sql("CREATE TEMP TABLE scratch (x int); INSERT INTO scratch VALUES (1)")
+        .execute(&mut *idle_tx)
+        .await
+        .expect("unrelated write");
+
+    // A gap: a number drawn and rolled back, then a later committed row.
+    let mut db = app.db().await;
+    let mut tx = db.begin().await.expect("begin");
+    let _: i64 = sqlx::query_scalar("SELECT next_transaction_sequence()")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("burn a sequence number");
+    tx.rollback().await.expect("rollback");
+    app.receive(&p, &w, 1).await;
+
+    let mut feed = open(&app, 0).await;
+    let seen = take(&mut feed, 2).await;
+    assert_eq!(seen, all_sequences(&app).await);
+    idle_tx.rollback().await.expect("rollback the idle session");
+}

@@ -4,8 +4,9 @@
 //! after one holding 10. A reader that sees 10 but not 9 must not move past 9 until 9 either
 //! commits or is known never to. Every writer takes its xid before its sequence number (see
 //! `next_transaction_sequence` in the migration), so whoever holds 9 was in progress in the
-//! snapshot that showed 10. Once all of that snapshot's in-progress transactions have ended,
-//! any number still missing below 10 belongs to a rollback and is skipped for good.
+//! snapshot that showed 10, and holds the log's insert lock. Once all of that snapshot's
+//! in-progress writers of the log have ended, any number still missing below 10 belongs to a
+//! rollback and is skipped for good.
 
 use std::time::Duration;
 
@@ -90,12 +91,21 @@ impl FeedReader {
         Ok((snapshot, rows))
     }
 
-    /// Waits until every transaction in progress in `snapshot` has committed or aborted.
+    /// Waits until every writer of the log that was in progress in `snapshot` has committed
+    /// or aborted. Only transactions holding the log's insert lock (taken before a sequence
+    /// number is drawn) can hold a missing number, so unrelated transactions, in other
+    /// schemas or idle in a session, never stall the feed.
     async fn wait_for_writers(&self, snapshot: &str) -> Result<(), ServiceError> {
         loop {
             let done: bool = sqlx::query_scalar(
-                "SELECT COALESCE(bool_and(pg_xact_status(x) IS DISTINCT FROM 'in progress'), true)
-                   FROM pg_snapshot_xip($1::pg_snapshot) AS x",
+                "SELECT NOT EXISTS (
+                     SELECT 1 FROM pg_snapshot_xip($1::pg_snapshot) AS x
+                      WHERE pg_xact_status(x) = 'in progress'
+                        AND x::xid IN (
+                            SELECT a.backend_xid
+                              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                             WHERE l.locktype = 'relation'
+                               AND l.relation = 'inventory_transactions'::regclass))",
             )
             .bind(snapshot)
             .fetch_one(self.store.pool())
