@@ -202,15 +202,22 @@ async fn write(
         })
         .collect();
     let sql = format!(
-        // The rows are updated (and so locked) before the log insert draws its sequence
-        // numbers: a log row must never be numbered before a change that precedes it.
-        // Rows are locked in lock order first (an UPDATE joined to a list locks in whatever
-        // order its plan visits), so batches of several replicas cannot deadlock.
-        "WITH locked AS MATERIALIZED (
-             SELECT 1 FROM inventory
+        // Order of locks, as on the one-request path: request ids first, then the rows in
+        // lock order (an UPDATE joined to a list would lock in whatever order its plan
+        // visits), so batches of several replicas cannot deadlock; the rows are updated
+        // before the log draws its sequence numbers, so a log row is never numbered before a
+        // change that precedes it.
+        "WITH answered AS (
+             INSERT INTO idempotency_keys (request_id, method, request_fingerprint, response)
+             SELECT * FROM unnest($28::text[], $29::text[], $30::bytea[], $31::bytea[])
+             ON CONFLICT (request_id) DO NOTHING
+             RETURNING 1),
+         claimed AS (SELECT count(*) AS n FROM answered),
+         locked AS MATERIALIZED (
+             SELECT 1 FROM inventory, claimed
               WHERE (product_id, warehouse_id) IN (SELECT * FROM unnest($14::uuid[], $15::uuid[]))
               ORDER BY product_id, warehouse_id
-              FOR UPDATE),
+              FOR UPDATE OF inventory),
          rows AS (
              UPDATE inventory i
                 SET quantity_reserved = i.quantity_reserved + t.d, last_updated = $19
@@ -224,15 +231,10 @@ async fn write(
          logged AS (
              {LOG_INSERT} CROSS JOIN updated WHERE updated.n = $33 ORDER BY t.ord
              RETURNING 1),
-         reserved AS ({reservations} RETURNING 1),
-         answered AS (
-             INSERT INTO idempotency_keys (request_id, method, request_fingerprint, response)
-             SELECT * FROM unnest($28::text[], $29::text[], $30::bytea[], $31::bytea[])
-             ON CONFLICT (request_id) DO NOTHING
-             RETURNING 1)
+         reserved AS ({reservations} RETURNING 1)
          SELECT assert_batch_matches(
                     (SELECT count(*) FROM logged) = $32 AND (SELECT n FROM updated) = $33
-                AND (SELECT count(*) FROM reserved) = $32 AND (SELECT count(*) FROM answered) = $32)",
+                AND (SELECT count(*) FROM reserved) = $32 AND (SELECT n FROM claimed) = $32)",
         reservations = reservation_insert(20)
     );
     let query = sqlx::query_as::<_, (bool,)>(&sql);

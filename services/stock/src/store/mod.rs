@@ -1,8 +1,11 @@
 //! PostgreSQL access for the stock schema. Queries only: the rules live in `domain`.
 //!
-//! Lock order, the same for every transaction so none can deadlock another: the idempotency
-//! key, then reservation rows (by order, line, warehouse), then inventory rows (by product,
-//! warehouse), then the log insert.
+//! Lock order, so transactions cannot deadlock one another: the idempotency key, then
+//! reservation rows (by order, line, warehouse), then inventory rows (by product, warehouse),
+//! then the log insert. One exception: a coalesced batch that runs under row locks (see
+//! `batch`) claims its request ids after locking its rows; it can only meet a transaction
+//! holding one of those ids if a client sends the same request twice at once, and PostgreSQL
+//! then breaks the cycle (the batch retries one by one, or the caller gets ABORTED).
 
 mod batch;
 mod catalog;
