@@ -132,6 +132,7 @@ impl StockApp {
             self.settings.feed_poll,
             self.settings.coalescing,
             stop.subscribe(),
+            self.settings.request_id_retention,
         );
         let service = pb::stock_service_server::StockServiceServer::new(api);
         // Tell long-lived work (feeds, upkeep) to end as soon as shutdown begins, so the

@@ -615,6 +615,20 @@ async fn expired_reservations_are_released_with_reason_expired() {
         .await
         .expect_err("past expiry");
     assert_eq!(bad_fields(&status), ["expire_time"]);
+
+    // Further ahead than request ids are kept (a week by default): a retry could not be
+    // recognised for the whole life of the hold.
+    let mut far = reserve_request("order-3", &p, &w, 1);
+    let next_year = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86_400);
+    far.expire_time = Some(prost_types::Timestamp::from(next_year));
+    let status = app
+        .client
+        .clone()
+        .reserve_stock(far)
+        .await
+        .expect_err("too far ahead");
+    assert_eq!(bad_fields(&status), ["expire_time"]);
+    assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 0);
     app.assert_ledger_clean().await;
 }
 

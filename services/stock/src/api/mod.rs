@@ -48,6 +48,8 @@ pub struct StockApi {
     coalescer: Option<Coalescer>,
     /// Turns true when the server begins to shut down; open feeds end then.
     stopping: watch::Receiver<bool>,
+    /// Furthest ahead a reservation may expire: as long as request ids are kept.
+    longest_expiry: chrono::Duration,
 }
 
 /// How single-line reservations are applied.
@@ -66,6 +68,7 @@ impl StockApi {
         feed_poll: Duration,
         coalescing: Option<Coalescing>,
         stopping: watch::Receiver<bool>,
+        longest_expiry: chrono::Duration,
     ) -> Self {
         let coalescer = coalescing
             .map(|c| Coalescer::start(store.clone(), c.lanes, c.max_batch, log_appended.clone()));
@@ -75,6 +78,7 @@ impl StockApi {
             feed_poll,
             coalescer,
             stopping,
+            longest_expiry,
         }
     }
 }
@@ -111,21 +115,31 @@ macro_rules! idempotent {
     }};
 }
 
-/// A new reservation must expire in the future; a retry of one replays its first answer
-/// however much time has passed since.
-async fn refuse_past_expiry<M: Message + Default>(
+/// A new reservation must expire in the future, and no later than request ids are kept (so a
+/// retry within its window always finds its first answer); a retry of one replays its first
+/// answer however much time has passed since.
+async fn check_expiry<M: Message + Default>(
     store: &Store,
     key: &RequestKey,
     expire_time: Option<chrono::DateTime<chrono::Utc>>,
+    longest: chrono::Duration,
 ) -> Result<Option<M>, ServiceError> {
+    let now = chrono::Utc::now();
     match expire_time {
-        Some(at) if at <= chrono::Utc::now() => match store.begin_request(key).await? {
+        Some(at) if at <= now => match store.begin_request(key).await? {
             Begun::Replay(bytes) => replay(&bytes).map(Some),
             Begun::Fresh(_unclaimed) => Err(ServiceError::invalid(
                 "expire_time",
                 "must be in the future",
             )),
         },
+        Some(at) if at > now + longest => Err(ServiceError::invalid(
+            "expire_time",
+            format!(
+                "must be at most {} hours ahead, as long as request ids are kept",
+                longest.num_hours()
+            ),
+        )),
         _ => Ok(None),
     }
 }
@@ -296,7 +310,9 @@ impl StockApi {
     ) -> Result<pb::ReserveStockResponse, ServiceError> {
         let cmd = parse::reserve_one(&req)?;
         let key = request_key("ReserveStock", &cmd.envelope.request_id, &req);
-        if let Some(first) = refuse_past_expiry(&self.store, &key, cmd.expire_time).await? {
+        if let Some(first) =
+            check_expiry(&self.store, &key, cmd.expire_time, self.longest_expiry).await?
+        {
             return Ok(first);
         }
         if let Some(coalescer) = &self.coalescer
@@ -337,7 +353,9 @@ impl StockApi {
     ) -> Result<pb::ReserveOrderResponse, ServiceError> {
         let cmd = parse::reserve_order(&req)?;
         let key = request_key("ReserveOrder", &cmd.envelope.request_id, &req);
-        if let Some(first) = refuse_past_expiry(&self.store, &key, cmd.expire_time).await? {
+        if let Some(first) =
+            check_expiry(&self.store, &key, cmd.expire_time, self.longest_expiry).await?
+        {
             return Ok(first);
         }
         idempotent!(self, key, |tx| {
