@@ -6,6 +6,7 @@
 //! - [`server`]: the gRPC server with health, reflection, request timeouts, load shedding,
 //!   W3C trace context and graceful shutdown.
 
+mod catch_panic;
 pub mod config;
 pub mod database;
 pub mod server;

@@ -14,6 +14,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::catch_panic::CatchPanicLayer;
 use crate::shed::ShedLoadLayer;
 use crate::{Config, RuntimeError};
 
@@ -114,6 +115,7 @@ impl GrpcServer {
             .timeout(self.request_timeout)
             .trace_fn(inventory_telemetry::server_span)
             .layer(ShedLoadLayer::new(self.max_concurrent_requests))
+            .layer(CatchPanicLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -26,7 +26,7 @@ async fn take(feed: &mut Streaming<pb::StreamTransactionsResponse>, n: usize) ->
     while out.len() < n {
         let next = tokio::time::timeout(Duration::from_secs(10), feed.next())
             .await
-            .expect("feed delivers in time")
+            .unwrap_or_else(|_| panic!("feed stalled after {} of {n}: {out:?}", out.len()))
             .expect("feed open")
             .expect("feed item");
         out.push(next.transaction.expect("transaction").sequence);

@@ -56,7 +56,13 @@ pub fn db_error(error: sqlx::Error) -> ServiceError {
             Some("40001" | "40P01") => {
                 ServiceError::Aborted("lost a race with a concurrent update; retry".to_owned())
             }
-            Some(code) if code.starts_with("08") || code.starts_with("57") => {
+            // Connection failures, operator intervention, insufficient resources (too many
+            // connections, out of memory or disk).
+            Some(code)
+                if ["08", "53", "57"]
+                    .iter()
+                    .any(|class| code.starts_with(class)) =>
+            {
                 ServiceError::Unavailable("database unavailable".to_owned())
             }
             _ => ServiceError::Internal(error.to_string()),

@@ -119,8 +119,11 @@ impl TestApp {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        // Tests run in parallel against one server (max_connections is 100 by default): each
+        // replica gets a small pool.
         let config = Config::from_lookup("127.0.0.1:0", |key| match key {
             "DATABASE_URL" => Some(url.clone()),
+            "DATABASE_MAX_CONNECTIONS" => Some("4".to_owned()),
             other => vars
                 .iter()
                 .find(|(k, _)| k == other)
