@@ -24,7 +24,7 @@ async fn open(app: &TestApp, after_sequence: i64) -> Streaming<pb::StreamTransac
 async fn take(feed: &mut Streaming<pb::StreamTransactionsResponse>, n: usize) -> Vec<i64> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
-        let next = tokio::time::timeout(Duration::from_secs(10), feed.next())
+        let next = tokio::time::timeout(Duration::from_secs(30), feed.next())
             .await
             .unwrap_or_else(|_| panic!("feed stalled after {} of {n}: {out:?}", out.len()))
             .expect("feed open")
