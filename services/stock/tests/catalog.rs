@@ -1298,3 +1298,53 @@ async fn list_transactions_filters_by_reference_and_type_and_pages_in_sequence_o
         .expect_err("forged token");
     assert_eq!(bad_fields(&status), ["page_token"]);
 }
+
+#[tokio::test]
+async fn a_page_token_only_continues_the_listing_it_came_from() {
+    let app = TestApp::spawn().await;
+    let warehouse = app.warehouse("A").await;
+    for sku in ["MUG-1", "MUG-2", "MUG-3"] {
+        let product = app.product(sku).await;
+        app.receive(&product, &warehouse, 1).await;
+    }
+    let first = app
+        .client
+        .clone()
+        .list_transactions(pb::ListTransactionsRequest {
+            page_size: 1,
+            reference_id: "PO-1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("first page")
+        .into_inner();
+    assert_eq!(first.transactions.len(), 1);
+    assert!(!first.next_page_token.is_empty());
+
+    let status = app
+        .client
+        .clone()
+        .list_transactions(pb::ListTransactionsRequest {
+            page_size: 1,
+            page_token: first.next_page_token.clone(),
+            reference_id: "PO-2".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("token of another listing");
+    assert_eq!(bad_fields(&status), ["page_token"]);
+
+    let second = app
+        .client
+        .clone()
+        .list_transactions(pb::ListTransactionsRequest {
+            page_size: 1,
+            page_token: first.next_page_token,
+            reference_id: "PO-1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("same listing, next page")
+        .into_inner();
+    assert!(second.transactions[0].sequence > first.transactions[0].sequence);
+}

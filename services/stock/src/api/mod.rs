@@ -605,11 +605,12 @@ impl StockApi {
         &self,
         req: pb::ListProductsRequest,
     ) -> Result<pb::ListProductsResponse, ServiceError> {
-        let (limit, token) = parse::page(req.page_size, &req.page_token)?;
+        let filters = format!("category={}", req.category);
+        let (limit, token) = parse::page(req.page_size, &req.page_token, &filters)?;
         let after = token.map(|t| parse_uuid_token(&t)).transpose()?;
         let category = (!req.category.is_empty()).then_some(req.category.as_str());
         let products = self.store.list_products(after, category, limit + 1).await?;
-        let (page, next) = split_page(products, limit, |p| p.product_id.to_string());
+        let (page, next) = split_page(products, limit, &filters, |p| p.product_id.to_string());
         Ok(pb::ListProductsResponse {
             products: page.into_iter().map(convert::product).collect(),
             next_page_token: next,
@@ -620,10 +621,11 @@ impl StockApi {
         &self,
         req: pb::ListWarehousesRequest,
     ) -> Result<pb::ListWarehousesResponse, ServiceError> {
-        let (limit, token) = parse::page(req.page_size, &req.page_token)?;
+        let filters = String::new();
+        let (limit, token) = parse::page(req.page_size, &req.page_token, &filters)?;
         let after = token.map(|t| parse_uuid_token(&t)).transpose()?;
         let warehouses = self.store.list_warehouses(after, limit + 1).await?;
-        let (page, next) = split_page(warehouses, limit, |w| w.warehouse_id.to_string());
+        let (page, next) = split_page(warehouses, limit, &filters, |w| w.warehouse_id.to_string());
         Ok(pb::ListWarehousesResponse {
             warehouses: page.into_iter().map(convert::warehouse).collect(),
             next_page_token: next,
@@ -634,7 +636,11 @@ impl StockApi {
         &self,
         req: pb::ListInventoryRequest,
     ) -> Result<pb::ListInventoryResponse, ServiceError> {
-        let (limit, token) = parse::page(req.page_size, &req.page_token)?;
+        let filters = format!(
+            "product={};warehouse={};below={}",
+            req.product_id, req.warehouse_id, req.below_reorder_point
+        );
+        let (limit, token) = parse::page(req.page_size, &req.page_token, &filters)?;
         let mut v = inventory_core::Violations::new();
         let product_id = v.optional_uuid("product_id", &req.product_id);
         let warehouse_id = v.optional_uuid("warehouse_id", &req.warehouse_id);
@@ -654,7 +660,7 @@ impl StockApi {
             below_reorder_point: req.below_reorder_point,
         };
         let rows = self.store.list_inventory(&filter, after, limit + 1).await?;
-        let (page, next) = split_page(rows, limit, |r| {
+        let (page, next) = split_page(rows, limit, &filters, |r| {
             format!("{},{}", r.product_id, r.warehouse_id)
         });
         Ok(pb::ListInventoryResponse {
@@ -683,7 +689,16 @@ impl StockApi {
         &self,
         req: pb::ListTransactionsRequest,
     ) -> Result<pb::ListTransactionsResponse, ServiceError> {
-        let (limit, token) = parse::page(req.page_size, &req.page_token)?;
+        let filters = format!(
+            "product={};warehouse={};type={};reference={};start={:?};end={:?}",
+            req.product_id,
+            req.warehouse_id,
+            req.txn_type,
+            req.reference_id,
+            req.start_time,
+            req.end_time
+        );
+        let (limit, token) = parse::page(req.page_size, &req.page_token, &filters)?;
         let mut v = inventory_core::Violations::new();
         let product_id = v.optional_uuid("product_id", &req.product_id);
         let warehouse_id = v.optional_uuid("warehouse_id", &req.warehouse_id);
@@ -716,7 +731,7 @@ impl StockApi {
             .store
             .list_transactions(&filter, after, limit + 1)
             .await?;
-        let (page, next) = split_page(rows, limit, |t| t.sequence.to_string());
+        let (page, next) = split_page(rows, limit, &filters, |t| t.sequence.to_string());
         Ok(pb::ListTransactionsResponse {
             transactions: page.iter().map(convert::transaction).collect(),
             next_page_token: next,
@@ -841,10 +856,12 @@ fn parse_uuid_token(value: &str) -> Result<Uuid, ServiceError> {
     Uuid::parse_str(value).map_err(|_| bad_token())
 }
 
-/// Keeps `limit` items and, when one more was fetched, a token resuming after the last kept.
+/// Keeps `limit` items and, when one more was fetched, a token resuming after the last kept,
+/// valid only for a request with the same `filters`.
 fn split_page<T>(
     mut items: Vec<T>,
     limit: i64,
+    filters: &str,
     position: impl Fn(&T) -> String,
 ) -> (Vec<T>, String) {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -852,7 +869,7 @@ fn split_page<T>(
         items.truncate(limit);
         let next = items
             .last()
-            .map(|last| paging::encode_token(&position(last)))
+            .map(|last| paging::encode_token(filters, &position(last)))
             .unwrap_or_default();
         (items, next)
     } else {

@@ -552,10 +552,15 @@ pub fn batch_keys(
 }
 
 /// Page size and the decoded resume position of a list request.
-pub fn page(page_size: i32, page_token: &str) -> Result<(i64, Option<String>), ServiceError> {
+/// `filters` describes the request's other fields; a token only continues the same request.
+pub fn page(
+    page_size: i32,
+    page_token: &str,
+    filters: &str,
+) -> Result<(i64, Option<String>), ServiceError> {
     let mut v = Violations::new();
     let size = paging::page_size(&mut v, "page_size", page_size);
-    let token = paging::decode_token("page_token", page_token);
+    let token = paging::decode_token("page_token", page_token, filters);
     if let Err(ServiceError::InvalidArgument(violations)) = &token {
         for violation in violations {
             v.add(violation.field.clone(), violation.description.clone());
