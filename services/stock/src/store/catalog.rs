@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
-use sqlx::FromRow;
+use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use super::{Store, Tx, db_error, violated_constraint};
 use crate::domain::catalog::{Product, ProductPatch, Warehouse, WarehousePatch, WarehouseType};
+use crate::domain::movement::InventoryKey;
 
 const PRODUCT_COLUMNS: &str = "product_id, sku, name, category, unit_of_measure, reorder_point, \
      reorder_quantity, lead_time_days, unit_cost_micros, create_time, update_time";
@@ -275,29 +276,32 @@ impl Store {
             .map(Warehouse::try_from)
             .collect()
     }
+}
 
-    /// NOT_FOUND naming whichever of the product and the warehouse does not exist.
-    pub async fn ensure_catalog(
-        &self,
-        tx: &mut Tx,
-        product_id: Uuid,
-        warehouse_id: Uuid,
-    ) -> Result<(), ServiceError> {
-        let (product, warehouse): (bool, bool) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM products WHERE product_id = $1),
-                    EXISTS (SELECT 1 FROM warehouses WHERE warehouse_id = $2)",
-        )
-        .bind(product_id)
-        .bind(warehouse_id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_error)?;
-        if !product {
-            return Err(ServiceError::not_found("product", product_id));
-        }
-        if !warehouse {
-            return Err(ServiceError::not_found("warehouse", warehouse_id));
-        }
-        Ok(())
+/// NOT_FOUND naming the first product or warehouse among `keys` that does not exist. Takes a
+/// connection so it runs inside a caller's transaction or on its own.
+pub(crate) async fn ensure_catalog(
+    conn: &mut PgConnection,
+    keys: &[InventoryKey],
+) -> Result<(), ServiceError> {
+    let products: Vec<Uuid> = keys.iter().map(|k| k.product_id).collect();
+    let warehouses: Vec<Uuid> = keys.iter().map(|k| k.warehouse_id).collect();
+    let (missing_product, missing_warehouse): (Option<Uuid>, Option<Uuid>) = sqlx::query_as(
+        "SELECT (SELECT p FROM unnest($1::uuid[]) AS p
+                  WHERE NOT EXISTS (SELECT 1 FROM products WHERE product_id = p) LIMIT 1),
+                (SELECT w FROM unnest($2::uuid[]) AS w
+                  WHERE NOT EXISTS (SELECT 1 FROM warehouses WHERE warehouse_id = w) LIMIT 1)",
+    )
+    .bind(products)
+    .bind(warehouses)
+    .fetch_one(conn)
+    .await
+    .map_err(db_error)?;
+    if let Some(id) = missing_product {
+        return Err(ServiceError::not_found("product", id));
     }
+    if let Some(id) = missing_warehouse {
+        return Err(ServiceError::not_found("warehouse", id));
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ use inventory_core::ServiceError;
 use sqlx::FromRow;
 use uuid::Uuid;
 
+use super::catalog::ensure_catalog;
 use super::{Store, Tx, db_error};
 use crate::domain::movement::{
     InventoryKey, Level, Movement, RowChange, TxnType, levels_after_each, rejection, row_changes,
@@ -100,8 +101,7 @@ impl Store {
                 && change.on_hand_delta >= 0
                 && matches!(expected_on_hand, None | Some(0));
             let row = if may_create {
-                self.ensure_catalog(tx, change.key.product_id, change.key.warehouse_id)
-                    .await?;
+                ensure_catalog(tx, &[change.key]).await?;
                 upsert_row(tx, &change, expected_on_hand).await?
             } else {
                 update_row(tx, &change, expected_on_hand).await?
@@ -136,10 +136,7 @@ impl Store {
         txn_type: TxnType,
         expected_on_hand: Option<i64>,
     ) -> ServiceError {
-        if let Err(not_found) = self
-            .ensure_catalog(tx, change.key.product_id, change.key.warehouse_id)
-            .await
-        {
+        if let Err(not_found) = ensure_catalog(tx, &[change.key]).await {
             return not_found;
         }
         let current = sqlx::query_as::<_, (i64, i64)>(

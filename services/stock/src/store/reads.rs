@@ -5,6 +5,7 @@ use inventory_core::ServiceError;
 use sqlx::FromRow;
 use uuid::Uuid;
 
+use super::catalog::ensure_catalog;
 use super::movements::{INVENTORY_COLUMNS, InventoryRow, TXN_COLUMNS, TxnRecord};
 use super::{Store, db_error};
 use crate::domain::movement::{InventoryKey, TxnType};
@@ -237,25 +238,7 @@ impl Store {
 impl Store {
     /// NOT_FOUND naming the first product or warehouse among `keys` that does not exist.
     pub async fn ensure_catalog_exists(&self, keys: &[InventoryKey]) -> Result<(), ServiceError> {
-        let products: Vec<Uuid> = keys.iter().map(|k| k.product_id).collect();
-        let warehouses: Vec<Uuid> = keys.iter().map(|k| k.warehouse_id).collect();
-        let (missing_product, missing_warehouse): (Option<Uuid>, Option<Uuid>) = sqlx::query_as(
-            "SELECT (SELECT p FROM unnest($1::uuid[]) AS p
-                      WHERE NOT EXISTS (SELECT 1 FROM products WHERE product_id = p) LIMIT 1),
-                    (SELECT w FROM unnest($2::uuid[]) AS w
-                      WHERE NOT EXISTS (SELECT 1 FROM warehouses WHERE warehouse_id = w) LIMIT 1)",
-        )
-        .bind(products)
-        .bind(warehouses)
-        .fetch_one(self.pool())
-        .await
-        .map_err(db_error)?;
-        if let Some(id) = missing_product {
-            return Err(ServiceError::not_found("product", id));
-        }
-        if let Some(id) = missing_warehouse {
-            return Err(ServiceError::not_found("warehouse", id));
-        }
-        Ok(())
+        let mut conn = self.pool().acquire().await.map_err(db_error)?;
+        ensure_catalog(&mut conn, keys).await
     }
 }
