@@ -70,6 +70,23 @@ impl Config {
     }
 }
 
+/// A service's own setting from the environment, beyond [`Config`]: `default` when unset or
+/// empty, an error naming the variable when it does not parse.
+pub fn env_setting<T: FromStr>(key: &str, default: T) -> Result<T, RuntimeError> {
+    match std::env::var(key) {
+        Ok(value) if !value.is_empty() => parse(key, &value),
+        _ => Ok(default),
+    }
+}
+
+/// A yes/no setting from the environment, read like `RUN_MIGRATIONS`.
+pub fn env_flag(key: &str, default: bool) -> Result<bool, RuntimeError> {
+    match std::env::var(key) {
+        Ok(value) if !value.is_empty() => parse_bool(key, &value),
+        _ => Ok(default),
+    }
+}
+
 fn parse<T: FromStr>(key: &str, value: &str) -> Result<T, RuntimeError> {
     value
         .parse()

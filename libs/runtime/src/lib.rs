@@ -12,7 +12,7 @@ pub mod database;
 pub mod server;
 mod shed;
 
-pub use config::Config;
+pub use config::{Config, env_flag, env_setting};
 pub use database::connect_database;
 pub use server::{GrpcServer, ServiceSpec, shutdown_signal};
 

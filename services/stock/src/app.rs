@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inventory_proto::stock::v1 as pb;
-use inventory_runtime::{Config, GrpcServer, RuntimeError, ServiceSpec, connect_database};
+use inventory_runtime::{
+    Config, GrpcServer, RuntimeError, ServiceSpec, connect_database, env_flag, env_setting,
+};
 use sqlx::PgPool;
 use tokio::sync::{Notify, watch};
 
@@ -41,36 +43,22 @@ pub struct StockSettings {
 
 impl StockSettings {
     pub fn from_env() -> Result<Self, RuntimeError> {
-        let number = |key: &str, default: u64| -> Result<u64, RuntimeError> {
-            match std::env::var(key) {
-                Ok(v) if !v.is_empty() => v
-                    .parse()
-                    .map_err(|_| RuntimeError::Config(format!("{key}: cannot parse {v:?}"))),
-                _ => Ok(default),
-            }
+        let coalescing = if env_flag("RESERVE_COALESCING", true)? {
+            Some(Coalescing {
+                lanes: env_setting::<usize>("RESERVE_LANES", 2)?.max(1),
+                max_batch: env_setting::<usize>("RESERVE_MAX_BATCH", 256)?.max(1),
+            })
+        } else {
+            None
         };
         Ok(Self {
-            feed_poll: Duration::from_millis(number("FEED_POLL_MS", 200)?),
-            expiry_interval: Duration::from_millis(number("EXPIRY_INTERVAL_MS", 1000)?.max(1)),
-            request_id_retention: chrono::Duration::hours(
-                i64::try_from(number("REQUEST_ID_RETENTION_HOURS", 168)?).unwrap_or(168),
-            ),
-            coalescing: match std::env::var("RESERVE_COALESCING").as_deref() {
-                Ok("false" | "0" | "off" | "no") => None,
-                Ok("" | "true" | "1" | "on" | "yes") | Err(_) => Some(Coalescing {
-                    lanes: usize::try_from(number("RESERVE_LANES", 2)?)
-                        .unwrap_or(2)
-                        .max(1),
-                    max_batch: usize::try_from(number("RESERVE_MAX_BATCH", 256)?)
-                        .unwrap_or(256)
-                        .max(1),
-                }),
-                Ok(other) => {
-                    return Err(RuntimeError::Config(format!(
-                        "RESERVE_COALESCING: expected true or false, got {other:?}"
-                    )));
-                }
-            },
+            feed_poll: Duration::from_millis(env_setting("FEED_POLL_MS", 200)?),
+            expiry_interval: Duration::from_millis(env_setting("EXPIRY_INTERVAL_MS", 1000)?.max(1)),
+            request_id_retention: chrono::Duration::hours(i64::from(env_setting::<u32>(
+                "REQUEST_ID_RETENTION_HOURS",
+                168,
+            )?)),
+            coalescing,
         })
     }
 }
