@@ -97,19 +97,17 @@ impl Store {
         after: Option<InventoryKey>,
         limit: i64,
     ) -> Result<Vec<InventoryRow>, ServiceError> {
+        // Unaliased, so the shared column list needs no prefix; only the reorder point comes
+        // from products.
         let sql = format!(
-            "SELECT {} FROM inventory i
-              WHERE ($1::uuid IS NULL OR i.product_id = $1)
-                AND ($2::uuid IS NULL OR i.warehouse_id = $2)
-                AND ($3::uuid IS NULL OR (i.product_id, i.warehouse_id) > ($3, $4::uuid))
-                AND (NOT $5 OR i.quantity_available <
-                     (SELECT p.reorder_point FROM products p WHERE p.product_id = i.product_id))
-              ORDER BY i.product_id, i.warehouse_id LIMIT $6",
-            INVENTORY_COLUMNS
-                .split(", ")
-                .map(|c| format!("i.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "SELECT {INVENTORY_COLUMNS} FROM inventory
+              WHERE ($1::uuid IS NULL OR product_id = $1)
+                AND ($2::uuid IS NULL OR warehouse_id = $2)
+                AND ($3::uuid IS NULL OR (product_id, warehouse_id) > ($3, $4::uuid))
+                AND (NOT $5 OR quantity_available <
+                     (SELECT p.reorder_point FROM products p
+                       WHERE p.product_id = inventory.product_id))
+              ORDER BY product_id, warehouse_id LIMIT $6"
         );
         sqlx::query_as::<_, InventoryRow>(&(sql))
             .bind(filter.product_id)
