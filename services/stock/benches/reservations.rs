@@ -279,7 +279,7 @@ async fn seed(url: &str, products: usize) -> Result<(), String> {
          INSERT INTO warehouses (warehouse_id, name, warehouse_type, latitude, longitude)
               VALUES ('{WAREHOUSE}', 'Bench', 'FULFILLMENT', 0, 0);
          INSERT INTO products (product_id, sku, name, unit_of_measure, unit_cost_micros)
-              SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(n), 12, '0'))::uuid,
+              SELECT {product},
                      'BENCH-' || n, 'Bench product ' || n, 'each', 1000000
                 FROM generate_series(1, {products}) AS n;
          INSERT INTO inventory (product_id, warehouse_id, quantity_on_hand)
@@ -289,7 +289,8 @@ async fn seed(url: &str, products: usize) -> Result<(), String> {
               SELECT gen_random_uuid(), product_id, '{WAREHOUSE}', 'RECEIVE', {STOCK_PER_ROW},
                      {STOCK_PER_ROW}, 0, {STOCK_PER_ROW}, 0, 'bench-seed', 'bench-seed'
                 FROM products ORDER BY product_id;
-         ANALYZE;"
+         ANALYZE;",
+        product = product_id_sql("n"),
     )).await
 }
 
@@ -547,9 +548,16 @@ fn pgbench(case: &Case, opts: &Options, script: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("no tps in pgbench output: {stdout}"))
 }
 
+/// SQL for the id of product number `n` (an SQL expression), as [`product_id`] builds it.
+fn product_id_sql(n: &str) -> String {
+    format!("('00000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid")
+}
+
+/// The pgbench scripts' row condition, after `product_id = `.
 fn product_sql() -> String {
     format!(
-        "('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid AND warehouse_id = '{WAREHOUSE}'"
+        "{} AND warehouse_id = '{WAREHOUSE}'",
+        product_id_sql(":n::bigint")
     )
 }
 
@@ -564,12 +572,13 @@ SELECT quantity_on_hand - quantity_reserved AS available, quantity_on_hand AS on
 UPDATE inventory SET quantity_reserved = quantity_reserved + 1, last_updated = now() WHERE product_id = {row};
 INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type, quantity, on_hand_delta,
     reserved_delta, on_hand_after, reserved_after, reference_id, request_id)
-  VALUES (gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid, '{WAREHOUSE}',
+  VALUES (gen_random_uuid(), {product}, '{WAREHOUSE}',
     'RESERVE', 1, 0, 1, :on_hand, :reserved + 1, 'pgbench-textbook', 'pgbench-textbook');
 \\endif
 COMMIT;
 ",
-        choice = workload.pgbench_choice()
+        choice = workload.pgbench_choice(),
+        product = product_id_sql(":n::bigint"),
     )
 }
 
