@@ -34,7 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Result<_, _>>()?;
         let fds = protox::compile(&relative, [&root])?;
         std::fs::write(out_dir.join(descriptor_name), fds.encode_to_vec())?;
+        // Maps as BTreeMap: a HashMap encodes its entries in random order, so the same
+        // request would fingerprint differently on a retry (see idempotency in the runtime).
         tonic_prost_build::configure()
+            .btree_map(".")
             .build_client(true)
             .build_server(true)
             .compile_fds(fds)?;

@@ -4,11 +4,16 @@
 //!   with google.rpc error details.
 //! - [`validate`]: "parse, don't validate" helpers that turn request fields into domain values
 //!   and collect every bad field into one INVALID_ARGUMENT.
-//! - [`paging`]: AIP-158 page sizes and opaque page tokens.
+//! - [`paging`]: AIP-158 page sizes and signed, opaque page tokens.
+//! - [`field_mask`]: AIP-134 update masks.
+//! - [`time`]: now at the database's precision, and protobuf timestamps.
 
 pub mod error;
+pub mod field_mask;
 pub mod paging;
+pub mod time;
 pub mod validate;
 
 pub use error::ServiceError;
+pub use paging::{PageRequest, PageTokens};
 pub use validate::Violations;

@@ -13,6 +13,25 @@ pub const MAX_KEY_LEN: usize = 128;
 /// Largest quantity one request may move (a trillion units): far above any real movement,
 /// and low enough that no sum of a request's lines can overflow.
 pub const MAX_QUANTITY: i64 = 1_000_000_000_000;
+/// Highest unit cost accepted, in micros (a million currency units per unit): with
+/// [`MAX_QUANTITY`] units, a value still fits comfortably in a numeric sum.
+pub const MAX_UNIT_COST_MICROS: i64 = 1_000_000_000_000;
+/// Longest piece of a bad value echoed back in an error. Echoing a whole 10,000-character
+/// value would make the error's trailers larger than many clients accept (16 KiB is usual),
+/// and they would see RESOURCE_EXHAUSTED instead of the INVALID_ARGUMENT we meant.
+pub const MAX_ECHO_CHARS: usize = 40;
+
+/// A bad value as it may appear in an error message: quoted, and cut to [`MAX_ECHO_CHARS`]
+/// characters with the full length named when longer.
+pub fn excerpt(value: &str) -> String {
+    let len = value.chars().count();
+    if len <= MAX_ECHO_CHARS {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(MAX_ECHO_CHARS).collect();
+        format!("{head:?}... ({len} characters)")
+    }
+}
 
 /// Collects field violations; each parser returns `None` on a bad field and records why.
 #[derive(Debug, Default)]
@@ -49,7 +68,7 @@ impl Violations {
         match Uuid::parse_str(value) {
             Ok(id) => Some(id),
             Err(_) => {
-                self.add(field, format!("must be a UUID, got {value:?}"));
+                self.add(field, format!("must be a UUID, got {}", excerpt(value)));
                 None
             }
         }
@@ -137,6 +156,21 @@ impl Violations {
         } else {
             Some(value)
         }
+    }
+
+    /// A quantity that may be zero (meaning "none" or "all", as the field says), bounded like
+    /// [`Violations::positive`].
+    pub fn quantity_or_zero(&mut self, field: &str, value: i64) -> Option<i64> {
+        if value == 0 {
+            Some(0)
+        } else {
+            self.positive(field, value)
+        }
+    }
+
+    /// A unit cost in micros: zero up to [`MAX_UNIT_COST_MICROS`].
+    pub fn unit_cost_micros(&mut self, field: &str, value: i64) -> Option<i64> {
+        self.in_range(field, value, 0, MAX_UNIT_COST_MICROS)
     }
 
     /// A count that may be zero but never negative.
@@ -228,5 +262,34 @@ mod tests {
         assert_eq!(v.key("sku", ""), None);
         assert_eq!(v.positive("quantity", i64::MAX), None);
         assert!(v.finish().is_err());
+    }
+
+    #[test]
+    fn a_long_bad_value_is_echoed_only_as_a_short_prefix() {
+        let mut v = Violations::new();
+        assert_eq!(v.uuid("product_id", &"x".repeat(10_000)), None);
+        let Err(ServiceError::InvalidArgument(violations)) = v.finish() else {
+            panic!("expected invalid argument");
+        };
+        let description = &violations[0].description;
+        assert!(description.len() < 100, "{description}");
+        assert!(description.contains("10000 characters"), "{description}");
+    }
+
+    #[test]
+    fn every_quantity_has_one_upper_bound() {
+        let mut v = Violations::new();
+        assert_eq!(v.quantity_or_zero("quantity", 0), Some(0));
+        assert_eq!(
+            v.quantity_or_zero("quantity", MAX_QUANTITY),
+            Some(MAX_QUANTITY)
+        );
+        assert_eq!(v.quantity_or_zero("quantity", MAX_QUANTITY + 1), None);
+        assert_eq!(v.quantity_or_zero("quantity", -1), None);
+        assert_eq!(v.unit_cost_micros("unit_cost_micros", i64::MAX), None);
+        assert_eq!(
+            v.unit_cost_micros("unit_cost_micros", 4_500_000),
+            Some(4_500_000)
+        );
     }
 }

@@ -1,14 +1,103 @@
-//! Settings from environment variables (12-factor). Every one has a default that works on a
-//! developer machine; every one is documented in the README.
+//! Settings (12-factor): every setting, the shared ones and each service's own, is read
+//! through one [`Settings`] lookup, with its default written once beside it. The process
+//! environment is one source; the all-in-one runner and tests give each service its own.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::RuntimeError;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/inventory";
 
+/// Finds the value of one named setting.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// Where settings come from: named values, each looked up when a setting is read.
+#[derive(Clone)]
+pub struct Settings {
+    lookup: Arc<Lookup>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Settings(..)")
+    }
+}
+
+impl Settings {
+    /// The process environment.
+    pub fn from_env() -> Self {
+        Self::from_fn(|key| std::env::var(key).ok())
+    }
+
+    /// Nothing set: every setting takes its default.
+    pub fn defaults() -> Self {
+        Self::from_fn(|_| None)
+    }
+
+    pub fn from_fn(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self {
+            lookup: Arc::new(lookup),
+        }
+    }
+
+    /// These values first, then whatever `self` has.
+    pub fn overlay<K: Into<String>, V: Into<String>>(
+        &self,
+        values: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let values: BTreeMap<String, String> = values
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let below = self.clone();
+        Self::from_fn(move |key| values.get(key).cloned().or_else(|| below.raw(key)))
+    }
+
+    /// The value set for `key`; unset and empty are the same.
+    pub fn raw(&self, key: &str) -> Option<String> {
+        (self.lookup)(key).filter(|v| !v.is_empty())
+    }
+
+    /// `key` parsed, or `default` when unset; an error names the key when it does not parse.
+    pub fn get<T: FromStr>(&self, key: &str, default: T) -> Result<T, RuntimeError> {
+        match self.raw(key) {
+            Some(value) => value
+                .parse()
+                .map_err(|_| RuntimeError::Config(format!("{key}: cannot parse {value:?}"))),
+            None => Ok(default),
+        }
+    }
+
+    /// A text setting.
+    pub fn text(&self, key: &str, default: &str) -> String {
+        self.raw(key).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A yes/no setting: true/false, yes/no, on/off, 1/0.
+    pub fn flag(&self, key: &str, default: bool) -> Result<bool, RuntimeError> {
+        let Some(value) = self.raw(key) else {
+            return Ok(default);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(RuntimeError::Config(format!(
+                "{key}: expected true or false, got {value:?}"
+            ))),
+        }
+    }
+
+    /// A duration given in milliseconds.
+    pub fn millis(&self, key: &str, default_ms: u64) -> Result<Duration, RuntimeError> {
+        self.get(key, default_ms).map(Duration::from_millis)
+    }
+}
+
+/// The settings every service shares.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `DATABASE_URL`: the PostgreSQL server and database; the schema is the service's own.
@@ -28,78 +117,33 @@ pub struct Config {
     /// `MAX_CONCURRENT_REQUESTS`: requests in flight per replica before new ones are refused
     /// with RESOURCE_EXHAUSTED instead of queueing without bound (default 1024).
     pub max_concurrent_requests: usize,
+    /// `REQUEST_ID_RETENTION_HOURS`: how long request ids are remembered, so a retry within
+    /// that window replays the first answer (default 168, a week).
+    pub request_id_retention: chrono::Duration,
 }
 
 impl Config {
-    /// Reads the environment; `default_listen` is the service's conventional address.
-    pub fn from_env(default_listen: &str) -> Result<Self, RuntimeError> {
-        Self::from_lookup(default_listen, |key| std::env::var(key).ok())
-    }
-
-    /// Same as [`Config::from_env`] but with any source of variables (tests pass a map).
-    pub fn from_lookup(
-        default_listen: &str,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, RuntimeError> {
-        let get = |key: &str, default: &str| -> String {
-            lookup(key)
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| default.to_owned())
-        };
+    /// Reads the shared settings; `default_listen` is the service's conventional address.
+    pub fn from_settings(settings: &Settings, default_listen: &str) -> Result<Self, RuntimeError> {
+        let listen = settings.text("LISTEN_ADDR", default_listen);
         Ok(Self {
-            database_url: get("DATABASE_URL", DEFAULT_DATABASE_URL),
-            listen_addr: parse("LISTEN_ADDR", &get("LISTEN_ADDR", default_listen))?,
-            run_migrations: parse_bool("RUN_MIGRATIONS", &get("RUN_MIGRATIONS", "true"))?,
-            database_max_connections: parse(
-                "DATABASE_MAX_CONNECTIONS",
-                &get("DATABASE_MAX_CONNECTIONS", "16"),
-            )?,
-            database_connect_timeout: Duration::from_secs(parse(
-                "DATABASE_CONNECT_TIMEOUT_SECS",
-                &get("DATABASE_CONNECT_TIMEOUT_SECS", "30"),
-            )?),
-            request_timeout: Duration::from_millis(parse(
-                "REQUEST_TIMEOUT_MS",
-                &get("REQUEST_TIMEOUT_MS", "10000"),
-            )?),
-            max_concurrent_requests: parse(
-                "MAX_CONCURRENT_REQUESTS",
-                &get("MAX_CONCURRENT_REQUESTS", "1024"),
-            )?,
+            database_url: settings.text("DATABASE_URL", DEFAULT_DATABASE_URL),
+            listen_addr: listen.parse().map_err(|_| {
+                RuntimeError::Config(format!("LISTEN_ADDR: cannot parse {listen:?}"))
+            })?,
+            run_migrations: settings.flag("RUN_MIGRATIONS", true)?,
+            database_max_connections: settings.get("DATABASE_MAX_CONNECTIONS", 16)?,
+            database_connect_timeout: Duration::from_secs(
+                settings.get("DATABASE_CONNECT_TIMEOUT_SECS", 30)?,
+            ),
+            request_timeout: settings.millis("REQUEST_TIMEOUT_MS", 10_000)?,
+            max_concurrent_requests: settings.get("MAX_CONCURRENT_REQUESTS", 1024)?,
+            request_id_retention: chrono::Duration::hours(i64::from(
+                settings
+                    .get::<u32>("REQUEST_ID_RETENTION_HOURS", 168)?
+                    .max(1),
+            )),
         })
-    }
-}
-
-/// A service's own setting from the environment, beyond [`Config`]: `default` when unset or
-/// empty, an error naming the variable when it does not parse.
-pub fn env_setting<T: FromStr>(key: &str, default: T) -> Result<T, RuntimeError> {
-    match std::env::var(key) {
-        Ok(value) if !value.is_empty() => parse(key, &value),
-        _ => Ok(default),
-    }
-}
-
-/// A yes/no setting from the environment, read like `RUN_MIGRATIONS`.
-pub fn env_flag(key: &str, default: bool) -> Result<bool, RuntimeError> {
-    match std::env::var(key) {
-        Ok(value) if !value.is_empty() => parse_bool(key, &value),
-        _ => Ok(default),
-    }
-}
-
-fn parse<T: FromStr>(key: &str, value: &str) -> Result<T, RuntimeError> {
-    value
-        .parse()
-        .map_err(|_| RuntimeError::Config(format!("{key}: cannot parse {value:?}")))
-}
-
-fn parse_bool(key: &str, value: &str) -> Result<bool, RuntimeError> {
-    match value.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(RuntimeError::Config(format!(
-            "{key}: expected true or false, got {value:?}"
-        ))),
     }
 }
 
@@ -109,19 +153,30 @@ mod tests {
 
     #[test]
     fn defaults_work_on_a_developer_machine() {
-        let config = Config::from_lookup("0.0.0.0:50051", |_| None).expect("defaults parse");
+        let config =
+            Config::from_settings(&Settings::defaults(), "0.0.0.0:50051").expect("defaults parse");
         assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(config.listen_addr.port(), 50051);
         assert!(config.run_migrations);
         assert_eq!(config.database_max_connections, 16);
+        assert_eq!(config.request_id_retention.num_hours(), 168);
     }
 
     #[test]
-    fn a_bad_value_names_its_variable() {
-        let error = Config::from_lookup("0.0.0.0:50051", |key| {
-            (key == "REQUEST_TIMEOUT_MS").then(|| "soon".to_owned())
-        })
-        .expect_err("must fail");
+    fn a_bad_value_names_its_setting() {
+        let settings = Settings::defaults().overlay([("REQUEST_TIMEOUT_MS", "soon")]);
+        let error = Config::from_settings(&settings, "0.0.0.0:50051").expect_err("must fail");
         assert!(error.to_string().contains("REQUEST_TIMEOUT_MS"), "{error}");
+    }
+
+    #[test]
+    fn an_overlay_wins_over_what_lies_below_it() {
+        let below = Settings::defaults().overlay([("A", "1"), ("B", "2")]);
+        let settings = below.overlay([("A", "3")]);
+        assert_eq!(settings.get("A", 0).ok(), Some(3));
+        assert_eq!(settings.get("B", 0).ok(), Some(2));
+        assert_eq!(settings.get("C", 7).ok(), Some(7));
+        assert_eq!(settings.flag("D", true).ok(), Some(true));
+        assert!(settings.overlay([("D", "maybe")]).flag("D", true).is_err());
     }
 }

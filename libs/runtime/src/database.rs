@@ -1,18 +1,34 @@
-//! The PostgreSQL pool of one service, confined to its own schema.
+//! The PostgreSQL pool of one service, confined to its own schema; its migrations with the
+//! platform's; and the one mapping of database errors to service errors.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use inventory_core::{PageTokens, ServiceError};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
 
 use crate::{Config, RuntimeError};
 
+/// Tables every service has in its own schema (idempotency keys, service keys, feed
+/// cursors). Their versions start at 1,000,000, above any service's own.
+static PLATFORM: Migrator = sqlx::migrate!("./migrations");
+
+/// A service's migrations followed by the platform's, as one set: one bookkeeping table,
+/// one lock, applied in this order.
+pub fn with_platform(service: &Migrator) -> Migrator {
+    Migrator {
+        migrations: Cow::Owned(service.iter().chain(PLATFORM.iter()).cloned().collect()),
+        ..Migrator::DEFAULT
+    }
+}
+
 /// Connects (waiting up to the configured timeout for the database to come up), creates the
-/// schema if needed, points every connection's search_path at it, and applies the embedded
-/// migrations. Their bookkeeping table lands in the same schema, so services sharing one
-/// database never see each other's tables.
+/// schema if needed, points every connection's search_path at it, and applies the service's
+/// migrations with the platform's. Their bookkeeping table lands in the same schema, so
+/// services sharing one database never see each other's tables.
 pub async fn connect_database(
     config: &Config,
     schema: &'static str,
@@ -45,7 +61,7 @@ pub async fn connect_database(
         .connect_with(options)
         .await?;
     if config.run_migrations {
-        migrator.run(&pool).await?;
+        with_platform(migrator).run(&pool).await?;
         tracing::info!(schema, "migrations applied");
     }
     Ok(pool)
@@ -66,4 +82,47 @@ async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), s
             .await?;
     }
     conn.close().await
+}
+
+/// The deployment's page-token signer, from the key the platform migration made.
+pub async fn page_tokens(pool: &PgPool) -> Result<PageTokens, RuntimeError> {
+    let secret: Vec<u8> =
+        sqlx::query_scalar("SELECT secret FROM service_keys WHERE name = 'page_token'")
+            .fetch_one(pool)
+            .await?;
+    Ok(PageTokens::new(&secret))
+}
+
+/// Maps a database error no caller anticipated: lost races are retryable, an unreachable
+/// database is UNAVAILABLE, anything else is internal.
+pub fn db_error(error: sqlx::Error) -> ServiceError {
+    match &error {
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("40001" | "40P01") => {
+                ServiceError::Aborted("lost a race with a concurrent update; retry".to_owned())
+            }
+            // Connection failures, operator intervention, insufficient resources (too many
+            // connections, out of memory or disk).
+            Some(code)
+                if ["08", "53", "57"]
+                    .iter()
+                    .any(|class| code.starts_with(class)) =>
+            {
+                ServiceError::Unavailable("database unavailable".to_owned())
+            }
+            _ => ServiceError::Internal(error.to_string()),
+        },
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            ServiceError::Unavailable("database unavailable".to_owned())
+        }
+        _ => ServiceError::Internal(error.to_string()),
+    }
+}
+
+/// The name of the constraint a database error violated, if any.
+pub fn violated_constraint(error: &sqlx::Error) -> Option<&str> {
+    match error {
+        sqlx::Error::Database(db) => db.constraint(),
+        _ => None,
+    }
 }

@@ -1,19 +1,28 @@
-//! What every service needs to start, so each service's main is a few lines:
+//! What every service stands on, so a new service is mostly its own domain, store and API:
 //!
-//! - [`config`]: settings from environment variables with developer-friendly defaults;
-//! - [`database`]: the PostgreSQL pool, confined to the service's own schema, with its
-//!   embedded migrations applied;
+//! - [`config`]: every setting read through one [`Settings`] lookup, defaults written once;
+//! - [`database`]: the PostgreSQL pool confined to the service's schema, its migrations with
+//!   the platform's, and the one mapping of database errors;
+//! - [`idempotency`]: AIP-155 request ids for every mutating RPC;
+//! - [`background`]: long-lived tasks, stopped on shutdown;
 //! - [`server`]: the gRPC server with health, reflection, request timeouts, load shedding,
-//!   W3C trace context and graceful shutdown.
+//!   W3C trace context and graceful shutdown;
+//! - [`host`]: all of the above built in one call.
 
+pub mod background;
 mod catch_panic;
 pub mod config;
 pub mod database;
+pub mod host;
+pub mod idempotency;
 pub mod server;
 mod shed;
 
-pub use config::{Config, env_flag, env_setting};
-pub use database::connect_database;
+pub use background::{Background, Stopping};
+pub use config::{Config, Settings};
+pub use database::{connect_database, db_error, violated_constraint};
+pub use host::{App, ServiceHost};
+pub use idempotency::{RequestKey, Tx, idempotent};
 pub use server::{GrpcServer, ServiceSpec, shutdown_signal};
 
 #[derive(Debug, thiserror::Error)]

@@ -30,6 +30,8 @@ pub struct ServiceSpec {
     pub schema: &'static str,
     /// Encoded FileDescriptorSet served by reflection.
     pub descriptor_set: &'static [u8],
+    /// The service's own migrations; the platform's are applied after them.
+    pub migrator: &'static sqlx::migrate::Migrator,
 }
 
 /// A bound listener, ready to serve one service.

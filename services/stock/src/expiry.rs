@@ -1,15 +1,14 @@
-//! Background upkeep: releasing reservations whose expiry has passed, and forgetting request
-//! ids older than the retention window. Safe with many replicas: expired reservations are
-//! claimed with SKIP LOCKED, and each release is a normal logged movement.
+//! Background upkeep: releasing reservations whose expiry has passed. Safe with many
+//! replicas: expired reservations are claimed with SKIP LOCKED, and each release is a normal
+//! logged movement. (Request ids past their retention are purged by the platform.)
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use inventory_core::ServiceError;
-use tokio::sync::{Notify, watch};
+use inventory_core::time::now;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::api::now;
 use crate::domain::reservation::ReleaseCause;
 use crate::store::Store;
 
@@ -40,44 +39,22 @@ pub async fn release_expired(store: &Store) -> Result<usize, ServiceError> {
         .apply_movements(&mut tx, &movements, None, &request_id, EXPIRY_ACTOR)
         .await?;
     store.save_reservations(&mut tx, &changed).await?;
-    tx.commit().await.map_err(crate::store::db_error)?;
+    tx.commit().await.map_err(inventory_runtime::db_error)?;
     Ok(changed.len())
 }
 
-/// Runs upkeep every `interval` until `stop` flips to true.
-pub async fn run(
-    store: Store,
-    interval: Duration,
-    retention: chrono::Duration,
-    log_appended: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_purge = tokio::time::Instant::now();
+/// Releases batches until none is due; one tick of the expiry task.
+pub async fn release_all_expired(store: Store, log_appended: Arc<Notify>) {
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = stop.changed() => return,
-        }
-        loop {
-            match release_expired(&store).await {
-                Ok(0) => break,
-                Ok(released) => {
-                    tracing::info!(released, "released expired reservations");
-                    log_appended.notify_waiters();
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "releasing expired reservations failed; will retry");
-                    break;
-                }
+        match release_expired(&store).await {
+            Ok(0) => return,
+            Ok(released) => {
+                tracing::info!(released, "released expired reservations");
+                log_appended.notify_waiters();
             }
-        }
-        if last_purge.elapsed() >= Duration::from_secs(3600) {
-            last_purge = tokio::time::Instant::now();
-            match store.purge_request_ids(retention).await {
-                Ok(purged) => tracing::info!(purged, "forgot old request ids"),
-                Err(error) => tracing::warn!(%error, "purging request ids failed"),
+            Err(error) => {
+                tracing::warn!(%error, "releasing expired reservations failed; will retry");
+                return;
             }
         }
     }

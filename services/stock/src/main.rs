@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
-use inventory_runtime::{Config, shutdown_signal};
-use stock_service::{DEFAULT_LISTEN, StockApp, StockSettings};
+use inventory_runtime::{App, Settings, shutdown_signal};
+use stock_service::StockApp;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -13,8 +13,7 @@ async fn main() -> ExitCode {
         }
     };
     let started = async {
-        let config = Config::from_env(DEFAULT_LISTEN)?;
-        let app = StockApp::build(&config, StockSettings::from_env()?).await?;
+        let app = StockApp::build(&Settings::from_env()).await?;
         app.run_until_stopped(shutdown_signal()).await
     };
     match started.await {

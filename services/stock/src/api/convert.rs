@@ -1,35 +1,12 @@
-//! Domain and store values to proto messages, and proto timestamps to chrono.
+//! Domain and store values to proto messages.
 
-use chrono::{DateTime, SubsecRound, Utc};
-use inventory_core::ServiceError;
+use inventory_core::time::timestamp;
 use inventory_proto::stock::v1 as pb;
 
 use crate::domain::catalog::{Product, Warehouse, WarehouseType};
 use crate::domain::movement::TxnType;
 use crate::domain::reservation::{Reservation, ReservationStatus};
 use crate::store::{InventoryRow, TxnRecord};
-
-/// Now, at the database's precision, so a response and a later read agree to the microsecond.
-pub fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
-}
-
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
-pub fn from_timestamp(
-    field: &str,
-    t: &prost_types::Timestamp,
-) -> Result<DateTime<Utc>, ServiceError> {
-    u32::try_from(t.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(t.seconds, nanos))
-        .ok_or_else(|| ServiceError::invalid(field, "is not a valid timestamp"))
-}
 
 pub fn product(p: Product) -> pb::Product {
     pb::Product {

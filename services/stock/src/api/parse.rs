@@ -4,11 +4,12 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use inventory_core::{ServiceError, Violations, paging};
+use inventory_core::field_mask::mask_paths;
+use inventory_core::time::from_timestamp;
+use inventory_core::{ServiceError, Violations};
 use inventory_proto::stock::v1 as pb;
 use uuid::Uuid;
 
-use super::convert::from_timestamp;
 use crate::domain::catalog::{ProductPatch, WarehousePatch, WarehouseType};
 use crate::domain::movement::{InventoryKey, TxnType};
 
@@ -80,7 +81,14 @@ fn expiry(
 /// A validated new product (without its timestamps).
 pub struct NewProduct {
     pub product_id: Uuid,
-    pub patch: ProductPatch,
+    pub sku: String,
+    pub name: String,
+    pub category: String,
+    pub unit_of_measure: String,
+    pub reorder_point: i64,
+    pub reorder_quantity: i64,
+    pub lead_time_days: i32,
+    pub unit_cost_micros: i64,
 }
 
 pub fn create_product(
@@ -91,10 +99,17 @@ pub fn create_product(
     let product = v.present("product", req.product.as_ref());
     let parsed = product.and_then(|p| {
         let id = v.optional_uuid("product.product_id", &p.product_id);
-        let patch = product_fields(&mut v, p, &ALL_PRODUCT_FIELDS);
+        let f = product_fields(&mut v, p, &ALL_PRODUCT_FIELDS);
         Some(NewProduct {
             product_id: id?.unwrap_or_else(Uuid::now_v7),
-            patch,
+            sku: f.sku?,
+            name: f.name?,
+            category: f.category?,
+            unit_of_measure: f.unit_of_measure?,
+            reorder_point: f.reorder_point?,
+            reorder_quantity: f.reorder_quantity?,
+            lead_time_days: f.lead_time_days?,
+            unit_cost_micros: f.unit_cost_micros?,
         })
     });
     let parsed = request_id.zip(parsed);
@@ -122,50 +137,21 @@ fn product_fields(v: &mut Violations, p: &pb::Product, fields: &[&str]) -> Produ
             "name" => patch.name = v.text(&path, &p.name),
             "category" => patch.category = v.optional_text(&path, &p.category),
             "unit_of_measure" => patch.unit_of_measure = v.key(&path, &p.unit_of_measure),
-            "reorder_point" => patch.reorder_point = v.non_negative(&path, p.reorder_point),
+            "reorder_point" => patch.reorder_point = v.quantity_or_zero(&path, p.reorder_point),
             "reorder_quantity" => {
-                patch.reorder_quantity = v.non_negative(&path, p.reorder_quantity)
+                patch.reorder_quantity = v.quantity_or_zero(&path, p.reorder_quantity)
             }
             "lead_time_days" => {
                 patch.lead_time_days = v.in_range(&path, p.lead_time_days, 0, MAX_LEAD_TIME_DAYS)
             }
             "unit_cost_micros" => {
-                patch.unit_cost_micros = v.non_negative(&path, p.unit_cost_micros)
+                patch.unit_cost_micros = v.unit_cost_micros(&path, p.unit_cost_micros)
             }
-            other => v.add(
-                "update_mask.paths",
-                format!("unknown product field {other:?}"),
-            ),
+            // mask_paths let only the fields above through.
+            _ => {}
         }
     }
     patch
-}
-
-fn mask_paths<'a>(
-    v: &mut Violations,
-    mask: Option<&'a prost_types::FieldMask>,
-    all: &'a [&'a str],
-) -> Vec<&'a str> {
-    let paths: Vec<&str> = mask
-        .map(|m| m.paths.iter().map(String::as_str).collect())
-        .unwrap_or_default();
-    if paths.is_empty() {
-        v.add(
-            "update_mask",
-            "is required: name the fields to replace, or \"*\" for all",
-        );
-        return Vec::new();
-    }
-    if paths == ["*"] {
-        return all.to_vec();
-    }
-    let mut seen = HashSet::new();
-    for p in &paths {
-        if !seen.insert(*p) {
-            v.add("update_mask.paths", format!("{p:?} is listed twice"));
-        }
-    }
-    paths
 }
 
 pub fn update_product(
@@ -196,10 +182,8 @@ fn warehouse_fields(v: &mut Violations, w: &pb::Warehouse, fields: &[&str]) -> W
             "address" => patch.address = v.optional_text(&path, &w.address),
             "type" => patch.warehouse_type = warehouse_type(v, &path, w.r#type),
             "location" => patch.location = location(v, &path, w.location.as_ref()),
-            other => v.add(
-                "update_mask.paths",
-                format!("unknown warehouse field {other:?}"),
-            ),
+            // mask_paths let only the fields above through.
+            _ => {}
         }
     }
     patch
@@ -394,7 +378,7 @@ pub fn release(req: &pb::ReleaseReservationRequest) -> Result<Release, ServiceEr
     let order_line_id = v.optional_key("order_line_id", &req.order_line_id);
     let warehouse_id = v.optional_uuid("warehouse_id", &req.warehouse_id);
     let quantity = v
-        .non_negative("quantity", req.quantity)
+        .quantity_or_zero("quantity", req.quantity)
         .map(|q| (q > 0).then_some(q));
     let reason = v.optional_text("reason", &req.reason);
     let parsed = (|| {
@@ -460,7 +444,7 @@ pub fn adjust(req: &pb::AdjustStockRequest) -> Result<Adjust, ServiceError> {
     let reason = v.text("reason", &req.reason);
     let reference_id = v.optional_key("reference_id", &req.reference_id);
     let expected_on_hand = match req.expected_on_hand {
-        Some(e) => v.non_negative("expected_on_hand", e).map(Some),
+        Some(e) => v.quantity_or_zero("expected_on_hand", e).map(Some),
         None => Some(None),
     };
     let parsed = (|| {
@@ -551,23 +535,21 @@ pub fn batch_keys(
     Ok(keys.into_iter().flatten().collect())
 }
 
-/// Page size and the decoded resume position of a list request.
-/// `filters` describes the request's other fields; a token only continues the same request.
-pub fn page(
-    page_size: i32,
-    page_token: &str,
-    filters: &str,
-) -> Result<(i64, Option<String>), ServiceError> {
+/// A required id of a Get request.
+pub fn id(field: &str, value: &str) -> Result<Uuid, ServiceError> {
     let mut v = Violations::new();
-    let size = paging::page_size(&mut v, "page_size", page_size);
-    let token = paging::decode_token("page_token", page_token, filters);
-    if let Err(ServiceError::InvalidArgument(violations)) = &token {
-        for violation in violations {
-            v.add(violation.field.clone(), violation.description.clone());
-        }
-    }
-    v.finish()?;
-    Ok((size.unwrap_or(paging::DEFAULT_PAGE_SIZE), token?))
+    let id = v.uuid(field, value);
+    done(v, id)
+}
+
+/// A UUID inside a page token's position. Tokens are signed, so a bad one means a token
+/// of an older format, not a forgery.
+pub fn token_uuid(value: &str) -> Result<Uuid, ServiceError> {
+    Uuid::parse_str(value).map_err(|_| bad_token())
+}
+
+pub fn bad_token() -> ServiceError {
+    ServiceError::invalid("page_token", "is not a page token this service issued")
 }
 
 pub fn txn_type_filter(value: i32) -> Result<Option<TxnType>, ServiceError> {

@@ -291,7 +291,7 @@ impl Store {
         rows: &Rows,
         encode: impl Fn(&Reservation, &InventoryRow) -> Vec<u8>,
     ) -> Result<Option<BatchResult>, ServiceError> {
-        let now = crate::api::now();
+        let now = inventory_core::time::now();
         let plan = plan(requests, rows, &Known::default(), now);
         if plan.needs_lookups() {
             return Ok(None);
@@ -385,7 +385,7 @@ impl Store {
                 None => {}
             }
         }
-        let now = crate::api::now();
+        let now = inventory_core::time::now();
         let plan = plan(requests, &rows, &known, now);
         let result = write(&mut tx, requests, plan, now, encode).await?;
         tx.commit().await.map_err(db_error)?;

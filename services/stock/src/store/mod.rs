@@ -10,23 +10,21 @@
 mod batch;
 mod catalog;
 mod feed;
-mod idempotency;
 mod movements;
 mod reads;
 mod reservations;
 
 use inventory_core::ServiceError;
-use sqlx::{PgPool, Postgres, Transaction};
+pub use inventory_runtime::Tx;
+use inventory_runtime::{db_error, violated_constraint};
+use sqlx::PgPool;
 
 pub use batch::{BatchOutcome, BatchRequest, BatchResult, Rows};
 pub use feed::FeedReader;
-pub use idempotency::{Begun, RequestKey};
 pub use movements::{Applied, InventoryRow, TxnRecord};
 pub use reads::{
     LedgerDriftRow, LedgerReport, ListInventoryFilter, ListTransactionsFilter, SummaryRow,
 };
-
-pub type Tx = Transaction<'static, Postgres>;
 
 /// Handle on the stock schema; cheap to clone.
 #[derive(Debug, Clone)]
@@ -45,39 +43,5 @@ impl Store {
 
     pub async fn begin(&self) -> Result<Tx, ServiceError> {
         self.pool.begin().await.map_err(db_error)
-    }
-}
-
-/// Maps a database error no caller anticipated: lost races are retryable, an unreachable
-/// database is UNAVAILABLE, anything else is internal.
-pub fn db_error(error: sqlx::Error) -> ServiceError {
-    match &error {
-        sqlx::Error::Database(db) => match db.code().as_deref() {
-            Some("40001" | "40P01") => {
-                ServiceError::Aborted("lost a race with a concurrent update; retry".to_owned())
-            }
-            // Connection failures, operator intervention, insufficient resources (too many
-            // connections, out of memory or disk).
-            Some(code)
-                if ["08", "53", "57"]
-                    .iter()
-                    .any(|class| code.starts_with(class)) =>
-            {
-                ServiceError::Unavailable("database unavailable".to_owned())
-            }
-            _ => ServiceError::Internal(error.to_string()),
-        },
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            ServiceError::Unavailable("database unavailable".to_owned())
-        }
-        _ => ServiceError::Internal(error.to_string()),
-    }
-}
-
-/// The name of the constraint a database error violated, if any.
-pub(crate) fn violated_constraint(error: &sqlx::Error) -> Option<&str> {
-    match error {
-        sqlx::Error::Database(db) => db.constraint(),
-        _ => None,
     }
 }

@@ -216,14 +216,19 @@ impl Store {
     }
 
     /// Units and value per warehouse. Plain reads take no row locks, so this never slows a
-    /// reservation; the figures are as of the statement's snapshot.
+    /// reservation; the figures are as of the statement's snapshot. Sums are taken in numeric
+    /// and saturate at the largest bigint, so no stored data can make this read fail.
     pub async fn inventory_summary(&self) -> Result<Vec<SummaryRow>, ServiceError> {
         sqlx::query_as::<_, SummaryRow>(
             "SELECT i.warehouse_id,
-                    sum(i.quantity_on_hand)::bigint AS quantity_on_hand,
-                    sum(i.quantity_reserved)::bigint AS quantity_reserved,
-                    sum(i.quantity_available)::bigint AS quantity_available,
-                    sum(i.quantity_on_hand::numeric * p.unit_cost_micros)::bigint AS value_micros
+                    least(sum(i.quantity_on_hand::numeric), 9223372036854775807)::bigint
+                        AS quantity_on_hand,
+                    least(sum(i.quantity_reserved::numeric), 9223372036854775807)::bigint
+                        AS quantity_reserved,
+                    least(sum(i.quantity_available::numeric), 9223372036854775807)::bigint
+                        AS quantity_available,
+                    least(sum(i.quantity_on_hand::numeric * p.unit_cost_micros),
+                          9223372036854775807)::bigint AS value_micros
                FROM inventory i JOIN products p USING (product_id)
               GROUP BY i.warehouse_id ORDER BY i.warehouse_id",
         )

@@ -1,11 +1,9 @@
 //! The transaction feed: history then live, in sequence order, each transaction exactly once,
 //! resumable from any cursor, and never skipping a writer that commits late.
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestApp;
+use crate::helpers::TestApp;
 use inventory_proto::stock::v1 as pb;
 use sqlx::Connection;
 use tokio_stream::StreamExt;
@@ -97,7 +95,7 @@ async fn a_feed_read_during_concurrent_writes_misses_and_repeats_nothing() {
                 for _ in 0..20 {
                     client
                         .receive_stock(pb::ReceiveStockRequest {
-                            request_id: common::new_id(),
+                            request_id: crate::helpers::new_id(),
                             product_id: p.clone(),
                             warehouse_id: w.clone(),
                             quantity: 1,

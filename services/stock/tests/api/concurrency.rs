@@ -1,9 +1,7 @@
 //! Races: many clients at once on the same rows. No oversell, no deadlock, no half order,
 //! and the ledger always replays to the stored rows.
 
-mod common;
-
-use common::{TestApp, error_info, new_id, reserve_request};
+use crate::helpers::{TestApp, error_info, new_id, reserve_request};
 use inventory_proto::stock::v1 as pb;
 use proptest::prelude::*;
 use tonic::Code;

@@ -1,12 +1,10 @@
 //! The stock-service binary as operators run it: configured from the environment, healthy
 //! once migrated, JSON logs on request, and a clean exit on SIGTERM.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestDatabase, new_id};
+use crate::helpers::{TestDatabase, new_id};
 use inventory_proto::stock::v1 as pb;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;

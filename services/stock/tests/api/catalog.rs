@@ -1,11 +1,9 @@
 //! The catalog (products, warehouses) and the read RPCs, against a real service: round trips,
 //! field masks, paging, filters, validation and idempotent creates.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{TestApp, bad_fields, new_id};
+use crate::helpers::{TestApp, bad_fields, new_id};
 use inventory_proto::stock::v1 as pb;
 use tonic::{Code, Status};
 

@@ -1,8 +1,6 @@
 //! Each movement RPC's success path and each of its errors, against a real service.
 
-mod common;
-
-use common::{TestApp, bad_fields, error_info, new_id, reserve_request};
+use crate::helpers::{TestApp, bad_fields, error_info, new_id, reserve_request};
 use inventory_proto::stock::v1 as pb;
 use tonic::Code;
 

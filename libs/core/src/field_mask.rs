@@ -1,0 +1,84 @@
+//! AIP-134 update masks: which fields of a resource a partial update replaces.
+
+use std::collections::HashSet;
+
+use crate::Violations;
+use crate::validate::excerpt;
+
+/// The paths of `mask`, each one of `all` and none twice; `"*"` alone means every field.
+/// A missing or empty mask is refused rather than read as "everything": a client that
+/// forgot the mask must not overwrite fields it never meant to touch.
+pub fn mask_paths<'a>(
+    v: &mut Violations,
+    mask: Option<&prost_types::FieldMask>,
+    all: &[&'a str],
+) -> Vec<&'a str> {
+    let paths: &[String] = mask.map_or(&[], |m| m.paths.as_slice());
+    if paths.is_empty() {
+        v.add(
+            "update_mask",
+            "is required: name the fields to replace, or \"*\" for all",
+        );
+        return Vec::new();
+    }
+    if paths.len() == 1 && paths[0] == "*" {
+        return all.to_vec();
+    }
+    let mut seen = HashSet::new();
+    let mut known = Vec::with_capacity(paths.len());
+    for path in paths {
+        match all.iter().find(|field| **field == path.as_str()) {
+            None => v.add(
+                "update_mask.paths",
+                format!(
+                    "unknown field {}; expected one of {}",
+                    excerpt(path),
+                    all.join(", ")
+                ),
+            ),
+            Some(_) if !seen.insert(path.as_str()) => v.add(
+                "update_mask.paths",
+                format!("{} is listed twice", excerpt(path)),
+            ),
+            Some(field) => known.push(*field),
+        }
+    }
+    known
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(paths: &[&str]) -> prost_types::FieldMask {
+        prost_types::FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    const ALL: [&str; 3] = ["name", "address", "location"];
+
+    #[test]
+    fn named_paths_and_the_wildcard_are_accepted() {
+        let mut v = Violations::new();
+        assert_eq!(mask_paths(&mut v, Some(&mask(&["name"])), &ALL), ["name"]);
+        assert_eq!(mask_paths(&mut v, Some(&mask(&["*"])), &ALL), ALL);
+        assert!(v.is_empty());
+    }
+
+    #[test]
+    fn missing_unknown_and_repeated_paths_are_refused() {
+        for (paths, field) in [
+            (&[][..], "update_mask"),
+            (&["colour"][..], "update_mask.paths"),
+            (&["name", "name"][..], "update_mask.paths"),
+        ] {
+            let mut v = Violations::new();
+            mask_paths(&mut v, Some(&mask(paths)), &ALL);
+            let Err(crate::ServiceError::InvalidArgument(violations)) = v.finish() else {
+                panic!("{paths:?} accepted");
+            };
+            assert_eq!(violations[0].field, field);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Everything a service stands on, built in one call: its settings, its database (schema,
+//! migrations with the platform's), its page-token signer, its background tasks, and a bound
+//! gRPC server. A service adds its own API and tasks and calls [`ServiceHost::run`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use inventory_core::PageTokens;
+use sqlx::PgPool;
+use tonic::body::Body;
+use tonic::server::NamedService;
+
+use crate::background::Background;
+use crate::database::{connect_database, page_tokens};
+use crate::server::{GrpcServer, ServiceSpec};
+use crate::{Config, RuntimeError, idempotency};
+
+/// How often request ids past their retention are forgotten.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+pub struct ServiceHost {
+    pub config: Config,
+    /// The service's pool, confined to its schema.
+    pub pool: PgPool,
+    /// Signs and checks the page tokens of every list RPC.
+    pub page_tokens: PageTokens,
+    /// Long-lived work; the host already runs the purge of old request ids.
+    pub background: Background,
+    server: GrpcServer,
+}
+
+impl ServiceHost {
+    /// Connects and migrates, then binds `LISTEN_ADDR` (port 0 picks a free port).
+    pub async fn build(config: Config, spec: ServiceSpec) -> Result<Self, RuntimeError> {
+        let pool = connect_database(&config, spec.schema, spec.migrator).await?;
+        let page_tokens = page_tokens(&pool).await?;
+        let server = GrpcServer::bind(&config, spec).await?;
+        let mut background = Background::new();
+        let (purged, retention) = (pool.clone(), config.request_id_retention);
+        background.every(PURGE_INTERVAL, move || {
+            let pool = purged.clone();
+            async move {
+                match idempotency::purge(&pool, retention).await {
+                    Ok(purged) => tracing::info!(purged, "forgot old request ids"),
+                    Err(error) => tracing::warn!(%error, "purging request ids failed"),
+                }
+            }
+        });
+        Ok(Self {
+            config,
+            pool,
+            page_tokens,
+            background,
+            server,
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, RuntimeError> {
+        self.server.local_addr()
+    }
+
+    /// Serves `service` until `shutdown` completes. Background tasks are told to stop as
+    /// shutdown begins (so open streams end and the drain is not held up), awaited after
+    /// the drain, and the pool closes last.
+    pub async fn run<S>(
+        self,
+        service: S,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RuntimeError>
+    where
+        S: tower::Service<
+                http::Request<Body>,
+                Response = http::Response<Body>,
+                Error = std::convert::Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let stopper = self.background.stopper();
+        let shutdown = async move {
+            shutdown.await;
+            stopper.send_replace(true);
+        };
+        let result = self
+            .server
+            .serve(service, self.pool.clone(), shutdown)
+            .await;
+        self.background.stop().await;
+        self.pool.close().await;
+        result
+    }
+}
+
+/// A service as its binary, the all-in-one runner and the test kit start it.
+pub trait App: Sized + Send + 'static {
+    /// The conventional name, for logs (`stock-service`).
+    const NAME: &'static str;
+
+    /// Reads `settings`, connects and migrates, binds the port. (Not `Send`: sqlx's migrator
+    /// future cannot be proven so; build on the task that awaits it, then spawn the run.)
+    fn build(settings: &crate::Settings) -> impl Future<Output = Result<Self, RuntimeError>>;
+
+    fn local_addr(&self) -> Result<SocketAddr, RuntimeError>;
+
+    /// Serves until `shutdown` completes, then drains and stops its background work.
+    fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+}

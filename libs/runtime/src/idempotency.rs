@@ -1,0 +1,143 @@
+//! AIP-155 request ids, once for every service: the first answer to a request id is stored in
+//! the same database transaction as its effects and replayed to every retry; the same id with
+//! other parameters is refused. The table (`idempotency_keys`) is a platform migration, so it
+//! lives in each service's own schema.
+//!
+//! A concurrent duplicate waits on the row lock of the first attempt's claim: when the first
+//! commits it replays the stored answer, when the first rolls back it does the work itself.
+
+use std::future::Future;
+
+use inventory_core::ServiceError;
+use prost::Message;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::database::db_error;
+
+pub type Tx = Transaction<'static, Postgres>;
+
+/// A request's identity for idempotency: its id, its method and its exact bytes.
+#[derive(Debug, Clone)]
+pub struct RequestKey {
+    pub request_id: String,
+    pub method: &'static str,
+    /// The encoded request. Stable because every map field is generated as a BTreeMap.
+    pub fingerprint: Vec<u8>,
+}
+
+impl RequestKey {
+    pub fn new(method: &'static str, request_id: &str, request: &impl Message) -> Self {
+        Self {
+            request_id: request_id.to_owned(),
+            method,
+            fingerprint: request.encode_to_vec(),
+        }
+    }
+}
+
+/// Runs `work` once per request id: on the first call inside a transaction that also stores
+/// its answer; on every retry, the stored answer without running `work`. An error from
+/// `work` rolls everything back, the claim included, so a retry runs it again.
+///
+/// `work` takes the transaction and hands it back with the answer:
+/// `idempotent(pool, &key, |mut tx| async move { ...; Ok((tx, answer)) })`. (A closure
+/// borrowing `&mut Tx` cannot be proven `Send` for every lifetime inside a tonic handler.)
+pub async fn idempotent<M, F, Fut>(
+    pool: &PgPool,
+    key: &RequestKey,
+    work: F,
+) -> Result<M, ServiceError>
+where
+    M: Message + Default,
+    F: FnOnce(Tx) -> Fut,
+    Fut: Future<Output = Result<(Tx, M), ServiceError>>,
+{
+    match claim(pool, key).await? {
+        Claim::Replay(bytes) => decode(&bytes),
+        Claim::Fresh(tx) => {
+            let (mut tx, response) = work(tx).await?;
+            sqlx::query("UPDATE idempotency_keys SET response = $2 WHERE request_id = $1")
+                .bind(&key.request_id)
+                .bind(response.encode_to_vec())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(response)
+        }
+    }
+}
+
+/// The stored answer of `key` if the request was already done, without doing anything.
+/// Waits, like a retry does, for a first attempt still in flight.
+pub async fn replay<M: Message + Default>(
+    pool: &PgPool,
+    key: &RequestKey,
+) -> Result<Option<M>, ServiceError> {
+    match claim(pool, key).await? {
+        Claim::Replay(bytes) => decode(&bytes).map(Some),
+        // Dropping the transaction rolls the claim back.
+        Claim::Fresh(_unclaimed) => Ok(None),
+    }
+}
+
+/// Forgets request ids older than `older_than`; returns how many went.
+pub async fn purge(pool: &PgPool, older_than: chrono::Duration) -> Result<u64, ServiceError> {
+    let cutoff = chrono::Utc::now() - older_than;
+    let result = sqlx::query("DELETE FROM idempotency_keys WHERE create_time < $1")
+        .bind(cutoff)
+        .execute(pool)
+        .await
+        .map_err(db_error)?;
+    Ok(result.rows_affected())
+}
+
+/// The error for a request id reused with other parameters.
+pub fn reused(request_id: &str, first_method: &str) -> ServiceError {
+    ServiceError::invalid(
+        "request_id",
+        format!(
+            "{} was already used for a different request ({first_method}); use a new request_id",
+            inventory_core::validate::excerpt(request_id)
+        ),
+    )
+}
+
+enum Claim {
+    Fresh(Tx),
+    Replay(Vec<u8>),
+}
+
+async fn claim(pool: &PgPool, key: &RequestKey) -> Result<Claim, ServiceError> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let claimed = sqlx::query(
+        "INSERT INTO idempotency_keys (request_id, method, request_fingerprint)
+         VALUES ($1, $2, $3) ON CONFLICT (request_id) DO NOTHING",
+    )
+    .bind(&key.request_id)
+    .bind(key.method)
+    .bind(&key.fingerprint)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected()
+        == 1;
+    if claimed {
+        return Ok(Claim::Fresh(tx));
+    }
+    let (method, fingerprint, response): (String, Vec<u8>, Vec<u8>) = sqlx::query_as(
+        "SELECT method, request_fingerprint, response FROM idempotency_keys WHERE request_id = $1",
+    )
+    .bind(&key.request_id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    if method != key.method || fingerprint != key.fingerprint {
+        return Err(reused(&key.request_id, &method));
+    }
+    Ok(Claim::Replay(response))
+}
+
+fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, ServiceError> {
+    M::decode(bytes).map_err(|e| ServiceError::Internal(format!("stored response: {e}")))
+}

@@ -1,0 +1,111 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use inventory_proto::stock::v1::stock_service_client::StockServiceClient;
+use inventory_runtime::{App, RuntimeError, Settings};
+use stock_service::StockApp;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::TestDatabase;
+
+/// A service running in the test's process on port 0, stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    running: Option<JoinHandle<Result<(), RuntimeError>>>,
+    /// Declared last: dropped after the service was told to stop.
+    pub database: Arc<TestDatabase>,
+}
+
+impl TestServer {
+    /// Starts `A` against `database` with `vars` over the test defaults (port 0, a pool of 4
+    /// per replica so parallel tests stay below PostgreSQL's connection limit).
+    pub async fn spawn<A: App>(database: Arc<TestDatabase>, vars: &[(&str, &str)]) -> Self {
+        crate::init_logs();
+        let settings = Settings::defaults()
+            .overlay([
+                ("DATABASE_URL", database.url.as_str()),
+                ("LISTEN_ADDR", "127.0.0.1:0"),
+                ("DATABASE_MAX_CONNECTIONS", "4"),
+            ])
+            .overlay(vars.iter().copied());
+        let app = A::build(&settings)
+            .await
+            .unwrap_or_else(|error| panic!("{} builds: {error}", A::NAME));
+        let addr = app.local_addr().expect("bound");
+        let (shutdown, stopped) = oneshot::channel();
+        let running = tokio::spawn(app.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            shutdown: Some(shutdown),
+            running: Some(running),
+            database,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A new connection (its own HTTP/2 connection, unlike clones of one channel).
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// Shuts the service down as SIGTERM would, and waits until it has drained and stopped.
+    pub async fn stop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running
+                .await
+                .expect("service task")
+                .expect("service stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// A real stock service with a client, for the tests of stock and of the services calling it.
+pub struct StockServer {
+    pub server: TestServer,
+    pub client: StockServiceClient<Channel>,
+}
+
+impl StockServer {
+    /// Stock on a fresh database. Feeds poll and expiry runs often, so tests see them soon.
+    pub async fn spawn(vars: &[(&str, &str)]) -> Self {
+        Self::spawn_on(Arc::new(TestDatabase::create().await), vars).await
+    }
+
+    /// Stock on `database` (another replica, or a restart on the same data).
+    pub async fn spawn_on(database: Arc<TestDatabase>, vars: &[(&str, &str)]) -> Self {
+        let vars: Vec<(&str, &str)> = [("FEED_POLL_MS", "50"), ("EXPIRY_INTERVAL_MS", "100")]
+            .into_iter()
+            .chain(vars.iter().copied())
+            .collect();
+        let server = TestServer::spawn::<StockApp>(database, &vars).await;
+        let client = StockServiceClient::new(server.channel().await);
+        Self { server, client }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+}

@@ -1,0 +1,81 @@
+//! StreamTransactions: the log from a cursor, history first, then live.
+
+use std::pin::Pin;
+
+use inventory_core::{ServiceError, Violations};
+use inventory_proto::stock::v1 as pb;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::{StockApi, convert};
+use crate::store::FeedReader;
+
+/// Transactions fetched per feed query.
+const FEED_BATCH: i64 = 500;
+/// Messages buffered per feed subscriber before the reader waits for the client.
+const FEED_BUFFER: usize = 1024;
+
+pub type FeedStream =
+    Pin<Box<dyn Stream<Item = Result<pb::StreamTransactionsResponse, Status>> + Send>>;
+
+impl StockApi {
+    /// Streams the log from `after_sequence`. A task reads in batches and feeds a bounded
+    /// channel, so a slow client slows only its own reader.
+    pub(super) fn stream(
+        &self,
+        req: pb::StreamTransactionsRequest,
+    ) -> Result<FeedStream, ServiceError> {
+        let mut v = Violations::new();
+        v.non_negative("after_sequence", req.after_sequence);
+        v.finish()?;
+        let (sender, receiver) = mpsc::channel(FEED_BUFFER);
+        let mut reader = FeedReader::new(self.store.clone(), req.after_sequence);
+        let log_appended = self.log_appended.clone();
+        let poll = self.feed_poll;
+        let mut stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            let feed = async {
+                loop {
+                    let woken = log_appended.notified();
+                    match reader.next_batch(FEED_BATCH).await {
+                        Ok(batch) if batch.is_empty() => {
+                            tokio::select! {
+                                () = woken => {}
+                                () = tokio::time::sleep(poll) => {}
+                                () = sender.closed() => return,
+                            }
+                        }
+                        Ok(batch) => {
+                            for txn in &batch {
+                                let message = pb::StreamTransactionsResponse {
+                                    transaction: Some(convert::transaction(txn)),
+                                };
+                                if sender.send(Ok(message)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, cursor = reader.cursor(), "transaction feed stopped");
+                            let _ = sender.send(Err(Status::from(error))).await;
+                            return;
+                        }
+                    }
+                }
+            };
+            // A feed never ends on its own: on shutdown it ends with UNAVAILABLE, so the
+            // server can drain and the consumer resumes from its cursor on another replica.
+            let stopped = tokio::select! {
+                () = feed => false,
+                () = stopping.wait() => true,
+            };
+            if stopped {
+                let status = Status::unavailable("server shutting down; resume from your cursor");
+                let _ = sender.send(Err(status)).await;
+            }
+        });
+        Ok(Box::pin(ReceiverStream::new(receiver)))
+    }
+}

@@ -1,0 +1,11 @@
+//! The stock service's tests, one binary: each module drives the real service over gRPC on
+//! a fresh database (see `helpers`, built on the shared test kit).
+
+mod catalog;
+mod concurrency;
+mod feed;
+mod helpers;
+mod movements;
+mod platform;
+mod probes;
+mod process;
