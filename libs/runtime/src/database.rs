@@ -89,7 +89,13 @@ pub async fn page_tokens(pool: &PgPool) -> Result<PageTokens, RuntimeError> {
     let secret: Vec<u8> =
         sqlx::query_scalar("SELECT secret FROM service_keys WHERE name = 'page_token'")
             .fetch_one(pool)
-            .await?;
+            .await
+            .map_err(|error| {
+                RuntimeError::Config(format!(
+                    "no page-token key in service_keys ({error}): apply the migrations first \
+                     (RUN_MIGRATIONS=true, or the migration job)"
+                ))
+            })?;
     Ok(PageTokens::new(&secret))
 }
 

@@ -112,3 +112,26 @@ pub trait App: Sized + Send + 'static {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 }
+
+/// The whole `main` of a service binary: telemetry, settings from the environment, build,
+/// serve until SIGTERM or Ctrl-C; a failure is logged and exits non-zero.
+pub async fn run_main<A: App>() -> std::process::ExitCode {
+    let _telemetry = match inventory_telemetry::init(A::NAME) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("{}: {error}", A::NAME);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let started = async {
+        let app = A::build(&crate::Settings::from_env()).await?;
+        app.run_until_stopped(crate::shutdown_signal()).await
+    };
+    match started.await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, service = A::NAME, "stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
