@@ -3,26 +3,11 @@
 
 use std::collections::HashSet;
 
-use crate::helpers::{TestApp, bad_fields, new_id};
+use crate::helpers::{TestApp, bad_fields, new_id, product, receive_request};
 use inventory_proto::stock::v1 as pb;
-use tonic::{Code, Status};
+use tonic::Code;
 
 const SUMMARY_UNIT_COST: i64 = 2_500_000;
-
-/// A valid product like the harness makes (reorder point 10, unit cost 2.5 currency units).
-fn product_input(sku: &str) -> pb::Product {
-    pb::Product {
-        sku: sku.to_owned(),
-        name: format!("Product {sku}"),
-        category: "widgets".to_owned(),
-        unit_of_measure: "each".to_owned(),
-        reorder_point: 10,
-        reorder_quantity: 50,
-        lead_time_days: 7,
-        unit_cost_micros: SUMMARY_UNIT_COST,
-        ..Default::default()
-    }
-}
 
 fn warehouse_input(
     name: &str,
@@ -42,10 +27,34 @@ fn warehouse_input(
     }
 }
 
+/// The Munich retail warehouse under a chosen id.
+fn munich(warehouse_id: &str) -> pb::Warehouse {
+    pb::Warehouse {
+        warehouse_id: warehouse_id.to_owned(),
+        ..warehouse_input("Munich", pb::WarehouseType::Retail, 48.137, 11.575)
+    }
+}
+
 fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
     Some(prost_types::FieldMask {
         paths: paths.iter().map(|p| (*p).to_owned()).collect(),
     })
+}
+
+fn product_update(product: pb::Product, paths: &[&str]) -> pb::UpdateProductRequest {
+    pb::UpdateProductRequest {
+        request_id: new_id(),
+        product: Some(product),
+        update_mask: mask(paths),
+    }
+}
+
+fn warehouse_update(warehouse: pb::Warehouse, paths: &[&str]) -> pb::UpdateWarehouseRequest {
+    pb::UpdateWarehouseRequest {
+        request_id: new_id(),
+        warehouse: Some(warehouse),
+        update_mask: mask(paths),
+    }
 }
 
 /// (seconds, nanos) of a timestamp that must be present.
@@ -54,92 +63,27 @@ fn at(t: Option<&prost_types::Timestamp>) -> (i64, i32) {
     (t.seconds, t.nanos)
 }
 
-async fn create_product(app: &TestApp, product: pb::Product) -> Result<pb::Product, Status> {
-    app.client
-        .clone()
-        .create_product(pb::CreateProductRequest {
-            request_id: new_id(),
-            product: Some(product),
-        })
+/// The stored product, which must exist.
+async fn stored_product(app: &TestApp, product_id: &str) -> pb::Product {
+    app.get_product(product_id)
         .await
-        .map(|r| r.into_inner().product.expect("product in response"))
+        .expect("get")
+        .product
+        .expect("product in response")
 }
 
-async fn get_product(app: &TestApp, product_id: &str) -> Result<pb::Product, Status> {
-    app.client
-        .clone()
-        .get_product(pb::GetProductRequest {
-            product_id: product_id.to_owned(),
-        })
+/// The stored warehouse, which must exist.
+async fn stored_warehouse(app: &TestApp, warehouse_id: &str) -> pb::Warehouse {
+    app.get_warehouse(warehouse_id)
         .await
-        .map(|r| r.into_inner().product.expect("product in response"))
+        .expect("get")
+        .warehouse
+        .expect("warehouse in response")
 }
 
-async fn update_product(
-    app: &TestApp,
-    product: pb::Product,
-    paths: &[&str],
-) -> Result<pb::Product, Status> {
-    app.client
-        .clone()
-        .update_product(pb::UpdateProductRequest {
-            request_id: new_id(),
-            product: Some(product),
-            update_mask: mask(paths),
-        })
-        .await
-        .map(|r| r.into_inner().product.expect("product in response"))
-}
-
-async fn list_products(
-    app: &TestApp,
-    page_size: i32,
-    page_token: &str,
-    category: &str,
-) -> Result<pb::ListProductsResponse, Status> {
-    app.client
-        .clone()
-        .list_products(pb::ListProductsRequest {
-            page_size,
-            page_token: page_token.to_owned(),
-            category: category.to_owned(),
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
-async fn create_warehouse(
-    app: &TestApp,
-    warehouse: pb::Warehouse,
-) -> Result<pb::Warehouse, Status> {
-    app.client
-        .clone()
-        .create_warehouse(pb::CreateWarehouseRequest {
-            request_id: new_id(),
-            warehouse: Some(warehouse),
-        })
-        .await
-        .map(|r| r.into_inner().warehouse.expect("warehouse in response"))
-}
-
-async fn get_warehouse(app: &TestApp, warehouse_id: &str) -> Result<pb::Warehouse, Status> {
-    app.client
-        .clone()
-        .get_warehouse(pb::GetWarehouseRequest {
-            warehouse_id: warehouse_id.to_owned(),
-        })
-        .await
-        .map(|r| r.into_inner().warehouse.expect("warehouse in response"))
-}
-
-async fn list_inventory(app: &TestApp, request: pb::ListInventoryRequest) -> Vec<(String, String)> {
-    let response = app
-        .client
-        .clone()
-        .list_inventory(request)
-        .await
-        .expect("list inventory")
-        .into_inner();
+/// The (product, warehouse) keys of one page of inventory, sorted.
+async fn inventory_keys(app: &TestApp, request: pb::ListInventoryRequest) -> Vec<(String, String)> {
+    let response = app.list_inventory(request).await.expect("list inventory");
     assert!(response.next_page_token.is_empty(), "one page expected");
     let mut keys: Vec<(String, String)> = response
         .inventory
@@ -159,16 +103,11 @@ fn sorted_keys(keys: &[(&String, &String)]) -> Vec<(String, String)> {
     keys
 }
 
-async fn list_transactions(
-    app: &TestApp,
-    request: pb::ListTransactionsRequest,
-) -> pb::ListTransactionsResponse {
-    app.client
-        .clone()
-        .list_transactions(request)
-        .await
-        .expect("list transactions")
-        .into_inner()
+fn key(p: &str, w: &str) -> pb::InventoryKey {
+    pb::InventoryKey {
+        product_id: p.to_owned(),
+        warehouse_id: w.to_owned(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -192,7 +131,7 @@ async fn creating_then_getting_a_product_round_trips_every_field_and_honours_a_c
         create_time: None,
         update_time: None,
     };
-    let created = create_product(&app, input.clone()).await.expect("create");
+    let created = app.create_product(input.clone()).await.expect("create");
     assert_eq!(created.product_id, chosen_id);
     let (created_at, updated_at) = (
         at(created.create_time.as_ref()),
@@ -210,10 +149,21 @@ async fn creating_then_getting_a_product_round_trips_every_field_and_honours_a_c
         "every input field is stored as given"
     );
 
-    let fetched = get_product(&app, &chosen_id).await.expect("get");
+    let fetched = stored_product(&app, &chosen_id).await;
     assert_eq!(fetched, created, "get returns exactly what create returned");
+}
 
-    // Without a chosen id the service assigns a UUID.
+#[tokio::test]
+async fn a_product_created_without_an_id_is_assigned_a_new_uuid() {
+    let app = TestApp::spawn().await;
+    let chosen_id = new_id();
+    app.create_product(pb::Product {
+        product_id: chosen_id.clone(),
+        ..product("RT-1")
+    })
+    .await
+    .expect("create with a chosen id");
+
     let assigned = app.product("RT-2").await;
     assert!(uuid::Uuid::parse_str(&assigned).is_ok(), "{assigned}");
     assert_ne!(assigned, chosen_id);
@@ -223,23 +173,22 @@ async fn creating_then_getting_a_product_round_trips_every_field_and_honours_a_c
 #[tokio::test]
 async fn a_duplicate_sku_is_already_exists_and_leaves_the_first_product_unchanged() {
     let app = TestApp::spawn().await;
-    let first = create_product(&app, product_input("DUP-1"))
+    let first = app
+        .create_product(product("DUP-1"))
         .await
         .expect("first create");
-    let status = create_product(
-        &app,
-        pb::Product {
+    let status = app
+        .create_product(pb::Product {
             name: "Impostor".to_owned(),
             unit_cost_micros: 1,
-            ..product_input("DUP-1")
-        },
-    )
-    .await
-    .expect_err("duplicate sku");
+            ..product("DUP-1")
+        })
+        .await
+        .expect_err("duplicate sku");
     assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
     assert!(status.message().contains("DUP-1"), "{}", status.message());
 
-    let stored = get_product(&app, &first.product_id).await.expect("get");
+    let stored = stored_product(&app, &first.product_id).await;
     assert_eq!(stored, first);
     assert_eq!(app.count("SELECT count(*) FROM products").await, 1);
     // The refused request's id was rolled back with it.
@@ -253,18 +202,16 @@ async fn a_duplicate_sku_is_already_exists_and_leaves_the_first_product_unchange
 #[tokio::test]
 async fn creating_a_product_with_bad_fields_names_each_bad_field() {
     let app = TestApp::spawn().await;
-    let status = create_product(
-        &app,
-        pb::Product {
+    let status = app
+        .create_product(pb::Product {
             sku: String::new(),
             name: String::new(),
             reorder_point: -1,
             lead_time_days: 99_999,
-            ..product_input("ignored")
-        },
-    )
-    .await
-    .expect_err("invalid");
+            ..product("ignored")
+        })
+        .await
+        .expect_err("invalid");
     assert_eq!(
         bad_fields(&status),
         [
@@ -275,25 +222,21 @@ async fn creating_a_product_with_bad_fields_names_each_bad_field() {
         ]
     );
 
-    let status = create_product(
-        &app,
-        pb::Product {
+    let status = app
+        .create_product(pb::Product {
             product_id: "not-a-uuid".to_owned(),
             unit_cost_micros: -5,
-            ..product_input("BAD-ID")
-        },
-    )
-    .await
-    .expect_err("invalid");
+            ..product("BAD-ID")
+        })
+        .await
+        .expect_err("invalid");
     assert_eq!(
         bad_fields(&status),
         ["product.product_id", "product.unit_cost_micros"]
     );
 
     let status = app
-        .client
-        .clone()
-        .create_product(pb::CreateProductRequest {
+        .create_product_with(pb::CreateProductRequest {
             request_id: new_id(),
             product: None,
         })
@@ -302,11 +245,9 @@ async fn creating_a_product_with_bad_fields_names_each_bad_field() {
     assert_eq!(bad_fields(&status), ["product"]);
 
     let status = app
-        .client
-        .clone()
-        .create_product(pb::CreateProductRequest {
+        .create_product_with(pb::CreateProductRequest {
             request_id: String::new(),
-            product: Some(product_input("NO-REQUEST-ID")),
+            product: Some(product("NO-REQUEST-ID")),
         })
         .await
         .expect_err("missing request id");
@@ -319,24 +260,26 @@ async fn creating_a_product_with_bad_fields_names_each_bad_field() {
 async fn updating_with_a_field_mask_changes_only_the_masked_fields() {
     let app = TestApp::spawn().await;
     let id = app.product("UPD-1").await;
-    let original = get_product(&app, &id).await.expect("get");
+    let original = stored_product(&app, &id).await;
 
-    let updated = update_product(
-        &app,
-        pb::Product {
-            product_id: id.clone(),
-            name: "Renamed".to_owned(),
-            reorder_point: 99,
-            // Outside the mask: neither validated nor applied.
-            sku: String::new(),
-            category: "ignored".to_owned(),
-            unit_cost_micros: -1,
-            ..Default::default()
-        },
-        &["name", "reorder_point"],
-    )
-    .await
-    .expect("update");
+    let updated = app
+        .update_product(product_update(
+            pb::Product {
+                product_id: id.clone(),
+                name: "Renamed".to_owned(),
+                reorder_point: 99,
+                // Outside the mask: neither validated nor applied.
+                sku: String::new(),
+                category: "ignored".to_owned(),
+                unit_cost_micros: -1,
+                ..Default::default()
+            },
+            &["name", "reorder_point"],
+        ))
+        .await
+        .expect("update")
+        .product
+        .expect("product in response");
     assert_eq!(
         updated,
         pb::Product {
@@ -354,9 +297,14 @@ async fn updating_with_a_field_mask_changes_only_the_masked_fields() {
         at(updated.update_time.as_ref()) >= at(original.update_time.as_ref()),
         "update_time moves forward"
     );
-    assert_eq!(get_product(&app, &id).await.expect("get"), updated);
+    assert_eq!(stored_product(&app, &id).await, updated);
+}
 
-    // "*" replaces every field.
+/// "*" replaces every field.
+#[tokio::test]
+async fn updating_with_the_wildcard_mask_replaces_every_field() {
+    let app = TestApp::spawn().await;
+    let id = app.product("UPD-1").await;
     let replacement = pb::Product {
         product_id: id.clone(),
         name: "Fully Replaced".to_owned(),
@@ -366,11 +314,14 @@ async fn updating_with_a_field_mask_changes_only_the_masked_fields() {
         reorder_quantity: 2,
         lead_time_days: 3,
         unit_cost_micros: 4,
-        ..product_input("UPD-1-NEW")
+        ..product("UPD-1-NEW")
     };
-    let replaced = update_product(&app, replacement.clone(), &["*"])
+    let replaced = app
+        .update_product(product_update(replacement.clone(), &["*"]))
         .await
-        .expect("replace all");
+        .expect("replace all")
+        .product
+        .expect("product in response");
     assert_eq!(
         pb::Product {
             create_time: None,
@@ -385,17 +336,17 @@ async fn updating_with_a_field_mask_changes_only_the_masked_fields() {
 async fn updating_an_unknown_product_is_not_found() {
     let app = TestApp::spawn().await;
     let unknown = new_id();
-    let status = update_product(
-        &app,
-        pb::Product {
-            product_id: unknown.clone(),
-            name: "Ghost".to_owned(),
-            ..Default::default()
-        },
-        &["name"],
-    )
-    .await
-    .expect_err("unknown product");
+    let status = app
+        .update_product(product_update(
+            pb::Product {
+                product_id: unknown.clone(),
+                name: "Ghost".to_owned(),
+                ..Default::default()
+            },
+            &["name"],
+        ))
+        .await
+        .expect_err("unknown product");
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert!(status.message().contains(&unknown), "{}", status.message());
     assert_eq!(app.count("SELECT count(*) FROM products").await, 0);
@@ -405,65 +356,55 @@ async fn updating_an_unknown_product_is_not_found() {
 async fn an_unknown_mask_path_or_an_empty_mask_is_invalid_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let id = app.product("MASK-1").await;
-    let original = get_product(&app, &id).await.expect("get");
+    let original = stored_product(&app, &id).await;
+    let rename = pb::Product {
+        product_id: id.clone(),
+        name: "Renamed".to_owned(),
+        ..Default::default()
+    };
 
-    let status = update_product(
-        &app,
-        pb::Product {
-            product_id: id.clone(),
-            name: "Renamed".to_owned(),
-            ..Default::default()
-        },
-        &["name", "colour"],
-    )
-    .await
-    .expect_err("unknown path");
+    let status = app
+        .update_product(product_update(rename.clone(), &["name", "colour"]))
+        .await
+        .expect_err("unknown path");
     assert_eq!(bad_fields(&status), ["update_mask.paths"]);
 
     let status = app
-        .client
-        .clone()
         .update_product(pb::UpdateProductRequest {
-            request_id: new_id(),
-            product: Some(pb::Product {
-                product_id: id.clone(),
-                name: "Renamed".to_owned(),
-                ..Default::default()
-            }),
             update_mask: None,
+            ..product_update(rename.clone(), &[])
         })
         .await
         .expect_err("no mask");
     assert_eq!(bad_fields(&status), ["update_mask"]);
 
-    let status = update_product(
-        &app,
-        pb::Product {
-            product_id: id.clone(),
-            name: "Renamed".to_owned(),
-            ..Default::default()
-        },
-        &[],
-    )
-    .await
-    .expect_err("empty mask");
+    let status = app
+        .update_product(product_update(rename, &[]))
+        .await
+        .expect_err("empty mask");
     assert_eq!(bad_fields(&status), ["update_mask"]);
 
-    // A masked field is validated like on create.
-    let status = update_product(
-        &app,
-        pb::Product {
-            product_id: id.clone(),
-            lead_time_days: -1,
-            ..Default::default()
-        },
-        &["lead_time_days"],
-    )
-    .await
-    .expect_err("bad masked field");
-    assert_eq!(bad_fields(&status), ["product.lead_time_days"]);
+    assert_eq!(stored_product(&app, &id).await, original);
+}
 
-    assert_eq!(get_product(&app, &id).await.expect("get"), original);
+#[tokio::test]
+async fn a_masked_field_is_validated_like_on_create() {
+    let app = TestApp::spawn().await;
+    let id = app.product("MASK-1").await;
+    let original = stored_product(&app, &id).await;
+    let status = app
+        .update_product(product_update(
+            pb::Product {
+                product_id: id.clone(),
+                lead_time_days: -1,
+                ..Default::default()
+            },
+            &["lead_time_days"],
+        ))
+        .await
+        .expect_err("bad masked field");
+    assert_eq!(bad_fields(&status), ["product.lead_time_days"]);
+    assert_eq!(stored_product(&app, &id).await, original);
 }
 
 #[tokio::test]
@@ -471,45 +412,57 @@ async fn updating_a_sku_to_one_that_exists_is_already_exists() {
     let app = TestApp::spawn().await;
     let _a = app.product("SKU-A").await;
     let b = app.product("SKU-B").await;
-    let before = get_product(&app, &b).await.expect("get");
-    let status = update_product(
-        &app,
-        pb::Product {
-            product_id: b.clone(),
-            sku: "SKU-A".to_owned(),
-            ..Default::default()
-        },
-        &["sku"],
-    )
-    .await
-    .expect_err("taken sku");
+    let before = stored_product(&app, &b).await;
+    let status = app
+        .update_product(product_update(
+            pb::Product {
+                product_id: b.clone(),
+                sku: "SKU-A".to_owned(),
+                ..Default::default()
+            },
+            &["sku"],
+        ))
+        .await
+        .expect_err("taken sku");
     assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
-    assert_eq!(get_product(&app, &b).await.expect("get"), before);
+    assert_eq!(stored_product(&app, &b).await, before);
+}
 
-    // A free sku is accepted.
-    let renamed = update_product(
-        &app,
-        pb::Product {
-            product_id: b.clone(),
-            sku: "SKU-C".to_owned(),
-            ..Default::default()
-        },
-        &["sku"],
-    )
-    .await
-    .expect("free sku");
+#[tokio::test]
+async fn updating_a_sku_to_a_free_one_renames_the_product() {
+    let app = TestApp::spawn().await;
+    let _a = app.product("SKU-A").await;
+    let b = app.product("SKU-B").await;
+    let renamed = app
+        .update_product(product_update(
+            pb::Product {
+                product_id: b.clone(),
+                sku: "SKU-C".to_owned(),
+                ..Default::default()
+            },
+            &["sku"],
+        ))
+        .await
+        .expect("free sku")
+        .product
+        .expect("product in response");
     assert_eq!(renamed.sku, "SKU-C");
 }
 
 #[tokio::test]
-async fn getting_a_product_by_a_malformed_id_is_invalid_and_by_an_unknown_id_not_found() {
+async fn getting_a_product_by_a_malformed_id_is_invalid() {
     let app = TestApp::spawn().await;
     for bad in ["not-a-uuid", ""] {
-        let status = get_product(&app, bad).await.expect_err("malformed");
+        let status = app.get_product(bad).await.expect_err("malformed");
         assert_eq!(bad_fields(&status), ["product_id"], "for {bad:?}");
     }
+}
+
+#[tokio::test]
+async fn getting_an_unknown_product_is_not_found() {
+    let app = TestApp::spawn().await;
     let unknown = new_id();
-    let status = get_product(&app, &unknown).await.expect_err("unknown");
+    let status = app.get_product(&unknown).await.expect_err("unknown");
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert!(status.message().contains(&unknown), "{}", status.message());
 }
@@ -526,7 +479,14 @@ async fn listing_products_walks_every_page_and_sees_each_product_exactly_once() 
     let mut page_sizes = Vec::new();
     let mut token = String::new();
     loop {
-        let page = list_products(&app, 2, &token, "").await.expect("list");
+        let page = app
+            .list_products(pb::ListProductsRequest {
+                page_size: 2,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("list");
         page_sizes.push(page.products.len());
         seen.extend(page.products.into_iter().map(|p| p.product_id));
         if page.next_page_token.is_empty() {
@@ -548,9 +508,19 @@ async fn listing_products_walks_every_page_and_sees_each_product_exactly_once() 
     sorted_seen.sort();
     assert_eq!(sorted_seen, expected);
     assert_eq!(seen, sorted_seen, "pages come in product id order");
+}
 
-    // page_size 0 means the default: everything on one page.
-    let all = list_products(&app, 0, "", "").await.expect("list");
+/// page_size 0 means the default: everything on one page.
+#[tokio::test]
+async fn listing_products_with_page_size_zero_uses_the_default_page_size() {
+    let app = TestApp::spawn().await;
+    for i in 0..5 {
+        app.product(&format!("PAGE-{i}")).await;
+    }
+    let all = app
+        .list_products(pb::ListProductsRequest::default())
+        .await
+        .expect("list");
     assert_eq!(all.products.len(), 5);
     assert!(all.next_page_token.is_empty());
 }
@@ -560,22 +530,27 @@ async fn listing_products_filters_by_category() {
     let app = TestApp::spawn().await;
     let widget_a = app.product("CAT-W1").await;
     let widget_b = app.product("CAT-W2").await;
-    let tool = create_product(
-        &app,
-        pb::Product {
+    let tool = app
+        .create_product(pb::Product {
             category: "tools".to_owned(),
-            ..product_input("CAT-T1")
-        },
-    )
-    .await
-    .expect("create tool")
-    .product_id;
+            ..product("CAT-T1")
+        })
+        .await
+        .expect("create tool")
+        .product_id;
+    let in_category = |category: &str| pb::ListProductsRequest {
+        category: category.to_owned(),
+        ..Default::default()
+    };
 
-    let tools = list_products(&app, 0, "", "tools").await.expect("list");
+    let tools = app.list_products(in_category("tools")).await.expect("list");
     let ids: Vec<String> = tools.products.into_iter().map(|p| p.product_id).collect();
     assert_eq!(ids, [tool]);
 
-    let widgets = list_products(&app, 0, "", "widgets").await.expect("list");
+    let widgets = app
+        .list_products(in_category("widgets"))
+        .await
+        .expect("list");
     let mut ids: Vec<String> = widgets
         .products
         .iter()
@@ -587,7 +562,8 @@ async fn listing_products_filters_by_category() {
     assert_eq!(ids, expected);
     assert!(widgets.products.iter().all(|p| p.category == "widgets"));
 
-    let none = list_products(&app, 0, "", "no-such-category")
+    let none = app
+        .list_products(in_category("no-such-category"))
         .await
         .expect("list");
     assert!(none.products.is_empty());
@@ -595,36 +571,19 @@ async fn listing_products_filters_by_category() {
 }
 
 #[tokio::test]
-async fn listing_with_a_bad_page_size_or_a_forged_page_token_is_invalid() {
+async fn listing_with_a_bad_page_size_is_invalid() {
     let app = TestApp::spawn().await;
-    app.product("TOKEN-1").await;
     for size in [-1, 1001] {
-        let status = list_products(&app, size, "", "")
+        let status = app
+            .list_products(pb::ListProductsRequest {
+                page_size: size,
+                ..Default::default()
+            })
             .await
             .expect_err("bad page size");
         assert_eq!(bad_fields(&status), ["page_size"], "for {size}");
     }
-    // Not a token at all, a token of the right shape that does not decode, and a well-formed
-    // token (v1. + hex of "nope") whose position is not a product id.
-    for token in ["garbage", "v1.zz", "v1.6e6f7065"] {
-        let status = list_products(&app, 2, token, "")
-            .await
-            .expect_err("forged token");
-        assert_eq!(bad_fields(&status), ["page_token"], "for {token:?}");
-    }
     let status = app
-        .client
-        .clone()
-        .list_warehouses(pb::ListWarehousesRequest {
-            page_size: 0,
-            page_token: "garbage".to_owned(),
-        })
-        .await
-        .expect_err("forged token");
-    assert_eq!(bad_fields(&status), ["page_token"]);
-    let status = app
-        .client
-        .clone()
         .list_inventory(pb::ListInventoryRequest {
             page_size: -1,
             ..Default::default()
@@ -635,26 +594,47 @@ async fn listing_with_a_bad_page_size_or_a_forged_page_token_is_invalid() {
 }
 
 #[tokio::test]
+async fn listing_with_a_forged_page_token_is_invalid() {
+    let app = TestApp::spawn().await;
+    app.product("TOKEN-1").await;
+    // Not a token at all, a token of the right shape that does not decode, and a well-formed
+    // token (v1. + hex of "nope") whose position is not a product id.
+    for token in ["garbage", "v1.zz", "v1.6e6f7065"] {
+        let status = app
+            .list_products(pb::ListProductsRequest {
+                page_size: 2,
+                page_token: token.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("forged token");
+        assert_eq!(bad_fields(&status), ["page_token"], "for {token:?}");
+    }
+    let status = app
+        .list_warehouses(pb::ListWarehousesRequest {
+            page_size: 0,
+            page_token: "garbage".to_owned(),
+        })
+        .await
+        .expect_err("forged token");
+    assert_eq!(bad_fields(&status), ["page_token"]);
+}
+
+#[tokio::test]
 async fn creating_a_product_twice_with_one_request_id_returns_the_first_response() {
     let app = TestApp::spawn().await;
     let request = pb::CreateProductRequest {
         request_id: new_id(),
-        product: Some(product_input("IDEM-1")),
+        product: Some(product("IDEM-1")),
     };
     let first = app
-        .client
-        .clone()
-        .create_product(request.clone())
+        .create_product_with(request.clone())
         .await
-        .expect("first")
-        .into_inner();
+        .expect("first");
     let second = app
-        .client
-        .clone()
-        .create_product(request.clone())
+        .create_product_with(request.clone())
         .await
-        .expect("retry")
-        .into_inner();
+        .expect("retry");
     assert_eq!(first, second, "the retry replays the first response");
     assert_eq!(app.count("SELECT count(*) FROM products").await, 1);
 
@@ -662,16 +642,12 @@ async fn creating_a_product_twice_with_one_request_id_returns_the_first_response
     let mut changed = request.clone();
     changed.product.as_mut().expect("product").name = "Something Else".to_owned();
     let status = app
-        .client
-        .clone()
-        .create_product(changed)
+        .create_product_with(changed)
         .await
         .expect_err("reused request id");
     assert_eq!(bad_fields(&status), ["request_id"]);
     assert_eq!(app.count("SELECT count(*) FROM products").await, 1);
-    let stored = get_product(&app, &first.product.expect("product").product_id)
-        .await
-        .expect("get");
+    let stored = stored_product(&app, &first.product.expect("product").product_id).await;
     assert_eq!(stored.name, "Product IDEM-1");
 }
 
@@ -680,14 +656,11 @@ async fn creating_a_product_twice_with_one_request_id_returns_the_first_response
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn warehouses_round_trip_through_create_get_list_and_a_masked_update() {
+async fn creating_then_getting_a_warehouse_round_trips_every_field_and_honours_a_chosen_id() {
     let app = TestApp::spawn().await;
     let chosen_id = new_id();
-    let input = pb::Warehouse {
-        warehouse_id: chosen_id.clone(),
-        ..warehouse_input("Munich", pb::WarehouseType::Retail, 48.137, 11.575)
-    };
-    let created = create_warehouse(&app, input.clone()).await.expect("create");
+    let input = munich(&chosen_id);
+    let created = app.create_warehouse(input.clone()).await.expect("create");
     assert_eq!(created.warehouse_id, chosen_id);
     assert_eq!(created.r#type(), pb::WarehouseType::Retail);
     assert_eq!(
@@ -702,23 +675,29 @@ async fn warehouses_round_trip_through_create_get_list_and_a_masked_update() {
         },
         input
     );
-    assert_eq!(get_warehouse(&app, &chosen_id).await.expect("get"), created);
+    assert_eq!(stored_warehouse(&app, &chosen_id).await, created);
+}
 
+#[tokio::test]
+async fn listing_warehouses_walks_every_page_and_lists_each_as_created() {
+    let app = TestApp::spawn().await;
+    let chosen_id = new_id();
+    let created = app
+        .create_warehouse(munich(&chosen_id))
+        .await
+        .expect("create");
     let other = app.warehouse("Berlin").await;
     let mut listed = Vec::new();
     let mut page_sizes = Vec::new();
     let mut token = String::new();
     loop {
         let page = app
-            .client
-            .clone()
             .list_warehouses(pb::ListWarehousesRequest {
                 page_size: 1,
                 page_token: token.clone(),
             })
             .await
-            .expect("list")
-            .into_inner();
+            .expect("list");
         page_sizes.push(page.warehouses.len());
         listed.extend(page.warehouses);
         if page.next_page_token.is_empty() {
@@ -734,13 +713,19 @@ async fn warehouses_round_trip_through_create_get_list_and_a_masked_update() {
     expected.sort();
     assert_eq!(ids, expected);
     assert!(listed.contains(&created), "listed as created: {listed:?}");
+}
 
+#[tokio::test]
+async fn updating_a_warehouse_with_a_field_mask_changes_only_the_masked_fields() {
+    let app = TestApp::spawn().await;
+    let chosen_id = new_id();
+    let created = app
+        .create_warehouse(munich(&chosen_id))
+        .await
+        .expect("create");
     let updated = app
-        .client
-        .clone()
-        .update_warehouse(pb::UpdateWarehouseRequest {
-            request_id: new_id(),
-            warehouse: Some(pb::Warehouse {
+        .update_warehouse(warehouse_update(
+            pb::Warehouse {
                 warehouse_id: chosen_id.clone(),
                 location: Some(pb::GeoPoint {
                     latitude: -33.8688,
@@ -750,12 +735,11 @@ async fn warehouses_round_trip_through_create_get_list_and_a_masked_update() {
                 name: String::new(),
                 r#type: pb::WarehouseType::Unspecified.into(),
                 ..Default::default()
-            }),
-            update_mask: mask(&["location"]),
-        })
+            },
+            &["location"],
+        ))
         .await
         .expect("update")
-        .into_inner()
         .warehouse
         .expect("warehouse");
     assert_eq!(
@@ -770,49 +754,51 @@ async fn warehouses_round_trip_through_create_get_list_and_a_masked_update() {
         }
     );
     assert!(at(updated.update_time.as_ref()) >= at(created.update_time.as_ref()));
-    assert_eq!(get_warehouse(&app, &chosen_id).await.expect("get"), updated);
+    assert_eq!(stored_warehouse(&app, &chosen_id).await, updated);
 }
 
 #[tokio::test]
 async fn creating_a_warehouse_with_bad_fields_names_each_bad_field() {
     let app = TestApp::spawn().await;
-    let status = create_warehouse(
-        &app,
-        warehouse_input("North Pole+", pb::WarehouseType::Retail, 91.0, 0.0),
-    )
-    .await
-    .expect_err("latitude out of range");
+    let status = app
+        .create_warehouse(warehouse_input(
+            "North Pole+",
+            pb::WarehouseType::Retail,
+            91.0,
+            0.0,
+        ))
+        .await
+        .expect_err("latitude out of range");
     assert_eq!(bad_fields(&status), ["warehouse.location.latitude"]);
 
-    let status = create_warehouse(
-        &app,
-        warehouse_input("Untyped", pb::WarehouseType::Unspecified, 10.0, 10.0),
-    )
-    .await
-    .expect_err("type unspecified");
+    let status = app
+        .create_warehouse(warehouse_input(
+            "Untyped",
+            pb::WarehouseType::Unspecified,
+            10.0,
+            10.0,
+        ))
+        .await
+        .expect_err("type unspecified");
     assert_eq!(bad_fields(&status), ["warehouse.type"]);
 
-    let status = create_warehouse(
-        &app,
-        pb::Warehouse {
+    let status = app
+        .create_warehouse(pb::Warehouse {
             location: None,
             ..warehouse_input("Nowhere", pb::WarehouseType::Retail, 0.0, 0.0)
-        },
-    )
-    .await
-    .expect_err("no location");
+        })
+        .await
+        .expect_err("no location");
     assert_eq!(bad_fields(&status), ["warehouse.location"]);
 
-    let status = create_warehouse(
-        &app,
-        pb::Warehouse {
+    let status = app
+        .create_warehouse(pb::Warehouse {
             name: String::new(),
             r#type: 42,
             ..warehouse_input("x", pb::WarehouseType::Retail, -91.0, 181.0)
-        },
-    )
-    .await
-    .expect_err("everything wrong");
+        })
+        .await
+        .expect_err("everything wrong");
     assert_eq!(
         bad_fields(&status),
         [
@@ -824,9 +810,7 @@ async fn creating_a_warehouse_with_bad_fields_names_each_bad_field() {
     );
 
     let status = app
-        .client
-        .clone()
-        .create_warehouse(pb::CreateWarehouseRequest {
+        .create_warehouse_with(pb::CreateWarehouseRequest {
             request_id: new_id(),
             warehouse: None,
         })
@@ -838,42 +822,51 @@ async fn creating_a_warehouse_with_bad_fields_names_each_bad_field() {
 }
 
 #[tokio::test]
-async fn warehouse_lookups_and_updates_of_unknown_ids_are_not_found() {
+async fn getting_a_warehouse_by_a_malformed_id_is_invalid() {
     let app = TestApp::spawn().await;
-    let status = get_warehouse(&app, "nope").await.expect_err("malformed");
+    let status = app.get_warehouse("nope").await.expect_err("malformed");
     assert_eq!(bad_fields(&status), ["warehouse_id"]);
+}
+
+#[tokio::test]
+async fn getting_an_unknown_warehouse_is_not_found() {
+    let app = TestApp::spawn().await;
     let unknown = new_id();
-    let status = get_warehouse(&app, &unknown).await.expect_err("unknown");
+    let status = app.get_warehouse(&unknown).await.expect_err("unknown");
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
+}
+
+#[tokio::test]
+async fn updating_an_unknown_warehouse_is_not_found() {
+    let app = TestApp::spawn().await;
+    let unknown = new_id();
     let status = app
-        .client
-        .clone()
-        .update_warehouse(pb::UpdateWarehouseRequest {
-            request_id: new_id(),
-            warehouse: Some(pb::Warehouse {
+        .update_warehouse(warehouse_update(
+            pb::Warehouse {
                 warehouse_id: unknown.clone(),
                 name: "Ghost".to_owned(),
                 ..Default::default()
-            }),
-            update_mask: mask(&["name"]),
-        })
+            },
+            &["name"],
+        ))
         .await
         .expect_err("unknown warehouse");
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert!(status.message().contains(&unknown), "{}", status.message());
+}
 
+#[tokio::test]
+async fn updating_a_warehouse_with_an_unknown_mask_path_is_invalid() {
+    let app = TestApp::spawn().await;
     let w = app.warehouse("Hamburg").await;
     let status = app
-        .client
-        .clone()
-        .update_warehouse(pb::UpdateWarehouseRequest {
-            request_id: new_id(),
-            warehouse: Some(pb::Warehouse {
+        .update_warehouse(warehouse_update(
+            pb::Warehouse {
                 warehouse_id: w.clone(),
                 ..Default::default()
-            }),
-            update_mask: mask(&["colour"]),
-        })
+            },
+            &["colour"],
+        ))
         .await
         .expect_err("unknown path");
     assert_eq!(bad_fields(&status), ["update_mask.paths"]);
@@ -883,17 +876,24 @@ async fn warehouse_lookups_and_updates_of_unknown_ids_are_not_found() {
 // Inventory reads
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn list_inventory_filters_by_warehouse_by_product_and_below_reorder_point() {
-    let app = TestApp::spawn().await;
+/// Three stocked rows, as (low, high, w1, w2): LOW below its reorder point in One and above it
+/// in Two, HIGH above it in One.
+async fn stock_three_rows(app: &TestApp) -> (String, String, String, String) {
     // Harness products have reorder point 10.
     let (low, high) = (app.product("LOW").await, app.product("HIGH").await);
     let (w1, w2) = (app.warehouse("One").await, app.warehouse("Two").await);
     app.receive(&low, &w1, 5).await;
     app.receive(&high, &w1, 50).await;
     app.receive(&low, &w2, 20).await;
+    (low, high, w1, w2)
+}
 
-    let by_warehouse = list_inventory(
+#[tokio::test]
+async fn list_inventory_filters_by_warehouse_by_product_and_below_reorder_point() {
+    let app = TestApp::spawn().await;
+    let (low, high, w1, w2) = stock_three_rows(&app).await;
+
+    let by_warehouse = inventory_keys(
         &app,
         pb::ListInventoryRequest {
             warehouse_id: w1.clone(),
@@ -903,7 +903,7 @@ async fn list_inventory_filters_by_warehouse_by_product_and_below_reorder_point(
     .await;
     assert_eq!(by_warehouse, sorted_keys(&[(&low, &w1), (&high, &w1)]));
 
-    let by_product = list_inventory(
+    let by_product = inventory_keys(
         &app,
         pb::ListInventoryRequest {
             product_id: low.clone(),
@@ -913,7 +913,7 @@ async fn list_inventory_filters_by_warehouse_by_product_and_below_reorder_point(
     .await;
     assert_eq!(by_product, sorted_keys(&[(&low, &w1), (&low, &w2)]));
 
-    let below = list_inventory(
+    let below = inventory_keys(
         &app,
         pb::ListInventoryRequest {
             below_reorder_point: true,
@@ -923,7 +923,7 @@ async fn list_inventory_filters_by_warehouse_by_product_and_below_reorder_point(
     .await;
     assert_eq!(below, sorted_keys(&[(&low, &w1)]));
 
-    let below_in_w2 = list_inventory(
+    let below_in_w2 = inventory_keys(
         &app,
         pb::ListInventoryRequest {
             warehouse_id: w2.clone(),
@@ -933,12 +933,17 @@ async fn list_inventory_filters_by_warehouse_by_product_and_below_reorder_point(
     )
     .await;
     assert!(below_in_w2.is_empty(), "{below_in_w2:?}");
+}
 
-    // Below reorder point compares the available quantity: reserving 45 of 50 leaves 5.
+/// Below reorder point compares the available quantity: reserving 45 of 50 leaves 5.
+#[tokio::test]
+async fn below_reorder_point_compares_the_available_quantity() {
+    let app = TestApp::spawn().await;
+    let (low, high, w1, _w2) = stock_three_rows(&app).await;
     app.reserve("order-1", &high, &w1, 45)
         .await
         .expect("reserve");
-    let below = list_inventory(
+    let below = inventory_keys(
         &app,
         pb::ListInventoryRequest {
             below_reorder_point: true,
@@ -947,22 +952,23 @@ async fn list_inventory_filters_by_warehouse_by_product_and_below_reorder_point(
     )
     .await;
     assert_eq!(below, sorted_keys(&[(&low, &w1), (&high, &w1)]));
+}
 
-    // Every row, one per page.
+#[tokio::test]
+async fn list_inventory_pages_through_every_row_one_per_page() {
+    let app = TestApp::spawn().await;
+    let (low, high, w1, w2) = stock_three_rows(&app).await;
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {
         let page = app
-            .client
-            .clone()
             .list_inventory(pb::ListInventoryRequest {
                 page_size: 1,
                 page_token: token.clone(),
                 ..Default::default()
             })
             .await
-            .expect("list")
-            .into_inner();
+            .expect("list");
         assert!(page.inventory.len() <= 1);
         seen.extend(
             page.inventory
@@ -976,10 +982,12 @@ async fn list_inventory_filters_by_warehouse_by_product_and_below_reorder_point(
         token = page.next_page_token;
     }
     assert_eq!(seen, sorted_keys(&[(&low, &w1), (&high, &w1), (&low, &w2)]));
+}
 
+#[tokio::test]
+async fn list_inventory_with_a_malformed_filter_is_invalid() {
+    let app = TestApp::spawn().await;
     let status = app
-        .client
-        .clone()
         .list_inventory(pb::ListInventoryRequest {
             product_id: "nope".to_owned(),
             ..Default::default()
@@ -997,21 +1005,15 @@ async fn batch_availability_answers_each_key_in_request_order_with_zeros_for_uns
     app.receive(&p1, &w1, 8).await;
     app.reserve("order-1", &p1, &w1, 3).await.expect("reserve");
 
-    fn key(p: &str, w: &str) -> pb::InventoryKey {
-        pb::InventoryKey {
-            product_id: p.to_owned(),
-            warehouse_id: w.to_owned(),
-        }
-    }
     let response = app
-        .client
-        .clone()
-        .batch_get_availability(pb::BatchGetAvailabilityRequest {
-            keys: vec![key(&p2, &w1), key(&p1, &w1), key(&p1, &w2), key(&p1, &w1)],
-        })
+        .batch_get_availability(vec![
+            key(&p2, &w1),
+            key(&p1, &w1),
+            key(&p1, &w2),
+            key(&p1, &w1),
+        ])
         .await
-        .expect("batch")
-        .into_inner();
+        .expect("batch");
     let got: Vec<(&str, &str, i64, i64, i64)> = response
         .availabilities
         .iter()
@@ -1034,33 +1036,34 @@ async fn batch_availability_answers_each_key_in_request_order_with_zeros_for_uns
             (p1.as_str(), w1.as_str(), 8, 3, 5),
         ]
     );
+}
 
+#[tokio::test]
+async fn batch_availability_of_an_unknown_product_is_not_found() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (app.product("BA-1").await, app.warehouse("One").await);
+    app.receive(&p, &w, 8).await;
     let unknown = new_id();
     let status = app
-        .client
-        .clone()
-        .batch_get_availability(pb::BatchGetAvailabilityRequest {
-            keys: vec![key(&p1, &w1), key(&unknown, &w1)],
-        })
+        .batch_get_availability(vec![key(&p, &w), key(&unknown, &w)])
         .await
         .expect_err("unknown product");
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
     assert!(status.message().contains(&unknown), "{}", status.message());
+}
 
+#[tokio::test]
+async fn batch_availability_without_keys_or_with_a_malformed_key_names_the_bad_field() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (app.product("BA-1").await, app.warehouse("One").await);
     let status = app
-        .client
-        .clone()
-        .batch_get_availability(pb::BatchGetAvailabilityRequest { keys: Vec::new() })
+        .batch_get_availability(Vec::new())
         .await
         .expect_err("no keys");
     assert_eq!(bad_fields(&status), ["keys"]);
 
     let status = app
-        .client
-        .clone()
-        .batch_get_availability(pb::BatchGetAvailabilityRequest {
-            keys: vec![key(&p1, &w1), key(&p1, "nope")],
-        })
+        .batch_get_availability(vec![key(&p, &w), key(&p, "nope")])
         .await
         .expect_err("malformed key");
     assert_eq!(bad_fields(&status), ["keys[1].warehouse_id"]);
@@ -1070,29 +1073,21 @@ async fn batch_availability_answers_each_key_in_request_order_with_zeros_for_uns
 async fn inventory_summary_values_on_hand_at_unit_cost_per_warehouse_and_in_total() {
     let app = TestApp::spawn().await;
     let p = app.product("SUM-1").await; // unit cost 2_500_000 micros
-    let cheap = create_product(
-        &app,
-        pb::Product {
+    let cheap = app
+        .create_product(pb::Product {
             unit_cost_micros: 1_000_000,
-            ..product_input("SUM-2")
-        },
-    )
-    .await
-    .expect("create cheap")
-    .product_id;
+            ..product("SUM-2")
+        })
+        .await
+        .expect("create cheap")
+        .product_id;
     let (w1, w2) = (app.warehouse("One").await, app.warehouse("Two").await);
     app.receive(&p, &w1, 4).await;
     app.reserve("order-1", &p, &w1, 1).await.expect("reserve");
     app.receive(&p, &w2, 6).await;
     app.receive(&cheap, &w2, 3).await;
 
-    let summary = app
-        .client
-        .clone()
-        .get_inventory_summary(pb::GetInventorySummaryRequest {})
-        .await
-        .expect("summary")
-        .into_inner();
+    let summary = app.summary().await.expect("summary");
     assert!(summary.as_of.is_some());
     let find = |w: &str| {
         summary
@@ -1154,50 +1149,49 @@ async fn inventory_summary_values_on_hand_at_unit_cost_per_warehouse_and_in_tota
     );
 }
 
-#[tokio::test]
-async fn list_transactions_filters_by_reference_and_type_and_pages_in_sequence_order() {
-    let app = TestApp::spawn().await;
+/// Five transactions of one product in one warehouse, as (product, warehouse): two receipts
+/// of 10 under PO-1, one of 4 under PO-2, then reservations of 3 (order-1) and 2 (order-2).
+async fn log_five_transactions(app: &TestApp) -> (String, String) {
     let (p, w) = (app.product("TXN-1").await, app.warehouse("One").await);
-    let other = app.product("TXN-2").await;
     app.receive(&p, &w, 10).await; // reference PO-1
     app.receive(&p, &w, 10).await; // reference PO-1
-    app.client
-        .clone()
-        .receive_stock(pb::ReceiveStockRequest {
-            request_id: new_id(),
-            product_id: p.clone(),
-            warehouse_id: w.clone(),
-            quantity: 4,
-            reference_id: "PO-2".to_owned(),
-            actor: "receiving".to_owned(),
-        })
-        .await
-        .expect("receive PO-2");
+    app.receive_stock(pb::ReceiveStockRequest {
+        reference_id: "PO-2".to_owned(),
+        ..receive_request(&p, &w, 4)
+    })
+    .await
+    .expect("receive PO-2");
     app.reserve("order-1", &p, &w, 3).await.expect("reserve 1");
     app.reserve("order-2", &p, &w, 2).await.expect("reserve 2");
+    (p, w)
+}
 
-    let by_reference = list_transactions(
-        &app,
-        pb::ListTransactionsRequest {
+#[tokio::test]
+async fn list_transactions_filters_by_reference_type_and_product() {
+    let app = TestApp::spawn().await;
+    log_five_transactions(&app).await;
+    let other = app.product("TXN-2").await;
+
+    let by_reference = app
+        .list_transactions(pb::ListTransactionsRequest {
             reference_id: "PO-1".to_owned(),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await
+        .expect("list transactions");
     assert_eq!(by_reference.transactions.len(), 2);
     assert!(by_reference.transactions.iter().all(|t| {
         t.reference_id == "PO-1" && t.txn_type() == pb::TransactionType::Receive && t.quantity == 10
     }));
     assert!(by_reference.next_page_token.is_empty());
 
-    let reserves = list_transactions(
-        &app,
-        pb::ListTransactionsRequest {
+    let reserves = app
+        .list_transactions(pb::ListTransactionsRequest {
             txn_type: pb::TransactionType::Reserve.into(),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await
+        .expect("list transactions");
     let refs: Vec<(&str, i64)> = reserves
         .transactions
         .iter()
@@ -1211,42 +1205,44 @@ async fn list_transactions_filters_by_reference_and_type_and_pages_in_sequence_o
             .all(|t| t.txn_type() == pb::TransactionType::Reserve)
     );
 
-    let both = list_transactions(
-        &app,
-        pb::ListTransactionsRequest {
+    let both = app
+        .list_transactions(pb::ListTransactionsRequest {
             txn_type: pb::TransactionType::Receive.into(),
             reference_id: "PO-2".to_owned(),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await
+        .expect("list transactions");
     assert_eq!(both.transactions.len(), 1);
     assert_eq!(both.transactions[0].quantity, 4);
 
-    let none = list_transactions(
-        &app,
-        pb::ListTransactionsRequest {
+    let none = app
+        .list_transactions(pb::ListTransactionsRequest {
             product_id: other.clone(),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await
+        .expect("list transactions");
     assert!(none.transactions.is_empty());
+}
 
-    // Every transaction, two per page: 5 = 2 + 2 + 1, in strictly increasing sequence.
+/// Every transaction, two per page: 5 = 2 + 2 + 1, in strictly increasing sequence.
+#[tokio::test]
+async fn list_transactions_pages_in_strictly_increasing_sequence_order() {
+    let app = TestApp::spawn().await;
+    log_five_transactions(&app).await;
     let mut sequences = Vec::new();
     let mut page_sizes = Vec::new();
     let mut token = String::new();
     loop {
-        let page = list_transactions(
-            &app,
-            pb::ListTransactionsRequest {
+        let page = app
+            .list_transactions(pb::ListTransactionsRequest {
                 page_size: 2,
                 page_token: token.clone(),
                 ..Default::default()
-            },
-        )
-        .await;
+            })
+            .await
+            .expect("list transactions");
         page_sizes.push(page.transactions.len());
         sequences.extend(page.transactions.iter().map(|t| t.sequence));
         if page.next_page_token.is_empty() {
@@ -1258,36 +1254,42 @@ async fn list_transactions_filters_by_reference_and_type_and_pages_in_sequence_o
     assert_eq!(page_sizes, [2, 2, 1]);
     assert!(sequences.windows(2).all(|s| s[0] < s[1]), "{sequences:?}");
     assert_eq!(sequences.len() as i64, app.transaction_count().await);
+}
 
-    // Paging composes with a filter: three receives, two per page.
-    let first = list_transactions(
-        &app,
-        pb::ListTransactionsRequest {
+/// Paging composes with a filter: three receives, two per page.
+#[tokio::test]
+async fn list_transactions_paging_composes_with_a_filter() {
+    let app = TestApp::spawn().await;
+    log_five_transactions(&app).await;
+    let first = app
+        .list_transactions(pb::ListTransactionsRequest {
             page_size: 2,
             txn_type: pb::TransactionType::Receive.into(),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await
+        .expect("list transactions");
     assert_eq!(first.transactions.len(), 2);
     assert!(!first.next_page_token.is_empty());
-    let second = list_transactions(
-        &app,
-        pb::ListTransactionsRequest {
+    let second = app
+        .list_transactions(pb::ListTransactionsRequest {
             page_size: 2,
             page_token: first.next_page_token.clone(),
             txn_type: pb::TransactionType::Receive.into(),
             ..Default::default()
-        },
-    )
-    .await;
+        })
+        .await
+        .expect("list transactions");
     assert_eq!(second.transactions.len(), 1);
     assert_eq!(second.transactions[0].reference_id, "PO-2");
     assert!(second.next_page_token.is_empty());
+}
 
+#[tokio::test]
+async fn list_transactions_with_a_forged_page_token_is_invalid() {
+    let app = TestApp::spawn().await;
+    log_five_transactions(&app).await;
     let status = app
-        .client
-        .clone()
         .list_transactions(pb::ListTransactionsRequest {
             page_token: "garbage".to_owned(),
             ..Default::default()
@@ -1306,22 +1308,17 @@ async fn a_page_token_only_continues_the_listing_it_came_from() {
         app.receive(&product, &warehouse, 1).await;
     }
     let first = app
-        .client
-        .clone()
         .list_transactions(pb::ListTransactionsRequest {
             page_size: 1,
             reference_id: "PO-1".into(),
             ..Default::default()
         })
         .await
-        .expect("first page")
-        .into_inner();
+        .expect("first page");
     assert_eq!(first.transactions.len(), 1);
     assert!(!first.next_page_token.is_empty());
 
     let status = app
-        .client
-        .clone()
         .list_transactions(pb::ListTransactionsRequest {
             page_size: 1,
             page_token: first.next_page_token.clone(),
@@ -1333,8 +1330,6 @@ async fn a_page_token_only_continues_the_listing_it_came_from() {
     assert_eq!(bad_fields(&status), ["page_token"]);
 
     let second = app
-        .client
-        .clone()
         .list_transactions(pb::ListTransactionsRequest {
             page_size: 1,
             page_token: first.next_page_token,
@@ -1342,7 +1337,6 @@ async fn a_page_token_only_continues_the_listing_it_came_from() {
             ..Default::default()
         })
         .await
-        .expect("same listing, next page")
-        .into_inner();
+        .expect("same listing, next page");
     assert!(second.transactions[0].sequence > first.transactions[0].sequence);
 }

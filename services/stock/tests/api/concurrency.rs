@@ -368,12 +368,9 @@ fn random_concurrent_movements_keep_every_invariant_and_a_clean_ledger() {
                 task.await.expect("join").map_err(TestCaseError::fail)?;
             }
             let report = app
-                .client
-                .clone()
-                .check_ledger(pb::CheckLedgerRequest {})
+                .check_ledger()
                 .await
-                .map_err(|s| TestCaseError::fail(format!("{s:?}")))?
-                .into_inner();
+                .map_err(|s| TestCaseError::fail(format!("{s:?}")))?;
             prop_assert!(report.drifts.is_empty(), "drift: {:?}", report.drifts);
             for (p, w) in &rows {
                 let inv = app.inventory(p, w).await;

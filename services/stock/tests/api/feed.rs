@@ -10,12 +10,9 @@ use tokio_stream::StreamExt;
 use tonic::Streaming;
 
 async fn open(app: &TestApp, after_sequence: i64) -> Streaming<pb::StreamTransactionsResponse> {
-    app.client
-        .clone()
-        .stream_transactions(pb::StreamTransactionsRequest { after_sequence })
+    app.stream_transactions(after_sequence)
         .await
         .expect("open feed")
-        .into_inner()
 }
 
 /// The next `n` sequences from the feed, failing if they do not arrive in time.

@@ -81,56 +81,162 @@ impl TestApp {
             .product_id
     }
 
+    /// Creates `product` under a new request id and returns it as stored.
     pub async fn create_product(&self, product: pb::Product) -> Result<pb::Product, tonic::Status> {
         let response = self
-            .client
-            .clone()
-            .create_product(pb::CreateProductRequest {
+            .create_product_with(pb::CreateProductRequest {
                 request_id: new_id(),
                 product: Some(product),
             })
             .await?;
-        Ok(response.into_inner().product.expect("product"))
+        Ok(response.product.expect("product"))
+    }
+
+    /// CreateProduct with the request as given: no product, a missing or a reused request id.
+    pub async fn create_product_with(
+        &self,
+        request: pb::CreateProductRequest,
+    ) -> Result<pb::CreateProductResponse, tonic::Status> {
+        self.client
+            .clone()
+            .create_product(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn get_product(
+        &self,
+        product_id: &str,
+    ) -> Result<pb::GetProductResponse, tonic::Status> {
+        self.client
+            .clone()
+            .get_product(pb::GetProductRequest {
+                product_id: product_id.to_owned(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn list_products(
+        &self,
+        request: pb::ListProductsRequest,
+    ) -> Result<pb::ListProductsResponse, tonic::Status> {
+        self.client
+            .clone()
+            .list_products(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn update_product(
+        &self,
+        request: pb::UpdateProductRequest,
+    ) -> Result<pb::UpdateProductResponse, tonic::Status> {
+        self.client
+            .clone()
+            .update_product(request)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     pub async fn warehouse(&self, name: &str) -> String {
-        let response = self
-            .client
-            .clone()
-            .create_warehouse(pb::CreateWarehouseRequest {
-                request_id: new_id(),
-                warehouse: Some(pb::Warehouse {
-                    name: name.to_owned(),
-                    address: "1 Dock Road".to_owned(),
-                    r#type: pb::WarehouseType::Fulfillment.into(),
-                    location: Some(pb::GeoPoint {
-                        latitude: 52.5,
-                        longitude: 13.4,
-                    }),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("create warehouse");
-        response
-            .into_inner()
-            .warehouse
-            .expect("warehouse")
-            .warehouse_id
+        self.create_warehouse(pb::Warehouse {
+            name: name.to_owned(),
+            address: "1 Dock Road".to_owned(),
+            r#type: pb::WarehouseType::Fulfillment.into(),
+            location: Some(pb::GeoPoint {
+                latitude: 52.5,
+                longitude: 13.4,
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("create warehouse")
+        .warehouse_id
     }
 
+    /// Creates `warehouse` under a new request id and returns it as stored.
+    pub async fn create_warehouse(
+        &self,
+        warehouse: pb::Warehouse,
+    ) -> Result<pb::Warehouse, tonic::Status> {
+        let response = self
+            .create_warehouse_with(pb::CreateWarehouseRequest {
+                request_id: new_id(),
+                warehouse: Some(warehouse),
+            })
+            .await?;
+        Ok(response.warehouse.expect("warehouse"))
+    }
+
+    /// CreateWarehouse with the request as given: no warehouse, a missing or a reused request id.
+    pub async fn create_warehouse_with(
+        &self,
+        request: pb::CreateWarehouseRequest,
+    ) -> Result<pb::CreateWarehouseResponse, tonic::Status> {
+        self.client
+            .clone()
+            .create_warehouse(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn get_warehouse(
+        &self,
+        warehouse_id: &str,
+    ) -> Result<pb::GetWarehouseResponse, tonic::Status> {
+        self.client
+            .clone()
+            .get_warehouse(pb::GetWarehouseRequest {
+                warehouse_id: warehouse_id.to_owned(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn list_warehouses(
+        &self,
+        request: pb::ListWarehousesRequest,
+    ) -> Result<pb::ListWarehousesResponse, tonic::Status> {
+        self.client
+            .clone()
+            .list_warehouses(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn update_warehouse(
+        &self,
+        request: pb::UpdateWarehouseRequest,
+    ) -> Result<pb::UpdateWarehouseResponse, tonic::Status> {
+        self.client
+            .clone()
+            .update_warehouse(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Receives `quantity` units under reference PO-1, which must succeed.
     pub async fn receive(
         &self,
         product_id: &str,
         warehouse_id: &str,
         quantity: i64,
     ) -> pb::ReceiveStockResponse {
-        self.client
-            .clone()
-            .receive_stock(receive_request(product_id, warehouse_id, quantity))
+        self.receive_stock(receive_request(product_id, warehouse_id, quantity))
             .await
             .expect("receive")
-            .into_inner()
+    }
+
+    pub async fn receive_stock(
+        &self,
+        request: pb::ReceiveStockRequest,
+    ) -> Result<pb::ReceiveStockResponse, tonic::Status> {
+        self.client
+            .clone()
+            .receive_stock(request)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     pub async fn reserve(
@@ -140,14 +246,33 @@ impl TestApp {
         warehouse_id: &str,
         quantity: i64,
     ) -> Result<pb::ReserveStockResponse, tonic::Status> {
+        self.reserve_stock(reserve_request(
+            order_id,
+            product_id,
+            warehouse_id,
+            quantity,
+        ))
+        .await
+    }
+
+    pub async fn reserve_stock(
+        &self,
+        request: pb::ReserveStockRequest,
+    ) -> Result<pb::ReserveStockResponse, tonic::Status> {
         self.client
             .clone()
-            .reserve_stock(reserve_request(
-                order_id,
-                product_id,
-                warehouse_id,
-                quantity,
-            ))
+            .reserve_stock(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn reserve_order(
+        &self,
+        request: pb::ReserveOrderRequest,
+    ) -> Result<pb::ReserveOrderResponse, tonic::Status> {
+        self.client
+            .clone()
+            .reserve_order(request)
             .await
             .map(tonic::Response::into_inner)
     }
@@ -163,6 +288,121 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
+    pub async fn ship(
+        &self,
+        request: pb::ShipReservationRequest,
+    ) -> Result<pb::ShipReservationResponse, tonic::Status> {
+        self.client
+            .clone()
+            .ship_reservation(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn adjust(
+        &self,
+        request: pb::AdjustStockRequest,
+    ) -> Result<pb::AdjustStockResponse, tonic::Status> {
+        self.client
+            .clone()
+            .adjust_stock(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn transfer(
+        &self,
+        request: pb::TransferStockRequest,
+    ) -> Result<pb::TransferStockResponse, tonic::Status> {
+        self.client
+            .clone()
+            .transfer_stock(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The inventory row of a pair, which must exist.
+    pub async fn inventory(&self, product_id: &str, warehouse_id: &str) -> pb::Inventory {
+        self.get_inventory(product_id, warehouse_id)
+            .await
+            .expect("get inventory")
+            .inventory
+            .expect("inventory")
+    }
+
+    pub async fn get_inventory(
+        &self,
+        product_id: &str,
+        warehouse_id: &str,
+    ) -> Result<pb::GetInventoryResponse, tonic::Status> {
+        self.client
+            .clone()
+            .get_inventory(pb::GetInventoryRequest {
+                product_id: product_id.to_owned(),
+                warehouse_id: warehouse_id.to_owned(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn batch_get_availability(
+        &self,
+        keys: Vec<pb::InventoryKey>,
+    ) -> Result<pb::BatchGetAvailabilityResponse, tonic::Status> {
+        self.client
+            .clone()
+            .batch_get_availability(pb::BatchGetAvailabilityRequest { keys })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn list_inventory(
+        &self,
+        request: pb::ListInventoryRequest,
+    ) -> Result<pb::ListInventoryResponse, tonic::Status> {
+        self.client
+            .clone()
+            .list_inventory(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn list_reservations(
+        &self,
+        order_id: &str,
+    ) -> Result<pb::ListReservationsResponse, tonic::Status> {
+        self.client
+            .clone()
+            .list_reservations(pb::ListReservationsRequest {
+                order_id: order_id.to_owned(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn list_transactions(
+        &self,
+        request: pb::ListTransactionsRequest,
+    ) -> Result<pb::ListTransactionsResponse, tonic::Status> {
+        self.client
+            .clone()
+            .list_transactions(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The transaction feed after `after_sequence`.
+    pub async fn stream_transactions(
+        &self,
+        after_sequence: i64,
+    ) -> Result<tonic::Streaming<pb::StreamTransactionsResponse>, tonic::Status> {
+        self.client
+            .clone()
+            .stream_transactions(pb::StreamTransactionsRequest { after_sequence })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     pub async fn summary(&self) -> Result<pb::GetInventorySummaryResponse, tonic::Status> {
         self.client
             .clone()
@@ -171,29 +411,17 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
-    pub async fn inventory(&self, product_id: &str, warehouse_id: &str) -> pb::Inventory {
+    pub async fn check_ledger(&self) -> Result<pb::CheckLedgerResponse, tonic::Status> {
         self.client
             .clone()
-            .get_inventory(pb::GetInventoryRequest {
-                product_id: product_id.to_owned(),
-                warehouse_id: warehouse_id.to_owned(),
-            })
+            .check_ledger(pb::CheckLedgerRequest {})
             .await
-            .expect("get inventory")
-            .into_inner()
-            .inventory
-            .expect("inventory")
+            .map(tonic::Response::into_inner)
     }
 
     /// Asserts the ledger check finds every row equal to its replayed log.
     pub async fn assert_ledger_clean(&self) -> pb::CheckLedgerResponse {
-        let report = self
-            .client
-            .clone()
-            .check_ledger(pb::CheckLedgerRequest {})
-            .await
-            .expect("check ledger")
-            .into_inner();
+        let report = self.check_ledger().await.expect("check ledger");
         assert!(
             report.drifts.is_empty(),
             "ledger drift: {:?}",

@@ -36,8 +36,6 @@ async fn receiving_into_an_unknown_product_or_warehouse_is_not_found_and_writes_
     let unknown = new_id();
     for (product, warehouse) in [(&unknown, &w), (&p, &unknown)] {
         let status = app
-            .client
-            .clone()
             .receive_stock(pb::ReceiveStockRequest {
                 request_id: new_id(),
                 product_id: product.clone(),
@@ -59,11 +57,9 @@ async fn receiving_into_an_unknown_product_or_warehouse_is_not_found_and_writes_
 }
 
 #[tokio::test]
-async fn bad_input_names_every_bad_field() {
+async fn receiving_with_bad_input_names_every_bad_field() {
     let app = TestApp::spawn().await;
     let status = app
-        .client
-        .clone()
         .receive_stock(pb::ReceiveStockRequest {
             request_id: String::new(),
             product_id: "not-a-uuid".into(),
@@ -87,10 +83,13 @@ async fn bad_input_names_every_bad_field() {
             "{field} missing from {fields:?}"
         );
     }
+    assert_eq!(app.transaction_count().await, 0);
+}
 
+#[tokio::test]
+async fn reserving_with_bad_input_names_every_bad_field() {
+    let app = TestApp::spawn().await;
     let status = app
-        .client
-        .clone()
         .reserve_stock(pb::ReserveStockRequest {
             line: None,
             ..reserve_request("", &new_id(), &new_id(), 1)
@@ -102,10 +101,13 @@ async fn bad_input_names_every_bad_field() {
         fields.contains(&"order_id".to_owned()) && fields.contains(&"line".to_owned()),
         "{fields:?}"
     );
+    assert_eq!(app.transaction_count().await, 0);
+}
 
+#[tokio::test]
+async fn listing_transactions_with_a_bad_page_size_or_type_is_invalid() {
+    let app = TestApp::spawn().await;
     let status = app
-        .client
-        .clone()
         .list_transactions(pb::ListTransactionsRequest {
             page_size: 5000,
             txn_type: 99,
@@ -115,8 +117,6 @@ async fn bad_input_names_every_bad_field() {
         .expect_err("invalid");
     assert_eq!(bad_fields(&status), ["page_size"]);
     let status = app
-        .client
-        .clone()
         .list_transactions(pb::ListTransactionsRequest {
             txn_type: 99,
             ..Default::default()
@@ -124,7 +124,6 @@ async fn bad_input_names_every_bad_field() {
         .await
         .expect_err("invalid");
     assert_eq!(bad_fields(&status), ["txn_type"]);
-    assert_eq!(app.transaction_count().await, 0);
 }
 
 #[tokio::test]
@@ -155,7 +154,7 @@ async fn reserving_more_than_available_fails_with_the_numbers_and_changes_nothin
 }
 
 #[tokio::test]
-async fn reserving_a_never_stocked_pair_is_insufficient_and_an_unknown_one_not_found() {
+async fn reserving_a_never_stocked_pair_is_insufficient_stock() {
     let app = TestApp::spawn().await;
     let (p, w) = (app.product("SKU-1").await, app.warehouse("Berlin").await);
     let status = app
@@ -167,6 +166,12 @@ async fn reserving_a_never_stocked_pair_is_insufficient_and_an_unknown_one_not_f
         (reason.as_str(), metadata["available"].as_str()),
         ("INSUFFICIENT_STOCK", "0")
     );
+}
+
+#[tokio::test]
+async fn reserving_an_unknown_product_is_not_found() {
+    let app = TestApp::spawn().await;
+    let w = app.warehouse("Berlin").await;
     let status = app
         .reserve("order-1", &new_id(), &w, 1)
         .await
@@ -188,30 +193,42 @@ async fn a_second_reservation_for_the_same_order_line_and_warehouse_already_exis
     assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 1);
 }
 
-#[tokio::test]
-async fn shipping_in_parts_then_releasing_the_rest() {
-    let app = TestApp::spawn().await;
+/// Ships `quantity` of order-1's line 1 from `warehouse_id`.
+fn shipment(warehouse_id: &str, quantity: i64) -> pb::ShipReservationRequest {
+    pb::ShipReservationRequest {
+        request_id: new_id(),
+        order_id: "order-1".into(),
+        order_line_id: "1".into(),
+        warehouse_id: warehouse_id.to_owned(),
+        quantity,
+        actor: "packer".into(),
+    }
+}
+
+/// Releases what order-1 still holds, as a cancelled customer order.
+fn cancellation() -> pb::ReleaseReservationRequest {
+    pb::ReleaseReservationRequest {
+        request_id: new_id(),
+        order_id: "order-1".into(),
+        reason: "customer cancelled".into(),
+        ..Default::default()
+    }
+}
+
+/// SKU-1 in Berlin: 10 received and 5 reserved for order-1, 2 of those shipped. Returns the
+/// product, the warehouse and the shipment's answer.
+async fn ship_two_of_five(app: &TestApp) -> (String, String, pb::ShipReservationResponse) {
     let (p, w) = (app.product("SKU-1").await, app.warehouse("Berlin").await);
     app.receive(&p, &w, 10).await;
     app.reserve("order-1", &p, &w, 5).await.expect("reserve");
-    let ship = |quantity| {
-        let mut client = app.client.clone();
-        let w = w.clone();
-        async move {
-            client
-                .ship_reservation(pb::ShipReservationRequest {
-                    request_id: new_id(),
-                    order_id: "order-1".into(),
-                    order_line_id: "1".into(),
-                    warehouse_id: w,
-                    quantity,
-                    actor: "packer".into(),
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    };
-    let shipped = ship(2).await.expect("partial shipment");
+    let shipped = app.ship(shipment(&w, 2)).await.expect("partial shipment");
+    (p, w, shipped)
+}
+
+#[tokio::test]
+async fn shipping_in_parts_then_releasing_the_rest() {
+    let app = TestApp::spawn().await;
+    let (p, w, shipped) = ship_two_of_five(&app).await;
     let r = shipped.reservation.expect("reservation");
     assert_eq!(
         (r.quantity_held, r.quantity_shipped, r.status()),
@@ -220,25 +237,7 @@ async fn shipping_in_parts_then_releasing_the_rest() {
     let inv = shipped.inventory.expect("inventory");
     assert_eq!((inv.quantity_on_hand, inv.quantity_reserved), (8, 3));
 
-    let status = ship(4).await.expect_err("more than held");
-    let (reason, metadata) = error_info(&status);
-    assert_eq!(
-        (reason.as_str(), metadata["held"].as_str()),
-        ("EXCEEDS_RESERVED_QUANTITY", "3")
-    );
-
-    let released = app
-        .client
-        .clone()
-        .release_reservation(pb::ReleaseReservationRequest {
-            request_id: new_id(),
-            order_id: "order-1".into(),
-            reason: "customer cancelled".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("release the rest")
-        .into_inner();
+    let released = app.release(cancellation()).await.expect("release the rest");
     let r = &released.reservations[0];
     assert_eq!(
         (r.quantity_held, r.quantity_released, r.status()),
@@ -253,13 +252,39 @@ async fn shipping_in_parts_then_releasing_the_rest() {
         ),
         (8, 0, 8)
     );
+    app.assert_ledger_clean().await;
+}
 
-    let status = ship(1).await.expect_err("nothing held");
+#[tokio::test]
+async fn shipping_more_than_is_held_fails_with_the_held_quantity() {
+    let app = TestApp::spawn().await;
+    let (p, w, _) = ship_two_of_five(&app).await;
+    let status = app.ship(shipment(&w, 4)).await.expect_err("more than held");
+    let (reason, metadata) = error_info(&status);
+    assert_eq!(
+        (reason.as_str(), metadata["held"].as_str()),
+        ("EXCEEDS_RESERVED_QUANTITY", "3")
+    );
+    let inv = app.inventory(&p, &w).await;
+    assert_eq!((inv.quantity_on_hand, inv.quantity_reserved), (8, 3));
+    app.assert_ledger_clean().await;
+}
+
+#[tokio::test]
+async fn shipping_once_the_rest_is_released_fails_as_not_active() {
+    let app = TestApp::spawn().await;
+    let (_, w, _) = ship_two_of_five(&app).await;
+    app.release(cancellation()).await.expect("release the rest");
+    let status = app.ship(shipment(&w, 1)).await.expect_err("nothing held");
     assert_eq!(error_info(&status).0, "RESERVATION_NOT_ACTIVE");
+    app.assert_ledger_clean().await;
+}
+
+#[tokio::test]
+async fn releasing_an_unknown_order_is_not_found() {
+    let app = TestApp::spawn().await;
     let status = app
-        .client
-        .clone()
-        .release_reservation(pb::ReleaseReservationRequest {
+        .release(pb::ReleaseReservationRequest {
             request_id: new_id(),
             order_id: "no-such-order".into(),
             ..Default::default()
@@ -267,12 +292,11 @@ async fn shipping_in_parts_then_releasing_the_rest() {
         .await
         .expect_err("unknown order");
     assert_eq!(status.code(), Code::NotFound);
-    app.assert_ledger_clean().await;
 }
 
-#[tokio::test]
-async fn cancelling_an_order_releases_every_line_across_warehouses() {
-    let app = TestApp::spawn().await;
+/// SKU-1 with 4 units in each of two warehouses, and order-9 reserving line 1 in both (3 and
+/// 2) and line 2 in the second (1). Returns the product and both warehouses.
+async fn reserve_order_nine(app: &TestApp) -> (String, String, String) {
     let p = app.product("SKU-1").await;
     let (w1, w2) = (app.warehouse("A").await, app.warehouse("B").await);
     app.receive(&p, &w1, 4).await;
@@ -283,39 +307,29 @@ async fn cancelling_an_order_releases_every_line_across_warehouses() {
         warehouse_id: w.into(),
         quantity: q,
     };
-    app.client
-        .clone()
-        .reserve_order(pb::ReserveOrderRequest {
-            request_id: new_id(),
-            order_id: "order-9".into(),
-            lines: vec![line("1", &w1, 3), line("1", &w2, 2), line("2", &w2, 1)],
-            ..Default::default()
-        })
-        .await
-        .expect("reserve order");
-    let status = app
-        .client
-        .clone()
-        .release_reservation(pb::ReleaseReservationRequest {
-            request_id: new_id(),
-            order_id: "order-9".into(),
-            quantity: 1,
-            ..Default::default()
-        })
-        .await
-        .expect_err("partial release of many");
-    assert_eq!(bad_fields(&status), ["quantity"]);
+    app.reserve_order(pb::ReserveOrderRequest {
+        request_id: new_id(),
+        order_id: "order-9".into(),
+        lines: vec![line("1", &w1, 3), line("1", &w2, 2), line("2", &w2, 1)],
+        ..Default::default()
+    })
+    .await
+    .expect("reserve order");
+    (p, w1, w2)
+}
+
+#[tokio::test]
+async fn cancelling_an_order_releases_every_line_across_warehouses() {
+    let app = TestApp::spawn().await;
+    let (p, w1, w2) = reserve_order_nine(&app).await;
     let released = app
-        .client
-        .clone()
-        .release_reservation(pb::ReleaseReservationRequest {
+        .release(pb::ReleaseReservationRequest {
             request_id: new_id(),
             order_id: "order-9".into(),
             ..Default::default()
         })
         .await
-        .expect("release all")
-        .into_inner();
+        .expect("release all");
     assert_eq!(released.reservations.len(), 3);
     assert!(
         released
@@ -329,6 +343,24 @@ async fn cancelling_an_order_releases_every_line_across_warehouses() {
 }
 
 #[tokio::test]
+async fn a_partial_release_of_an_order_with_several_lines_is_invalid() {
+    let app = TestApp::spawn().await;
+    let (p, w1, w2) = reserve_order_nine(&app).await;
+    let status = app
+        .release(pb::ReleaseReservationRequest {
+            request_id: new_id(),
+            order_id: "order-9".into(),
+            quantity: 1,
+            ..Default::default()
+        })
+        .await
+        .expect_err("partial release of many");
+    assert_eq!(bad_fields(&status), ["quantity"]);
+    assert_eq!(app.inventory(&p, &w1).await.quantity_reserved, 3);
+    assert_eq!(app.inventory(&p, &w2).await.quantity_reserved, 3);
+}
+
+#[tokio::test]
 async fn a_multi_line_order_that_cannot_be_fully_reserved_reserves_nothing() {
     let app = TestApp::spawn().await;
     let (p1, p2) = (app.product("SKU-1").await, app.product("SKU-2").await);
@@ -336,8 +368,6 @@ async fn a_multi_line_order_that_cannot_be_fully_reserved_reserves_nothing() {
     app.receive(&p1, &w, 5).await;
     app.receive(&p2, &w, 1).await;
     let status = app
-        .client
-        .clone()
         .reserve_order(pb::ReserveOrderRequest {
             request_id: new_id(),
             order_id: "order-1".into(),
@@ -372,89 +402,138 @@ async fn a_multi_line_order_that_cannot_be_fully_reserved_reserves_nothing() {
     assert_eq!(app.count("SELECT count(*) FROM reservations").await, 0);
 }
 
-#[tokio::test]
-async fn adjusting_respects_zero_reserved_and_the_expected_on_hand() {
-    let app = TestApp::spawn().await;
+/// An audited adjustment of the pair by `delta`, optionally checked against the on-hand
+/// quantity the auditor counted from.
+fn adjustment(p: &str, w: &str, delta: i64, expected: Option<i64>) -> pb::AdjustStockRequest {
+    pb::AdjustStockRequest {
+        request_id: new_id(),
+        product_id: p.to_owned(),
+        warehouse_id: w.to_owned(),
+        quantity_delta: delta,
+        reason: "damaged".into(),
+        reference_id: "count-7".into(),
+        expected_on_hand: expected,
+        actor: "auditor".into(),
+    }
+}
+
+/// SKU-1 in A: 10 received, 4 of them reserved. Returns the product and the warehouse.
+async fn ten_on_hand_four_reserved(app: &TestApp) -> (String, String) {
     let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
     app.receive(&p, &w, 10).await;
     app.reserve("order-1", &p, &w, 4).await.expect("reserve");
-    let adjust = |delta, expected: Option<i64>| {
-        let (mut client, p, w) = (app.client.clone(), p.clone(), w.clone());
-        async move {
-            client
-                .adjust_stock(pb::AdjustStockRequest {
-                    request_id: new_id(),
-                    product_id: p,
-                    warehouse_id: w,
-                    quantity_delta: delta,
-                    reason: "damaged".into(),
-                    reference_id: "count-7".into(),
-                    expected_on_hand: expected,
-                    actor: "auditor".into(),
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    };
-    let done = adjust(-2, Some(10)).await.expect("adjust down");
+    (p, w)
+}
+
+/// As [`ten_on_hand_four_reserved`], then 2 written off against a count of 10.
+async fn eight_on_hand_four_reserved(app: &TestApp) -> (String, String) {
+    let (p, w) = ten_on_hand_four_reserved(app).await;
+    app.adjust(adjustment(&p, &w, -2, Some(10)))
+        .await
+        .expect("adjust down");
+    (p, w)
+}
+
+#[tokio::test]
+async fn adjusting_changes_on_hand_and_logs_an_adjust_with_its_reason() {
+    let app = TestApp::spawn().await;
+    let (p, w) = ten_on_hand_four_reserved(&app).await;
+    let done = app
+        .adjust(adjustment(&p, &w, -2, Some(10)))
+        .await
+        .expect("adjust down");
     let txn = done.transaction.expect("txn");
     assert_eq!(
         (txn.txn_type(), txn.on_hand_delta, txn.reason.as_str()),
         (pb::TransactionType::Adjust, -2, "damaged")
     );
-    assert_eq!(
-        error_info(&adjust(-1, Some(10)).await.expect_err("stale count")).0,
-        "ON_HAND_CHANGED"
-    );
-    assert_eq!(
-        error_info(&adjust(-5, None).await.expect_err("below reserved")).0,
-        "ADJUSTMENT_BELOW_RESERVED"
-    );
-    assert_eq!(
-        error_info(&adjust(-9, None).await.expect_err("below zero")).0,
-        "ADJUSTMENT_BELOW_ZERO"
-    );
-    assert_eq!(
-        bad_fields(&adjust(0, None).await.expect_err("zero")),
-        ["quantity_delta"]
-    );
-    adjust(3, Some(8)).await.expect("adjust up");
+    app.adjust(adjustment(&p, &w, 3, Some(8)))
+        .await
+        .expect("adjust up");
     let inv = app.inventory(&p, &w).await;
     assert_eq!((inv.quantity_on_hand, inv.quantity_reserved), (11, 4));
     app.assert_ledger_clean().await;
 }
 
 #[tokio::test]
-async fn transferring_moves_on_hand_atomically_under_one_reference() {
+async fn adjusting_against_a_stale_count_fails_as_on_hand_changed() {
     let app = TestApp::spawn().await;
+    let (p, w) = eight_on_hand_four_reserved(&app).await;
+    let status = app
+        .adjust(adjustment(&p, &w, -1, Some(10)))
+        .await
+        .expect_err("stale count");
+    assert_eq!(error_info(&status).0, "ON_HAND_CHANGED");
+    assert_eq!(app.inventory(&p, &w).await.quantity_on_hand, 8);
+}
+
+#[tokio::test]
+async fn adjusting_below_the_reserved_quantity_fails() {
+    let app = TestApp::spawn().await;
+    let (p, w) = eight_on_hand_four_reserved(&app).await;
+    let status = app
+        .adjust(adjustment(&p, &w, -5, None))
+        .await
+        .expect_err("below reserved");
+    assert_eq!(error_info(&status).0, "ADJUSTMENT_BELOW_RESERVED");
+    assert_eq!(app.inventory(&p, &w).await.quantity_on_hand, 8);
+}
+
+#[tokio::test]
+async fn adjusting_below_zero_fails() {
+    let app = TestApp::spawn().await;
+    let (p, w) = eight_on_hand_four_reserved(&app).await;
+    let status = app
+        .adjust(adjustment(&p, &w, -9, None))
+        .await
+        .expect_err("below zero");
+    assert_eq!(error_info(&status).0, "ADJUSTMENT_BELOW_ZERO");
+    assert_eq!(app.inventory(&p, &w).await.quantity_on_hand, 8);
+}
+
+#[tokio::test]
+async fn adjusting_by_zero_is_invalid() {
+    let app = TestApp::spawn().await;
+    let (p, w) = eight_on_hand_four_reserved(&app).await;
+    let status = app
+        .adjust(adjustment(&p, &w, 0, None))
+        .await
+        .expect_err("zero");
+    assert_eq!(bad_fields(&status), ["quantity_delta"]);
+    assert_eq!(app.inventory(&p, &w).await.quantity_on_hand, 8);
+}
+
+/// A transfer of `quantity` units of `p` under reference TR-1.
+fn transfer_of(p: &str, from: &str, to: &str, quantity: i64) -> pb::TransferStockRequest {
+    pb::TransferStockRequest {
+        request_id: new_id(),
+        product_id: p.to_owned(),
+        from_warehouse_id: from.to_owned(),
+        to_warehouse_id: to.to_owned(),
+        quantity,
+        reference_id: "TR-1".into(),
+        actor: String::new(),
+    }
+}
+
+/// SKU-1 in warehouses A and B: 10 received in A, 6 of them reserved, so 4 can move.
+/// Returns the product, A and B.
+async fn four_available_in_a(app: &TestApp) -> (String, String, String) {
     let p = app.product("SKU-1").await;
     let (a, b) = (app.warehouse("A").await, app.warehouse("B").await);
     app.receive(&p, &a, 10).await;
     app.reserve("order-1", &p, &a, 6).await.expect("reserve");
-    let transfer = |quantity, to: &str| {
-        let (mut client, p, a, to) = (app.client.clone(), p.clone(), a.clone(), to.to_owned());
-        async move {
-            client
-                .transfer_stock(pb::TransferStockRequest {
-                    request_id: new_id(),
-                    product_id: p,
-                    from_warehouse_id: a,
-                    to_warehouse_id: to,
-                    quantity,
-                    reference_id: "TR-1".into(),
-                    actor: String::new(),
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    };
-    let status = transfer(5, &b).await.expect_err("only 4 available");
-    assert_eq!(error_info(&status).0, "INSUFFICIENT_STOCK");
-    assert_eq!(
-        transfer(1, &new_id()).await.expect_err("unknown").code(),
-        Code::NotFound
-    );
-    let moved = transfer(4, &b).await.expect("transfer");
+    (p, a, b)
+}
+
+#[tokio::test]
+async fn transferring_moves_on_hand_atomically_under_one_reference() {
+    let app = TestApp::spawn().await;
+    let (p, a, b) = four_available_in_a(&app).await;
+    let moved = app
+        .transfer(transfer_of(&p, &a, &b, 4))
+        .await
+        .expect("transfer");
     assert_eq!(moved.from_inventory.expect("from").quantity_on_hand, 6);
     assert_eq!(moved.to_inventory.expect("to").quantity_on_hand, 4);
     assert_eq!(moved.transactions.len(), 2);
@@ -464,11 +543,44 @@ async fn transferring_moves_on_hand_atomically_under_one_reference() {
             .iter()
             .all(|t| t.reference_id == "TR-1" && t.txn_type() == pb::TransactionType::Transfer)
     );
-    assert_eq!(
-        bad_fields(&transfer(1, &a).await.expect_err("same warehouse")),
-        ["to_warehouse_id"]
-    );
     app.assert_ledger_clean().await;
+}
+
+#[tokio::test]
+async fn transferring_more_than_is_available_fails_as_insufficient_stock() {
+    let app = TestApp::spawn().await;
+    let (p, a, b) = four_available_in_a(&app).await;
+    let status = app
+        .transfer(transfer_of(&p, &a, &b, 5))
+        .await
+        .expect_err("only 4 available");
+    assert_eq!(error_info(&status).0, "INSUFFICIENT_STOCK");
+    assert_eq!(app.inventory(&p, &a).await.quantity_on_hand, 10);
+    app.assert_ledger_clean().await;
+}
+
+#[tokio::test]
+async fn transferring_to_an_unknown_warehouse_is_not_found() {
+    let app = TestApp::spawn().await;
+    let (p, a, _) = four_available_in_a(&app).await;
+    let status = app
+        .transfer(transfer_of(&p, &a, &new_id(), 1))
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(app.inventory(&p, &a).await.quantity_on_hand, 10);
+    app.assert_ledger_clean().await;
+}
+
+#[tokio::test]
+async fn transferring_to_the_same_warehouse_is_invalid() {
+    let app = TestApp::spawn().await;
+    let (p, a, _) = four_available_in_a(&app).await;
+    let status = app
+        .transfer(transfer_of(&p, &a, &a, 1))
+        .await
+        .expect_err("same warehouse");
+    assert_eq!(bad_fields(&status), ["to_warehouse_id"]);
 }
 
 #[tokio::test]
@@ -477,20 +589,8 @@ async fn a_retried_request_returns_the_first_result_and_changes_nothing() {
     let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
     app.receive(&p, &w, 5).await;
     let request = reserve_request("order-1", &p, &w, 2);
-    let first = app
-        .client
-        .clone()
-        .reserve_stock(request.clone())
-        .await
-        .expect("first")
-        .into_inner();
-    let retry = app
-        .client
-        .clone()
-        .reserve_stock(request.clone())
-        .await
-        .expect("retry")
-        .into_inner();
+    let first = app.reserve_stock(request.clone()).await.expect("first");
+    let retry = app.reserve_stock(request.clone()).await.expect("retry");
     assert_eq!(first, retry);
     assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 2);
     assert_eq!(app.transaction_count().await, 2);
@@ -498,8 +598,6 @@ async fn a_retried_request_returns_the_first_result_and_changes_nothing() {
     let mut changed = request;
     changed.line.as_mut().expect("line").quantity = 3;
     let status = app
-        .client
-        .clone()
         .reserve_stock(changed)
         .await
         .expect_err("same id, new params");
@@ -539,21 +637,26 @@ async fn concurrent_retries_of_one_request_apply_it_once() {
     assert_eq!(app.transaction_count().await, 1);
 }
 
-#[tokio::test]
-async fn expired_reservations_are_released_with_reason_expired() {
-    let app = TestApp::spawn().await;
+/// A reservation of 3 of 5 units for order-1, expiring 300 ms after it is made, waited on
+/// until the expiry task has released it. Returns the product, the warehouse, the request
+/// and its first answer.
+async fn reserve_until_expired(
+    app: &TestApp,
+) -> (
+    String,
+    String,
+    pb::ReserveStockRequest,
+    pb::ReserveStockResponse,
+) {
     let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
     app.receive(&p, &w, 5).await;
     let mut request = reserve_request("order-1", &p, &w, 3);
     let soon = std::time::SystemTime::now() + std::time::Duration::from_millis(300);
     request.expire_time = Some(prost_types::Timestamp::from(soon));
     let first = app
-        .client
-        .clone()
         .reserve_stock(request.clone())
         .await
-        .expect("reserve with expiry")
-        .into_inner();
+        .expect("reserve with expiry");
     assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 3);
 
     let mut released = false;
@@ -565,88 +668,104 @@ async fn expired_reservations_are_released_with_reason_expired() {
         }
     }
     assert!(released, "expiry task released the hold");
+    (p, w, request, first)
+}
+
+#[tokio::test]
+async fn expired_reservations_are_released_with_reason_expired() {
+    let app = TestApp::spawn().await;
+    reserve_until_expired(&app).await;
     let reservations = app
-        .client
-        .clone()
-        .list_reservations(pb::ListReservationsRequest {
-            order_id: "order-1".into(),
-        })
+        .list_reservations("order-1")
         .await
         .expect("list")
-        .into_inner()
         .reservations;
     assert_eq!(reservations[0].status(), pb::ReservationStatus::Expired);
     let log = app
-        .client
-        .clone()
         .list_transactions(pb::ListTransactionsRequest {
             txn_type: pb::TransactionType::Release.into(),
             ..Default::default()
         })
         .await
         .expect("list")
-        .into_inner()
         .transactions;
     assert_eq!(log.len(), 1);
     assert_eq!((log[0].reason.as_str(), log[0].quantity), ("expired", 3));
+    app.assert_ledger_clean().await;
+}
 
-    // A retry after the expiry has passed still gets the first answer, and changes nothing.
-    let retried = app
-        .client
-        .clone()
-        .reserve_stock(request)
-        .await
-        .expect("retry replays")
-        .into_inner();
+/// A retry after the expiry has passed still gets the first answer, and changes nothing.
+#[tokio::test]
+async fn a_retry_after_the_expiry_replays_the_first_answer_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let (p, w, request, first) = reserve_until_expired(&app).await;
+    let retried = app.reserve_stock(request).await.expect("retry replays");
     assert_eq!(retried, first);
-    assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 0);
-
-    let mut past = reserve_request("order-2", &p, &w, 1);
-    past.expire_time = Some(prost_types::Timestamp {
-        seconds: 1,
-        nanos: 0,
-    });
-    let status = app
-        .client
-        .clone()
-        .reserve_stock(past)
-        .await
-        .expect_err("past expiry");
-    assert_eq!(bad_fields(&status), ["expire_time"]);
-
-    // Further ahead than request ids are kept (a week by default): a retry could not be
-    // recognised for the whole life of the hold.
-    let mut far = reserve_request("order-3", &p, &w, 1);
-    let next_year = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86_400);
-    far.expire_time = Some(prost_types::Timestamp::from(next_year));
-    let status = app
-        .client
-        .clone()
-        .reserve_stock(far)
-        .await
-        .expect_err("too far ahead");
-    assert_eq!(bad_fields(&status), ["expire_time"]);
     assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 0);
     app.assert_ledger_clean().await;
 }
 
 #[tokio::test]
-async fn the_log_cannot_be_rewritten_and_the_rows_cannot_go_negative() {
+async fn an_expiry_in_the_past_is_invalid() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    app.receive(&p, &w, 5).await;
+    let mut past = reserve_request("order-2", &p, &w, 1);
+    past.expire_time = Some(prost_types::Timestamp {
+        seconds: 1,
+        nanos: 0,
+    });
+    let status = app.reserve_stock(past).await.expect_err("past expiry");
+    assert_eq!(bad_fields(&status), ["expire_time"]);
+    assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 0);
+}
+
+/// Further ahead than request ids are kept (a week by default): a retry could not be
+/// recognised for the whole life of the hold.
+#[tokio::test]
+async fn an_expiry_further_ahead_than_request_ids_are_kept_is_invalid() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    app.receive(&p, &w, 5).await;
+    let mut far = reserve_request("order-3", &p, &w, 1);
+    let next_year = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86_400);
+    far.expire_time = Some(prost_types::Timestamp::from(next_year));
+    let status = app.reserve_stock(far).await.expect_err("too far ahead");
+    assert_eq!(bad_fields(&status), ["expire_time"]);
+    assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 0);
+    app.assert_ledger_clean().await;
+}
+
+/// Statements that must each be refused by the database, run against SKU-1 with 2 on hand.
+async fn assert_refused_by_the_database(sqls: &[&str]) {
     let app = TestApp::spawn().await;
     let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
     app.receive(&p, &w, 2).await;
     let mut db = app.db().await;
-    for sql in [
-        "UPDATE inventory_transactions SET quantity = 99",
-        "DELETE FROM inventory_transactions",
-        "UPDATE inventory SET quantity_reserved = quantity_on_hand + 1",
-        "UPDATE inventory SET quantity_on_hand = -1, quantity_reserved = 0",
-    ] {
+    for sql in sqls {
         assert!(
             sqlx::raw_sql(sql).execute(&mut db).await.is_err(),
             "{sql} must be refused"
         );
     }
+}
+
+#[tokio::test]
+async fn the_log_cannot_be_rewritten() {
+    assert_refused_by_the_database(&[
+        "UPDATE inventory_transactions SET quantity = 99",
+        "DELETE FROM inventory_transactions",
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn the_rows_cannot_go_negative() {
+    assert_refused_by_the_database(&[
+        "UPDATE inventory SET quantity_reserved = quantity_on_hand + 1",
+        "UPDATE inventory SET quantity_on_hand = -1, quantity_reserved = 0",
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -667,18 +786,16 @@ async fn a_reservation_is_decided_on_the_row_as_it_is_now_not_as_last_seen() {
     assert_eq!((inv.quantity_on_hand, inv.quantity_reserved), (6, 6));
 
     // Stock leaves through another RPC: the last batch saw more than there is.
-    app.client
-        .clone()
-        .adjust_stock(pb::AdjustStockRequest {
-            request_id: new_id(),
-            product_id: p.clone(),
-            warehouse_id: w.clone(),
-            quantity_delta: 4,
-            reason: "found".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("adjust");
+    app.adjust(pb::AdjustStockRequest {
+        request_id: new_id(),
+        product_id: p.clone(),
+        warehouse_id: w.clone(),
+        quantity_delta: 4,
+        reason: "found".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("adjust");
     let granted = app
         .reserve("order-3", &p, &w, 3)
         .await
@@ -701,45 +818,50 @@ async fn a_reservation_is_decided_on_the_row_as_it_is_now_not_as_last_seen() {
 }
 
 #[tokio::test]
-async fn reads_name_their_bad_fields_and_unknown_rows() {
+async fn getting_inventory_by_a_malformed_id_is_invalid() {
+    let app = TestApp::spawn().await;
+    let w = app.warehouse("A").await;
+    let status = app.get_inventory("x", &w).await.expect_err("malformed");
+    assert_eq!(bad_fields(&status), ["product_id"]);
+}
+
+#[tokio::test]
+async fn getting_inventory_of_a_never_stocked_pair_is_not_found() {
     let app = TestApp::spawn().await;
     let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
-    let get = |product: &str, warehouse: &str| {
-        let mut client = app.client.clone();
-        let request = pb::GetInventoryRequest {
-            product_id: product.to_owned(),
-            warehouse_id: warehouse.to_owned(),
-        };
-        async move { client.get_inventory(request).await }
-    };
-    assert_eq!(
-        bad_fields(&get("x", &w).await.expect_err("malformed")),
-        ["product_id"]
-    );
-    let never_stocked = get(&p, &w).await.expect_err("never stocked");
+    let never_stocked = app.get_inventory(&p, &w).await.expect_err("never stocked");
     assert_eq!(never_stocked.code(), Code::NotFound);
     assert!(
         never_stocked.message().contains("never stocked"),
         "{never_stocked:?}"
     );
+}
+
+#[tokio::test]
+async fn getting_inventory_in_an_unknown_warehouse_is_not_found() {
+    let app = TestApp::spawn().await;
+    let p = app.product("SKU-1").await;
     let unknown = new_id();
-    let status = get(&p, &unknown).await.expect_err("unknown warehouse");
+    let status = app
+        .get_inventory(&p, &unknown)
+        .await
+        .expect_err("unknown warehouse");
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains(&unknown));
+}
 
-    let status = app
-        .client
-        .clone()
-        .list_reservations(pb::ListReservationsRequest {
-            order_id: String::new(),
-        })
-        .await
-        .expect_err("no order");
+#[tokio::test]
+async fn listing_reservations_without_an_order_is_invalid() {
+    let app = TestApp::spawn().await;
+    let status = app.list_reservations("").await.expect_err("no order");
     assert_eq!(bad_fields(&status), ["order_id"]);
+}
+
+#[tokio::test]
+async fn streaming_from_a_negative_cursor_is_invalid() {
+    let app = TestApp::spawn().await;
     let status = app
-        .client
-        .clone()
-        .stream_transactions(pb::StreamTransactionsRequest { after_sequence: -1 })
+        .stream_transactions(-1)
         .await
         .expect_err("negative cursor");
     assert_eq!(bad_fields(&status), ["after_sequence"]);

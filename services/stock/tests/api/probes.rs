@@ -13,11 +13,7 @@ use crate::helpers::{TestApp, bad_fields, new_id, product, receive_request};
 async fn a_ten_thousand_character_id_is_refused_without_echoing_it() {
     let app = TestApp::spawn().await;
     let status = app
-        .client
-        .clone()
-        .get_product(pb::GetProductRequest {
-            product_id: "x".repeat(10_000),
-        })
+        .get_product(&"x".repeat(10_000))
         .await
         .expect_err("not a UUID");
     assert_eq!(bad_fields(&status), ["product_id"]);
@@ -83,17 +79,11 @@ async fn a_page_token_with_an_edited_cursor_is_refused() {
         app.product(sku).await;
     }
     let list = |page_token: String| {
-        let mut client = app.client.clone();
-        async move {
-            client
-                .list_products(pb::ListProductsRequest {
-                    page_size: 1,
-                    page_token,
-                    ..Default::default()
-                })
-                .await
-                .map(tonic::Response::into_inner)
-        }
+        app.list_products(pb::ListProductsRequest {
+            page_size: 1,
+            page_token,
+            ..Default::default()
+        })
     };
     let first = list(String::new()).await.expect("first page");
     let token = first.next_page_token;
@@ -116,16 +106,7 @@ async fn a_receipt_retried_is_applied_once_and_its_id_cannot_be_reused() {
         quantity: 6,
         ..request.clone()
     };
-    let receive = |request| {
-        let mut client = app.client.clone();
-        async move {
-            client
-                .receive_stock(request)
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    };
-    assert_idempotent(receive, request, altered).await;
+    assert_idempotent(|request| app.receive_stock(request), request, altered).await;
     assert_eq!(app.inventory(&p, &w).await.quantity_on_hand, 5);
     assert_eq!(app.transaction_count().await, 1);
 }
