@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use prost::Message;
 
 /// (package directory under proto/, descriptor file name)
-const CONTEXTS: &[(&str, &str)] = &[("inventory/stock/v1", "stock_descriptor.bin")];
+const CONTEXTS: &[(&str, &str)] = &[
+    ("inventory/stock/v1", "stock_descriptor.bin"),
+    ("inventory/allocation/v1", "allocation_descriptor.bin"),
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");

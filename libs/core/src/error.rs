@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic_types::{ErrorDetails, FieldViolation, PreconditionViolation, StatusExt};
 
 /// What went wrong, in the words of the API: each variant maps to one canonical gRPC code.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -21,6 +21,17 @@ pub enum ServiceError {
         message: String,
         /// The numbers that matter (requested, available, ...).
         metadata: Vec<(&'static str, String)>,
+    },
+    /// Like `FailedPrecondition`, for several subjects at once (each order line that cannot
+    /// be served): the ErrorInfo plus a PreconditionFailure naming each subject.
+    #[error("{message}")]
+    PreconditionsFailed {
+        reason: &'static str,
+        domain: &'static str,
+        message: String,
+        metadata: Vec<(&'static str, String)>,
+        /// (subject, description): the field path of what failed, and the numbers.
+        subjects: Vec<(String, String)>,
     },
     #[error("{resource} {id} not found")]
     NotFound { resource: &'static str, id: String },
@@ -63,7 +74,9 @@ impl ServiceError {
     pub fn code(&self) -> Code {
         match self {
             Self::InvalidArgument(_) => Code::InvalidArgument,
-            Self::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Self::FailedPrecondition { .. } | Self::PreconditionsFailed { .. } => {
+                Code::FailedPrecondition
+            }
             Self::NotFound { .. } => Code::NotFound,
             Self::AlreadyExists { .. } => Code::AlreadyExists,
             Self::Aborted(_) => Code::Aborted,
@@ -99,6 +112,28 @@ impl From<ServiceError> for Status {
                     message,
                     ErrorDetails::with_error_info(reason, domain, metadata),
                 )
+            }
+            ServiceError::PreconditionsFailed {
+                reason,
+                domain,
+                message,
+                metadata,
+                subjects,
+            } => {
+                let metadata: HashMap<String, String> = metadata
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+                let mut details = ErrorDetails::with_error_info(reason, domain, metadata);
+                details.set_precondition_failure(
+                    subjects
+                        .into_iter()
+                        .map(|(subject, description)| {
+                            PreconditionViolation::new(reason, subject, description)
+                        })
+                        .collect::<Vec<_>>(),
+                );
+                Status::with_error_details(code, message, details)
             }
             ServiceError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");

@@ -18,3 +18,16 @@ pub mod stock {
         pub const SERVICE_NAME: &str = "inventory.stock.v1.StockService";
     }
 }
+
+pub mod allocation {
+    pub mod v1 {
+        tonic::include_proto!("inventory.allocation.v1");
+
+        /// Encoded `FileDescriptorSet` of `inventory.allocation.v1`, for server reflection.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/allocation_descriptor.bin"));
+
+        /// Fully qualified service name, as health checks and reflection know it.
+        pub const SERVICE_NAME: &str = "inventory.allocation.v1.AllocationService";
+    }
+}

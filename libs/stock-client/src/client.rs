@@ -68,6 +68,9 @@ pub trait StockClient: Send + Sync {
         &self,
         request: pb::ListWarehousesRequest,
     ) -> Result<pb::ListWarehousesResponse, StockError>;
+    /// Every reservation of an order, whatever its status.
+    async fn list_reservations(&self, order_id: String)
+    -> Result<Vec<pb::Reservation>, StockError>;
     /// Replays the log against every inventory row.
     async fn check_ledger(&self) -> Result<pb::CheckLedgerResponse, StockError>;
     /// The log after `after_sequence`. No deadline: a feed stays open until either side ends it.
@@ -307,6 +310,18 @@ impl StockClient for GrpcStockClient {
             c.list_warehouses(r).await
         })
         .await
+    }
+
+    async fn list_reservations(
+        &self,
+        order_id: String,
+    ) -> Result<Vec<pb::Reservation>, StockError> {
+        let request = pb::ListReservationsRequest { order_id };
+        self.unary("ListReservations", request, |mut c, r| async move {
+            c.list_reservations(r).await
+        })
+        .await
+        .map(|r| r.reservations)
     }
 
     async fn check_ledger(&self) -> Result<pb::CheckLedgerResponse, StockError> {

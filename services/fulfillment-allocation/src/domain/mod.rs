@@ -1,4 +1,5 @@
 //! Pure allocation rules: no database, no network.
 
+pub mod explain;
 pub mod geo;
 pub mod planner;

@@ -1,0 +1,425 @@
+//! AllocateOrder: plan with fresh numbers, reserve the plan in stock in one all-or-nothing
+//! call, record it; re-plan (a bounded number of times) when stock or a warehouse's room
+//! moved in between.
+//!
+//! Retry safety: the whole RPC runs once per request id (the platform's idempotency, whose
+//! transaction stays open across the stock calls, so a concurrent duplicate waits and then
+//! replays). Each stock reservation carries a request id derived from ours and the attempt
+//! number. If the service dies after stock reserved but before the allocation was stored, the
+//! retry finds the order's reservations in stock and adopts them instead of reserving again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use inventory_core::ServiceError;
+use inventory_core::time::{now, timestamp};
+use inventory_proto::allocation::v1 as pb;
+use inventory_runtime::{RequestKey, Tx, db_error, idempotency};
+use inventory_stock_client::{StockError, pb as stock};
+use uuid::Uuid;
+
+use super::parse::Allocate;
+use super::{AllocationApi, DOMAIN, convert, parse};
+use crate::domain::explain::{distance_km, explain};
+use crate::domain::geo::GeoPoint;
+use crate::domain::planner::{self, Plan, Problem, Site};
+use crate::store::{self, AllocatedLine, Profile, Shortfall, Status};
+
+/// Pairs per BatchGetAvailability call (stock's limit).
+const AVAILABILITY_BATCH: usize = 1000;
+
+impl AllocationApi {
+    pub(super) async fn allocate(
+        &self,
+        req: pb::AllocateOrderRequest,
+    ) -> Result<pb::AllocateOrderResponse, ServiceError> {
+        let cmd = parse::allocate(&req)?;
+        let key = RequestKey::new("AllocateOrder", &cmd.request_id, &req);
+        idempotency::idempotent(&self.pool, &key, |mut tx| async move {
+            store::lock_order(&mut tx, &cmd.order_id).await?;
+            if store::get_allocation(&mut tx, &cmd.order_id)
+                .await?
+                .is_some()
+            {
+                return Err(ServiceError::AlreadyExists {
+                    resource: "allocation of order",
+                    id: cmd.order_id.clone(),
+                });
+            }
+            let allocation = match self.adopt(&mut tx, &cmd).await? {
+                Some(adopted) => adopted,
+                None => self.plan_and_reserve(&mut tx, &cmd).await?,
+            };
+            store::insert_allocation(&mut tx, &allocation).await?;
+            let names = self.names().await;
+            let response = pb::AllocateOrderResponse {
+                allocation: Some(convert::allocation(&allocation, &names)),
+            };
+            Ok((tx, response))
+        })
+        .await
+    }
+
+    async fn plan_and_reserve(
+        &self,
+        tx: &mut Tx,
+        cmd: &Allocate,
+    ) -> Result<store::Allocation, ServiceError> {
+        for attempt in 1..=self.replans {
+            let problem = self.problem(tx, cmd).await?;
+            let plan = planner::plan(&problem);
+            if plan.parts.is_empty() || (!plan.is_complete() && !cmd.options.allow_partial) {
+                return Err(not_servable(&problem, &plan));
+            }
+            let reservation_id = format!("{}:reserve:{attempt}", cmd.request_id);
+            match self
+                .stock
+                .reserve_order(reservation(cmd, &problem, &plan, &reservation_id))
+                .await
+            {
+                Ok(_) => {}
+                Err(StockError::InsufficientStock { .. }) => {
+                    tracing::info!(order_id = %cmd.order_id, attempt, "stock moved since the plan; planning again");
+                    continue;
+                }
+                Err(StockError::InvalidArgument { fields, .. })
+                    if fields.iter().any(|(f, _)| f == "expire_time") =>
+                {
+                    let why = fields
+                        .into_iter()
+                        .find(|(f, _)| f == "expire_time")
+                        .map(|(_, d)| d)
+                        .unwrap_or_default();
+                    return Err(ServiceError::invalid(
+                        "options.reservation_expire_time",
+                        why,
+                    ));
+                }
+                Err(other) => return Err(other.into()),
+            }
+            // The room the plan counted on: another order may have taken it since.
+            let mut claim = sqlx::Connection::begin(&mut **tx).await.map_err(db_error)?;
+            if store::add_open_lines(&mut claim, &workload(&problem, &plan), true).await? {
+                claim.commit().await.map_err(db_error)?;
+                return Ok(record(cmd, &problem, &plan, reservation_id));
+            }
+            claim.rollback().await.map_err(db_error)?;
+            self.stock
+                .release(stock::ReleaseReservationRequest {
+                    request_id: format!("{}:undo:{attempt}", cmd.request_id),
+                    order_id: cmd.order_id.clone(),
+                    reason: "a warehouse filled up while the order was planned".to_owned(),
+                    actor: cmd.actor.clone(),
+                    ..Default::default()
+                })
+                .await?;
+            self.directory.invalidate().await;
+            tracing::info!(order_id = %cmd.order_id, attempt, "a warehouse filled up since the plan; planning again");
+        }
+        Err(ServiceError::Aborted(
+            "stock kept changing while the order was planned; retry".to_owned(),
+        ))
+    }
+
+    /// What stock already holds for this order, left by an attempt of this request that died
+    /// after reserving: adopted as the allocation, so nothing is reserved twice.
+    async fn adopt(
+        &self,
+        tx: &mut Tx,
+        cmd: &Allocate,
+    ) -> Result<Option<store::Allocation>, ServiceError> {
+        let held: Vec<stock::Reservation> = self
+            .stock
+            .list_reservations(cmd.order_id.clone())
+            .await?
+            .into_iter()
+            .filter(|r| r.status == stock::ReservationStatus::Active as i32)
+            .collect();
+        if held.is_empty() {
+            return Ok(None);
+        }
+        let warehouses = self.directory.warehouses().await?;
+        let located: HashMap<Uuid, GeoPoint> = warehouses
+            .iter()
+            .filter_map(|w| {
+                let id = Uuid::parse_str(&w.warehouse_id).ok()?;
+                let at = w.location.as_ref()?;
+                Some((
+                    id,
+                    GeoPoint {
+                        latitude: at.latitude,
+                        longitude: at.longitude,
+                    },
+                ))
+            })
+            .collect();
+        let mut lines = Vec::with_capacity(held.len());
+        for reservation in &held {
+            let line = cmd
+                .lines
+                .iter()
+                .find(|l| l.line_id == reservation.order_line_id)
+                .filter(|l| l.product_id.to_string() == reservation.product_id);
+            let (Some(line), Ok(warehouse_id)) = (line, Uuid::parse_str(&reservation.warehouse_id))
+            else {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "ORDER_ALREADY_HELD",
+                    domain: DOMAIN,
+                    message: format!(
+                        "stock already holds other lines for order {}; cancel them or use another order id",
+                        cmd.order_id
+                    ),
+                    metadata: vec![("order_id", cmd.order_id.clone())],
+                });
+            };
+            lines.push(AllocatedLine {
+                order_line_id: line.line_id.clone(),
+                warehouse_id,
+                product_id: line.product_id,
+                line_quantity: line.quantity,
+                quantity: reservation.quantity_held,
+                quantity_shipped: 0,
+                distance_km: located
+                    .get(&warehouse_id)
+                    .map(|at| crate::domain::geo::great_circle_km(cmd.destination.point, *at)),
+                reason: "held in stock by an earlier attempt of this request, adopted".to_owned(),
+                passed_over: Vec::new(),
+            });
+        }
+        let mut per_warehouse: BTreeMap<Uuid, i64> = BTreeMap::new();
+        for line in &lines {
+            *per_warehouse.entry(line.warehouse_id).or_default() += 1;
+        }
+        let workload: Vec<(Uuid, i64)> = per_warehouse.into_iter().collect();
+        store::add_open_lines(tx, &workload, false).await?;
+        tracing::warn!(order_id = %cmd.order_id, lines = lines.len(), "adopted reservations an interrupted attempt left in stock");
+        let allocated = |id: &str| -> i64 {
+            lines
+                .iter()
+                .filter(|l| l.order_line_id == id)
+                .map(|l| l.quantity)
+                .sum()
+        };
+        let shortfalls = cmd
+            .lines
+            .iter()
+            .filter(|l| allocated(&l.line_id) < l.quantity)
+            .map(|l| Shortfall {
+                order_line_id: l.line_id.clone(),
+                requested: l.quantity,
+                allocated: allocated(&l.line_id),
+            })
+            .collect();
+        let at = now();
+        Ok(Some(store::Allocation {
+            order_id: cmd.order_id.clone(),
+            status: Status::Allocated,
+            latitude: cmd.destination.point.latitude,
+            longitude: cmd.destination.point.longitude,
+            postal_code: cmd.destination.postal_code.clone(),
+            country: cmd.destination.country.clone(),
+            reservation_request_id: held.first().map(|r| r.order_id.clone()).unwrap_or_default(),
+            lines,
+            shortfalls,
+            create_time: at,
+            update_time: at,
+        }))
+    }
+
+    /// The planner's input, fresh: warehouses from stock (cached), profiles from here, and
+    /// what stock has available for every (product, warehouse) pair, in batched calls.
+    async fn problem(&self, tx: &mut Tx, cmd: &Allocate) -> Result<Problem, ServiceError> {
+        let warehouses = self.directory.warehouses().await?;
+        let profiles: HashMap<Uuid, Profile> = store::profiles(tx)
+            .await?
+            .into_iter()
+            .map(|p| (p.warehouse_id, p))
+            .collect();
+        let sites: Vec<Site> = warehouses
+            .iter()
+            .filter_map(|w| {
+                let id = Uuid::parse_str(&w.warehouse_id).ok()?;
+                let profile = profiles.get(&id);
+                Some(Site {
+                    warehouse_id: id,
+                    location: w.location.as_ref().map(|at| GeoPoint {
+                        latitude: at.latitude,
+                        longitude: at.longitude,
+                    }),
+                    paused: profile.is_some_and(|p| p.paused),
+                    capacity: profile.and_then(|p| p.capacity_lines),
+                    workload: profile.map_or(0, |p| p.open_lines),
+                })
+            })
+            .collect();
+        let products: BTreeSet<Uuid> = cmd.lines.iter().map(|l| l.product_id).collect();
+        let keys: Vec<stock::InventoryKey> = products
+            .iter()
+            .flat_map(|p| {
+                sites.iter().map(move |s| stock::InventoryKey {
+                    product_id: p.to_string(),
+                    warehouse_id: s.warehouse_id.to_string(),
+                })
+            })
+            .collect();
+        let mut available = BTreeMap::new();
+        for chunk in keys.chunks(AVAILABILITY_BATCH) {
+            let answers = match self.stock.batch_get_availability(chunk.to_vec()).await {
+                Ok(answers) => answers,
+                Err(StockError::NotFound(message)) => {
+                    // A product stock does not know; name the line that asked for it.
+                    let line = cmd
+                        .lines
+                        .iter()
+                        .position(|l| message.contains(&l.product_id.to_string()));
+                    return Err(match line {
+                        Some(i) => ServiceError::NotFound {
+                            resource: "product",
+                            id: format!("{} (lines[{i}].product_id)", cmd.lines[i].product_id),
+                        },
+                        None => ServiceError::NotFound {
+                            resource: "product or warehouse",
+                            id: message,
+                        },
+                    });
+                }
+                Err(other) => return Err(other.into()),
+            };
+            for a in answers {
+                if let (Ok(p), Ok(w)) = (
+                    Uuid::parse_str(&a.product_id),
+                    Uuid::parse_str(&a.warehouse_id),
+                ) {
+                    available.insert((p, w), a.quantity_available);
+                }
+            }
+        }
+        Ok(Problem {
+            destination: cmd.destination.point,
+            lines: cmd.lines.clone(),
+            sites,
+            available,
+            options: cmd.options,
+            costs: self.costs,
+        })
+    }
+}
+
+/// Lines each shipping warehouse takes on.
+fn workload(problem: &Problem, plan: &Plan) -> Vec<(Uuid, i64)> {
+    let mut per_site: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    for part in &plan.parts {
+        per_site.entry(part.site).or_default().insert(part.line);
+    }
+    per_site
+        .into_iter()
+        .map(|(site, lines)| (problem.sites[site].warehouse_id, lines.len() as i64))
+        .collect()
+}
+
+fn reservation(
+    cmd: &Allocate,
+    problem: &Problem,
+    plan: &Plan,
+    request_id: &str,
+) -> stock::ReserveOrderRequest {
+    stock::ReserveOrderRequest {
+        request_id: request_id.to_owned(),
+        order_id: cmd.order_id.clone(),
+        lines: plan
+            .parts
+            .iter()
+            .map(|p| stock::ReservationLine {
+                order_line_id: problem.lines[p.line].line_id.clone(),
+                product_id: problem.lines[p.line].product_id.to_string(),
+                warehouse_id: problem.sites[p.site].warehouse_id.to_string(),
+                quantity: p.quantity,
+            })
+            .collect(),
+        expire_time: cmd.expire_time.map(timestamp),
+        actor: if cmd.actor.is_empty() {
+            "fulfillment-allocation".to_owned()
+        } else {
+            cmd.actor.clone()
+        },
+    }
+}
+
+fn record(cmd: &Allocate, problem: &Problem, plan: &Plan, request_id: String) -> store::Allocation {
+    let explanations = explain(problem, plan);
+    let warehouse_ids: Vec<Uuid> = problem.sites.iter().map(|s| s.warehouse_id).collect();
+    let lines = plan
+        .parts
+        .iter()
+        .map(|p| {
+            let line = &problem.lines[p.line];
+            AllocatedLine {
+                order_line_id: line.line_id.clone(),
+                warehouse_id: warehouse_ids[p.site],
+                product_id: line.product_id,
+                line_quantity: line.quantity,
+                quantity: p.quantity,
+                quantity_shipped: 0,
+                distance_km: distance_km(problem, p.site),
+                reason: explanations[p.line].reason.clone(),
+                passed_over: convert::passed_over(
+                    &explanations[p.line].passed_over,
+                    &warehouse_ids,
+                ),
+            }
+        })
+        .collect();
+    let at = now();
+    store::Allocation {
+        order_id: cmd.order_id.clone(),
+        status: Status::Allocated,
+        latitude: cmd.destination.point.latitude,
+        longitude: cmd.destination.point.longitude,
+        postal_code: cmd.destination.postal_code.clone(),
+        country: cmd.destination.country.clone(),
+        reservation_request_id: request_id,
+        lines,
+        shortfalls: plan
+            .shortfalls
+            .iter()
+            .map(|s| Shortfall {
+                order_line_id: problem.lines[s.line].line_id.clone(),
+                requested: s.requested,
+                allocated: s.allocated,
+            })
+            .collect(),
+        create_time: at,
+        update_time: at,
+    }
+}
+
+/// FAILED_PRECONDITION naming every line the best plan leaves short.
+fn not_servable(problem: &Problem, plan: &Plan) -> ServiceError {
+    let subjects: Vec<(String, String)> = plan
+        .shortfalls
+        .iter()
+        .map(|s| {
+            let line = &problem.lines[s.line];
+            (
+                format!("lines[{}]", s.line),
+                format!(
+                    "order line {} of product {}: requested {}, at most {} can be allocated",
+                    line.line_id, line.product_id, s.requested, s.allocated
+                ),
+            )
+        })
+        .collect();
+    ServiceError::PreconditionsFailed {
+        reason: "ORDER_NOT_SERVABLE",
+        domain: DOMAIN,
+        message: format!(
+            "no plan ships the whole order: {} of {} lines short",
+            subjects.len(),
+            problem.lines.len()
+        ),
+        metadata: vec![
+            ("lines_short", subjects.len().to_string()),
+            ("lines", problem.lines.len().to_string()),
+        ],
+        subjects,
+    }
+}

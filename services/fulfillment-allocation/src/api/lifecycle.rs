@@ -1,0 +1,241 @@
+//! After allocation: read, list, cancel (release in stock), confirm a shipment (ship in
+//! stock). Each stock call carries a request id derived from ours, so a retry after a
+//! failure half-way repeats nothing stock already did and finishes the rest.
+
+use std::collections::BTreeMap;
+
+use inventory_core::{ServiceError, Violations};
+use inventory_proto::allocation::v1 as pb;
+use inventory_runtime::{RequestKey, idempotency};
+use inventory_stock_client::{StockError, pb as stock};
+use uuid::Uuid;
+
+use super::{AllocationApi, DOMAIN, convert, parse};
+use crate::store::{self, Status};
+
+fn not_found(order_id: &str) -> ServiceError {
+    ServiceError::not_found("allocation of order", order_id)
+}
+
+impl AllocationApi {
+    pub(super) async fn get(
+        &self,
+        req: pb::GetAllocationRequest,
+    ) -> Result<pb::GetAllocationResponse, ServiceError> {
+        let mut v = Violations::new();
+        let order_id = v.key("order_id", &req.order_id);
+        v.finish()?;
+        let order_id = order_id.unwrap_or_default();
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(inventory_runtime::db_error)?;
+        let allocation = store::get_allocation(&mut conn, &order_id)
+            .await?
+            .ok_or_else(|| not_found(&order_id))?;
+        let names = self.names().await;
+        Ok(pb::GetAllocationResponse {
+            allocation: Some(convert::allocation(&allocation, &names)),
+        })
+    }
+
+    pub(super) async fn list(
+        &self,
+        req: pb::ListAllocationsRequest,
+    ) -> Result<pb::ListAllocationsResponse, ServiceError> {
+        let page = self.pages.request(
+            req.page_size,
+            &req.page_token,
+            format!("warehouse={};status={}", req.warehouse_id, req.status),
+        )?;
+        let mut v = Violations::new();
+        let warehouse_id = v.optional_uuid("warehouse_id", &req.warehouse_id);
+        v.finish()?;
+        let status = parse::status_filter(req.status)?;
+        let rows = store::list_allocations(
+            &self.pool,
+            warehouse_id.flatten(),
+            status,
+            page.after.as_deref(),
+            page.fetch_limit(),
+        )
+        .await?;
+        let (rows, next) = self.pages.page(rows, &page, |a| a.order_id.clone());
+        let names = self.names().await;
+        Ok(pb::ListAllocationsResponse {
+            allocations: rows
+                .iter()
+                .map(|a| convert::allocation(a, &names))
+                .collect(),
+            next_page_token: next,
+        })
+    }
+
+    pub(super) async fn cancel(
+        &self,
+        req: pb::CancelAllocationRequest,
+    ) -> Result<pb::CancelAllocationResponse, ServiceError> {
+        let cmd = parse::cancel(&req)?;
+        let key = RequestKey::new("CancelAllocation", &cmd.request_id, &req);
+        idempotency::idempotent(&self.pool, &key, |mut tx| async move {
+            store::lock_order(&mut tx, &cmd.order_id).await?;
+            let allocation = store::get_allocation(&mut tx, &cmd.order_id)
+                .await?
+                .ok_or_else(|| not_found(&cmd.order_id))?;
+            match allocation.status {
+                Status::Shipped => {
+                    return Err(ServiceError::FailedPrecondition {
+                        reason: "ORDER_ALREADY_SHIPPED",
+                        domain: DOMAIN,
+                        message: format!(
+                            "order {} has shipped in full and cannot be cancelled",
+                            cmd.order_id
+                        ),
+                        metadata: vec![("order_id", cmd.order_id.clone())],
+                    });
+                }
+                Status::Cancelled => {}
+                Status::Allocated | Status::PartiallyShipped => {
+                    let released = self
+                        .stock
+                        .release(stock::ReleaseReservationRequest {
+                            request_id: format!("{}:release", cmd.request_id),
+                            order_id: cmd.order_id.clone(),
+                            reason: cmd.reason.clone(),
+                            actor: cmd.actor.clone(),
+                            ..Default::default()
+                        })
+                        .await;
+                    match released {
+                        // Nothing held any more (shipped lines, or expired holds).
+                        Ok(_) | Err(StockError::Refused { .. }) => {}
+                        Err(other) => return Err(other.into()),
+                    }
+                    let mut open: BTreeMap<Uuid, i64> = BTreeMap::new();
+                    for line in &allocation.lines {
+                        if line.quantity_shipped < line.quantity {
+                            *open.entry(line.warehouse_id).or_default() += 1;
+                        }
+                    }
+                    let open: Vec<(Uuid, i64)> = open.into_iter().collect();
+                    store::remove_open_lines(&mut tx, &open).await?;
+                    store::set_status(&mut tx, &cmd.order_id, Status::Cancelled).await?;
+                }
+            }
+            let allocation = store::get_allocation(&mut tx, &cmd.order_id)
+                .await?
+                .ok_or_else(|| not_found(&cmd.order_id))?;
+            let names = self.names().await;
+            let response = pb::CancelAllocationResponse {
+                allocation: Some(convert::allocation(&allocation, &names)),
+            };
+            Ok((tx, response))
+        })
+        .await
+    }
+
+    pub(super) async fn ship(
+        &self,
+        req: pb::ConfirmShipmentRequest,
+    ) -> Result<pb::ConfirmShipmentResponse, ServiceError> {
+        let cmd = parse::ship(&req)?;
+        let key = RequestKey::new("ConfirmShipment", &cmd.request_id, &req);
+        idempotency::idempotent(&self.pool, &key, |mut tx| async move {
+            store::lock_order(&mut tx, &cmd.order_id).await?;
+            let allocation = store::get_allocation(&mut tx, &cmd.order_id)
+                .await?
+                .ok_or_else(|| not_found(&cmd.order_id))?;
+            if allocation.status == Status::Cancelled {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "ORDER_CANCELLED",
+                    domain: DOMAIN,
+                    message: format!("order {} was cancelled", cmd.order_id),
+                    metadata: vec![("order_id", cmd.order_id.clone())],
+                });
+            }
+            // Check every line before shipping any: bad input changes nothing.
+            let mut rows = Vec::with_capacity(cmd.lines.len());
+            for (i, (line_id, quantity)) in cmd.lines.iter().enumerate() {
+                let row = allocation
+                    .lines
+                    .iter()
+                    .find(|l| l.order_line_id == *line_id && l.warehouse_id == cmd.warehouse_id)
+                    .ok_or_else(|| {
+                        ServiceError::invalid(
+                            format!("lines[{i}].order_line_id"),
+                            format!(
+                                "order line {line_id} is not allocated to warehouse {}",
+                                cmd.warehouse_id
+                            ),
+                        )
+                    })?;
+                let left = row.quantity - row.quantity_shipped;
+                if *quantity > left {
+                    return Err(ServiceError::FailedPrecondition {
+                        reason: "EXCEEDS_ALLOCATED_QUANTITY",
+                        domain: DOMAIN,
+                        message: format!(
+                            "order line {line_id}: {quantity} to ship, {left} allocated and not yet shipped"
+                        ),
+                        metadata: vec![
+                            ("order_line_id", line_id.clone()),
+                            ("requested", quantity.to_string()),
+                            ("unshipped", left.to_string()),
+                        ],
+                    });
+                }
+                rows.push((row, *quantity));
+            }
+            let mut finished = 0;
+            for (i, (row, quantity)) in rows.iter().enumerate() {
+                self.stock
+                    .ship(stock::ShipReservationRequest {
+                        request_id: format!("{}:ship:{i}", cmd.request_id),
+                        order_id: cmd.order_id.clone(),
+                        order_line_id: row.order_line_id.clone(),
+                        warehouse_id: cmd.warehouse_id.to_string(),
+                        quantity: *quantity,
+                        actor: cmd.actor.clone(),
+                    })
+                    .await?;
+                store::add_shipped(
+                    &mut tx,
+                    &cmd.order_id,
+                    &row.order_line_id,
+                    cmd.warehouse_id,
+                    *quantity,
+                )
+                .await?;
+                if row.quantity_shipped + quantity == row.quantity {
+                    finished += 1;
+                }
+            }
+            if finished > 0 {
+                store::remove_open_lines(&mut tx, &[(cmd.warehouse_id, finished)]).await?;
+            }
+            let updated = store::get_allocation(&mut tx, &cmd.order_id)
+                .await?
+                .ok_or_else(|| not_found(&cmd.order_id))?;
+            let all_shipped = updated
+                .lines
+                .iter()
+                .all(|l| l.quantity_shipped == l.quantity);
+            let status = if all_shipped {
+                Status::Shipped
+            } else {
+                Status::PartiallyShipped
+            };
+            store::set_status(&mut tx, &cmd.order_id, status).await?;
+            let updated = store::get_allocation(&mut tx, &cmd.order_id)
+                .await?
+                .ok_or_else(|| not_found(&cmd.order_id))?;
+            let names = self.names().await;
+            let response = pb::ConfirmShipmentResponse {
+                allocation: Some(convert::allocation(&updated, &names)),
+            };
+            Ok((tx, response))
+        })
+        .await
+    }
+}

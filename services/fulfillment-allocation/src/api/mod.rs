@@ -1,0 +1,124 @@
+//! The gRPC layer: `allocate` (plan, reserve in stock, record), `lifecycle` (get, list,
+//! cancel, ship), `profiles` (warehouse operating profiles). Requests become commands in
+//! `parse`, stored values become messages in `convert`; every mutation runs once per
+//! request id; status codes are decided once, by `ServiceError`.
+
+mod allocate;
+mod convert;
+mod lifecycle;
+mod parse;
+mod profiles;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use inventory_core::{PageTokens, ServiceError};
+use inventory_proto::allocation::v1 as pb;
+use inventory_stock_client::StockClient;
+use pb::allocation_service_server::AllocationService;
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::directory::Directory;
+use crate::domain::planner::CostModel;
+
+/// The ErrorInfo domain of this service's refusals.
+pub const DOMAIN: &str = "allocation";
+
+#[derive(Clone)]
+pub struct AllocationApi {
+    pool: PgPool,
+    pages: PageTokens,
+    stock: Arc<dyn StockClient>,
+    /// Stock's warehouses, cached.
+    directory: Directory,
+    /// Plans tried when stock or capacity moves between planning and reserving.
+    replans: usize,
+    costs: CostModel,
+}
+
+impl AllocationApi {
+    pub fn new(
+        pool: PgPool,
+        pages: PageTokens,
+        stock: Arc<dyn StockClient>,
+        directory: Directory,
+        replans: usize,
+    ) -> Self {
+        Self {
+            pool,
+            pages,
+            stock,
+            directory,
+            replans: replans.max(1),
+            costs: CostModel::default(),
+        }
+    }
+
+    /// Warehouse names by id, for answers; empty when stock cannot be asked right now.
+    async fn names(&self) -> HashMap<Uuid, String> {
+        match self.directory.warehouses().await {
+            Ok(warehouses) => warehouses
+                .iter()
+                .filter_map(|w| {
+                    Uuid::parse_str(&w.warehouse_id)
+                        .ok()
+                        .map(|id| (id, w.name.clone()))
+                })
+                .collect(),
+            Err(_) => HashMap::new(),
+        }
+    }
+}
+
+fn reply<T>(result: Result<T, ServiceError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(Status::from)
+}
+
+/// Forwards each RPC to its handler; no handler bodies here.
+#[tonic::async_trait]
+impl AllocationService for AllocationApi {
+    async fn allocate_order(
+        &self,
+        r: Request<pb::AllocateOrderRequest>,
+    ) -> Result<Response<pb::AllocateOrderResponse>, Status> {
+        reply(self.allocate(r.into_inner()).await)
+    }
+    async fn get_allocation(
+        &self,
+        r: Request<pb::GetAllocationRequest>,
+    ) -> Result<Response<pb::GetAllocationResponse>, Status> {
+        reply(self.get(r.into_inner()).await)
+    }
+    async fn list_allocations(
+        &self,
+        r: Request<pb::ListAllocationsRequest>,
+    ) -> Result<Response<pb::ListAllocationsResponse>, Status> {
+        reply(self.list(r.into_inner()).await)
+    }
+    async fn cancel_allocation(
+        &self,
+        r: Request<pb::CancelAllocationRequest>,
+    ) -> Result<Response<pb::CancelAllocationResponse>, Status> {
+        reply(self.cancel(r.into_inner()).await)
+    }
+    async fn confirm_shipment(
+        &self,
+        r: Request<pb::ConfirmShipmentRequest>,
+    ) -> Result<Response<pb::ConfirmShipmentResponse>, Status> {
+        reply(self.ship(r.into_inner()).await)
+    }
+    async fn set_warehouse_profile(
+        &self,
+        r: Request<pb::SetWarehouseProfileRequest>,
+    ) -> Result<Response<pb::SetWarehouseProfileResponse>, Status> {
+        reply(self.set_profile(r.into_inner()).await)
+    }
+    async fn list_warehouse_profiles(
+        &self,
+        _: Request<pb::ListWarehouseProfilesRequest>,
+    ) -> Result<Response<pb::ListWarehouseProfilesResponse>, Status> {
+        reply(self.list_profiles().await)
+    }
+}

@@ -1,0 +1,62 @@
+//! Builds the fulfillment-allocation service from its settings and runs it until shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use inventory_proto::allocation::v1 as pb;
+use inventory_runtime::{App, Config, RuntimeError, ServiceHost, ServiceSpec, Settings};
+use inventory_stock_client::GrpcStockClient;
+
+use crate::api::AllocationApi;
+use crate::directory::Directory;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: pb::SERVICE_NAME,
+    schema: "allocation",
+    descriptor_set: pb::FILE_DESCRIPTOR_SET,
+    migrator: &MIGRATOR,
+};
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:50052";
+
+pub struct AllocationApp {
+    host: ServiceHost,
+    api: AllocationApi,
+}
+
+impl App for AllocationApp {
+    const NAME: &'static str = "fulfillment-allocation-service";
+
+    async fn build(settings: &Settings) -> Result<Self, RuntimeError> {
+        let config = Config::from_settings(settings, DEFAULT_LISTEN)?;
+        // ALLOCATION_REPLANS: plans tried when stock moves between planning and reserving.
+        let replans = settings.get("ALLOCATION_REPLANS", 3_usize)?;
+        // WAREHOUSE_REFRESH_MS: how old stock's warehouse list may be.
+        let refresh = settings.millis("WAREHOUSE_REFRESH_MS", 30_000)?;
+        let host = ServiceHost::build(config, SPEC).await?;
+        let stock = Arc::new(GrpcStockClient::from_settings(settings)?);
+        let directory = Directory::new(stock.clone(), refresh);
+        let api = AllocationApi::new(
+            host.pool.clone(),
+            host.page_tokens.clone(),
+            stock,
+            directory,
+            replans,
+        );
+        Ok(Self { host, api })
+    }
+
+    fn local_addr(&self) -> Result<SocketAddr, RuntimeError> {
+        self.host.local_addr()
+    }
+
+    async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RuntimeError> {
+        let service = pb::allocation_service_server::AllocationServiceServer::new(self.api);
+        self.host.run(service, shutdown).await
+    }
+}

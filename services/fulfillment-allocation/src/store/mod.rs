@@ -1,0 +1,365 @@
+//! PostgreSQL access for the allocation schema. Queries only: the rules live in `domain`.
+//!
+//! Lock order: the idempotency key, the order (an advisory lock on its id), then warehouse
+//! profiles in warehouse id order.
+
+use chrono::{DateTime, Utc};
+use inventory_core::ServiceError;
+use inventory_runtime::{Tx, db_error};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// How a warehouse operates, as this service knows it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Profile {
+    pub warehouse_id: Uuid,
+    pub capacity_lines: Option<i64>,
+    pub open_lines: i64,
+    pub paused: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Allocated,
+    PartiallyShipped,
+    Shipped,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allocated => "ALLOCATED",
+            Self::PartiallyShipped => "PARTIALLY_SHIPPED",
+            Self::Shipped => "SHIPPED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, ServiceError> {
+        match value {
+            "ALLOCATED" => Ok(Self::Allocated),
+            "PARTIALLY_SHIPPED" => Ok(Self::PartiallyShipped),
+            "SHIPPED" => Ok(Self::Shipped),
+            "CANCELLED" => Ok(Self::Cancelled),
+            other => Err(ServiceError::Internal(format!("unknown status {other}"))),
+        }
+    }
+}
+
+/// One order line's units from one warehouse.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AllocatedLine {
+    pub order_line_id: String,
+    pub warehouse_id: Uuid,
+    pub product_id: Uuid,
+    pub line_quantity: i64,
+    pub quantity: i64,
+    pub quantity_shipped: i64,
+    pub distance_km: Option<f64>,
+    pub reason: String,
+    /// Encoded `LineAllocation` holding only its `passed_over`.
+    pub passed_over: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Shortfall {
+    pub order_line_id: String,
+    pub requested: i64,
+    pub allocated: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allocation {
+    pub order_id: String,
+    pub status: Status,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub postal_code: String,
+    pub country: String,
+    pub reservation_request_id: String,
+    pub lines: Vec<AllocatedLine>,
+    pub shortfalls: Vec<Shortfall>,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Head {
+    order_id: String,
+    status: String,
+    destination_latitude: f64,
+    destination_longitude: f64,
+    postal_code: String,
+    country: String,
+    reservation_request_id: String,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+}
+
+/// Every profile. On the caller's connection: an allocation reads them inside its own
+/// transaction, never from a second pooled connection it would have to wait for.
+pub async fn profiles(conn: &mut PgConnection) -> Result<Vec<Profile>, ServiceError> {
+    sqlx::query_as(
+        "SELECT warehouse_id, capacity_lines, open_lines, paused FROM warehouse_profiles",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(db_error)
+}
+
+pub async fn set_profile(
+    tx: &mut Tx,
+    warehouse_id: Uuid,
+    capacity_lines: Option<i64>,
+    paused: bool,
+) -> Result<Profile, ServiceError> {
+    sqlx::query_as(
+        "INSERT INTO warehouse_profiles (warehouse_id, capacity_lines, paused) VALUES ($1, $2, $3)
+         ON CONFLICT (warehouse_id) DO UPDATE
+            SET capacity_lines = EXCLUDED.capacity_lines, paused = EXCLUDED.paused,
+                update_time = now()
+         RETURNING warehouse_id, capacity_lines, open_lines, paused",
+    )
+    .bind(warehouse_id)
+    .bind(capacity_lines)
+    .bind(paused)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)
+}
+
+/// Adds open lines to warehouses (in id order). With `within_capacity`, refuses (false, and
+/// the caller rolls back) when a warehouse would pass its capacity: another order took the
+/// room since the plan was made.
+pub async fn add_open_lines(
+    conn: &mut PgConnection,
+    lines: &[(Uuid, i64)],
+    within_capacity: bool,
+) -> Result<bool, ServiceError> {
+    let mut sorted = lines.to_vec();
+    sorted.sort();
+    for (warehouse_id, n) in sorted {
+        let updated = sqlx::query(
+            "INSERT INTO warehouse_profiles (warehouse_id, open_lines) VALUES ($1, $2)
+             ON CONFLICT (warehouse_id) DO UPDATE
+                SET open_lines = warehouse_profiles.open_lines + EXCLUDED.open_lines,
+                    update_time = now()
+              WHERE NOT $3 OR warehouse_profiles.capacity_lines IS NULL
+                 OR warehouse_profiles.open_lines + EXCLUDED.open_lines
+                    <= warehouse_profiles.capacity_lines",
+        )
+        .bind(warehouse_id)
+        .bind(n)
+        .bind(within_capacity)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+        if updated == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Takes lines off warehouses' workload (shipped or cancelled).
+pub async fn remove_open_lines(tx: &mut Tx, lines: &[(Uuid, i64)]) -> Result<(), ServiceError> {
+    let mut sorted = lines.to_vec();
+    sorted.sort();
+    for (warehouse_id, n) in sorted {
+        sqlx::query(
+            "UPDATE warehouse_profiles SET open_lines = greatest(open_lines - $2, 0),
+                    update_time = now()
+              WHERE warehouse_id = $1",
+        )
+        .bind(warehouse_id)
+        .bind(n)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Serialises work on one order (allocations of the same order id by different requests).
+pub async fn lock_order(tx: &mut Tx, order_id: &str) -> Result<(), ServiceError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+pub async fn get_allocation(
+    conn: &mut PgConnection,
+    order_id: &str,
+) -> Result<Option<Allocation>, ServiceError> {
+    let head: Option<Head> = sqlx::query_as(
+        "SELECT order_id, status, destination_latitude, destination_longitude, postal_code,
+                country, reservation_request_id, create_time, update_time
+           FROM allocations WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    match head {
+        Some(head) => Ok(Some(complete(conn, head).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn complete(conn: &mut PgConnection, head: Head) -> Result<Allocation, ServiceError> {
+    let lines: Vec<AllocatedLine> = sqlx::query_as(
+        "SELECT order_line_id, warehouse_id, product_id, line_quantity, quantity,
+                quantity_shipped, distance_km, reason, passed_over
+           FROM allocation_lines WHERE order_id = $1 ORDER BY order_line_id, distance_km",
+    )
+    .bind(&head.order_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let shortfalls: Vec<Shortfall> = sqlx::query_as(
+        "SELECT order_line_id, requested, allocated FROM allocation_shortfalls
+          WHERE order_id = $1 ORDER BY order_line_id",
+    )
+    .bind(&head.order_id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(Allocation {
+        status: Status::parse(&head.status)?,
+        order_id: head.order_id,
+        latitude: head.destination_latitude,
+        longitude: head.destination_longitude,
+        postal_code: head.postal_code,
+        country: head.country,
+        reservation_request_id: head.reservation_request_id,
+        lines,
+        shortfalls,
+        create_time: head.create_time,
+        update_time: head.update_time,
+    })
+}
+
+pub async fn insert_allocation(tx: &mut Tx, a: &Allocation) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO allocations (order_id, status, destination_latitude, destination_longitude,
+                                  postal_code, country, reservation_request_id, create_time,
+                                  update_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(&a.order_id)
+    .bind(a.status.as_str())
+    .bind(a.latitude)
+    .bind(a.longitude)
+    .bind(&a.postal_code)
+    .bind(&a.country)
+    .bind(&a.reservation_request_id)
+    .bind(a.create_time)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    for line in &a.lines {
+        sqlx::query(
+            "INSERT INTO allocation_lines (order_id, order_line_id, warehouse_id, product_id,
+                                           line_quantity, quantity, distance_km, reason,
+                                           passed_over)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&a.order_id)
+        .bind(&line.order_line_id)
+        .bind(line.warehouse_id)
+        .bind(line.product_id)
+        .bind(line.line_quantity)
+        .bind(line.quantity)
+        .bind(line.distance_km)
+        .bind(&line.reason)
+        .bind(&line.passed_over)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    for short in &a.shortfalls {
+        sqlx::query(
+            "INSERT INTO allocation_shortfalls (order_id, order_line_id, requested, allocated)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&a.order_id)
+        .bind(&short.order_line_id)
+        .bind(short.requested)
+        .bind(short.allocated)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+pub async fn add_shipped(
+    tx: &mut Tx,
+    order_id: &str,
+    order_line_id: &str,
+    warehouse_id: Uuid,
+    quantity: i64,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "UPDATE allocation_lines SET quantity_shipped = quantity_shipped + $4
+          WHERE order_id = $1 AND order_line_id = $2 AND warehouse_id = $3",
+    )
+    .bind(order_id)
+    .bind(order_line_id)
+    .bind(warehouse_id)
+    .bind(quantity)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+pub async fn set_status(tx: &mut Tx, order_id: &str, status: Status) -> Result<(), ServiceError> {
+    sqlx::query("UPDATE allocations SET status = $2, update_time = now() WHERE order_id = $1")
+        .bind(order_id)
+        .bind(status.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// A page of allocations after `after` (an order id), optionally only those shipping from
+/// `warehouse_id` or in `status`.
+pub async fn list_allocations(
+    pool: &PgPool,
+    warehouse_id: Option<Uuid>,
+    status: Option<Status>,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Allocation>, ServiceError> {
+    let mut conn = pool.acquire().await.map_err(db_error)?;
+    let heads: Vec<Head> = sqlx::query_as(
+        "SELECT order_id, status, destination_latitude, destination_longitude, postal_code,
+                country, reservation_request_id, create_time, update_time
+           FROM allocations a
+          WHERE ($1::uuid IS NULL OR EXISTS (SELECT 1 FROM allocation_lines l
+                                              WHERE l.order_id = a.order_id
+                                                AND l.warehouse_id = $1))
+            AND ($2::text IS NULL OR status = $2)
+            AND ($3::text IS NULL OR order_id > $3)
+          ORDER BY order_id LIMIT $4",
+    )
+    .bind(warehouse_id)
+    .bind(status.map(Status::as_str))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let mut allocations = Vec::with_capacity(heads.len());
+    for head in heads {
+        allocations.push(complete(&mut conn, head).await?);
+    }
+    Ok(allocations)
+}

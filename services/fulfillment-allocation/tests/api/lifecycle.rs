@@ -1,0 +1,162 @@
+//! After allocation: reading, listing, cancelling and shipping, each reflected in stock.
+
+use inventory_proto::allocation::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::{MUNICH, POTSDAM, TestApp, order};
+
+#[tokio::test]
+async fn an_allocation_reads_back_as_it_was_answered() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let mug = app.product("MUG").await;
+    app.receive(&mug, &potsdam, 5).await;
+    let allocated = app
+        .allocate(order("o-1", &[("1", &mug, 2)]))
+        .await
+        .expect("allocated");
+    assert_eq!(app.get("o-1").await.expect("get"), allocated);
+    let status = app.get("o-404").await.expect_err("unknown");
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn cancelling_releases_the_hold_in_stock() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let mug = app.product("MUG").await;
+    app.receive(&mug, &potsdam, 5).await;
+    app.allocate(order("o-1", &[("1", &mug, 2)]))
+        .await
+        .expect("allocated");
+    let cancelled = app.cancel("o-1").await.expect("cancelled");
+    assert_eq!(cancelled.status(), pb::AllocationStatus::Cancelled);
+    assert_eq!(app.stock_level(&mug, &potsdam).await, (5, 0));
+    // Cancelling again changes nothing and says so calmly.
+    let again = app.cancel("o-1").await.expect("still cancelled");
+    assert_eq!(again.status(), pb::AllocationStatus::Cancelled);
+    app.assert_ledger_clean().await;
+}
+
+#[tokio::test]
+async fn shipping_decrements_on_hand_and_frees_the_warehouse() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let mug = app.product("MUG").await;
+    app.receive(&mug, &potsdam, 5).await;
+    app.set_profile(&potsdam, Some(1), false)
+        .await
+        .expect("capacity 1");
+    app.allocate(order("o-1", &[("1", &mug, 3)]))
+        .await
+        .expect("allocated");
+    let partly = app
+        .ship("o-1", &potsdam, &[("1", 1)])
+        .await
+        .expect("shipped 1");
+    assert_eq!(partly.status(), pb::AllocationStatus::PartiallyShipped);
+    assert_eq!(app.stock_level(&mug, &potsdam).await, (4, 2));
+    let status = app
+        .allocate(order("o-2", &[("1", &mug, 1)]))
+        .await
+        .expect_err("Potsdam is still full");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let shipped = app
+        .ship("o-1", &potsdam, &[("1", 2)])
+        .await
+        .expect("shipped the rest");
+    assert_eq!(shipped.status(), pb::AllocationStatus::Shipped);
+    assert_eq!(app.stock_level(&mug, &potsdam).await, (2, 0));
+    app.allocate(order("o-2", &[("1", &mug, 1)]))
+        .await
+        .expect("room again once shipped");
+    app.assert_ledger_clean().await;
+}
+
+#[tokio::test]
+async fn a_shipped_order_cannot_be_cancelled_and_says_so() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let mug = app.product("MUG").await;
+    app.receive(&mug, &potsdam, 5).await;
+    app.allocate(order("o-1", &[("1", &mug, 2)]))
+        .await
+        .expect("allocated");
+    app.ship("o-1", &potsdam, &[("1", 2)])
+        .await
+        .expect("shipped");
+    let status = app.cancel("o-1").await.expect_err("shipped");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let info = inventory_testkit::error_info(&status, "allocation");
+    assert_eq!(info.0, "ORDER_ALREADY_SHIPPED");
+}
+
+#[tokio::test]
+async fn shipping_more_than_was_allocated_is_refused_and_ships_nothing() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let munich = app.warehouse("Munich", MUNICH).await;
+    let mug = app.product("MUG").await;
+    app.receive(&mug, &potsdam, 5).await;
+    app.allocate(order("o-1", &[("1", &mug, 2)]))
+        .await
+        .expect("allocated");
+    let status = app
+        .ship("o-1", &potsdam, &[("1", 3)])
+        .await
+        .expect_err("only 2 allocated");
+    assert_eq!(
+        inventory_testkit::error_info(&status, "allocation").0,
+        "EXCEEDS_ALLOCATED_QUANTITY"
+    );
+    let status = app
+        .ship("o-1", &munich, &[("1", 1)])
+        .await
+        .expect_err("not allocated to Munich");
+    assert_eq!(
+        inventory_testkit::bad_fields(&status),
+        ["lines[0].order_line_id"]
+    );
+    assert_eq!(app.stock_level(&mug, &potsdam).await, (5, 2));
+}
+
+#[tokio::test]
+async fn allocations_are_listed_by_warehouse_and_status_page_by_page() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let munich = app.warehouse("Munich", MUNICH).await;
+    let (mug, plate) = (app.product("MUG").await, app.product("PLATE").await);
+    app.receive(&mug, &potsdam, 10).await;
+    app.receive(&plate, &munich, 10).await;
+    for i in 0..3 {
+        app.allocate(order(&format!("mug-{i}"), &[("1", &mug, 1)]))
+            .await
+            .expect("mug order");
+    }
+    app.allocate(order("plate-0", &[("1", &plate, 1)]))
+        .await
+        .expect("plate order");
+    app.cancel("mug-1").await.expect("cancel");
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = app
+            .client
+            .clone()
+            .list_allocations(pb::ListAllocationsRequest {
+                page_size: 1,
+                page_token,
+                warehouse_id: potsdam.clone(),
+                status: pb::AllocationStatus::Allocated.into(),
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        seen.extend(page.allocations.into_iter().map(|a| a.order_id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(seen, ["mug-0", "mug-2"]);
+}

@@ -1,0 +1,9 @@
+//! The fulfillment-allocation service's tests, one binary: the real service over gRPC on a
+//! fresh database, beside a real stock service on the same database (see `helpers`).
+
+mod allocate;
+mod helpers;
+mod lifecycle;
+mod platform;
+mod replan;
+mod validation;

@@ -1,0 +1,147 @@
+//! When stock moves between planning and reserving, the order is planned again with fresh
+//! numbers (here with a scripted stock, to make the race certain); when stock is down, the
+//! caller gets UNAVAILABLE and nothing is left half-done (with the real stock).
+
+use std::sync::{Arc, Mutex};
+
+use fulfillment_allocation_service::api::AllocationApi;
+use fulfillment_allocation_service::app::MIGRATOR;
+use fulfillment_allocation_service::directory::Directory;
+use inventory_proto::allocation::v1 as pb;
+use inventory_proto::allocation::v1::allocation_service_server::AllocationService;
+use inventory_runtime::{Config, Settings, connect_database, database::page_tokens};
+use inventory_stock_client::{MockStockClient, StockError, pb as stock};
+use inventory_testkit::TestDatabase;
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::helpers::{MUNICH, POTSDAM, TestApp, order, sources};
+
+fn warehouse(id: Uuid, name: &str, (latitude, longitude): (f64, f64)) -> stock::Warehouse {
+    stock::Warehouse {
+        warehouse_id: id.to_string(),
+        name: name.to_owned(),
+        location: Some(stock::GeoPoint {
+            latitude,
+            longitude,
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn stock_taken_between_plan_and_reserve_leads_to_a_new_plan_not_an_oversell() {
+    let database = TestDatabase::create().await;
+    let settings = Settings::defaults().overlay([
+        ("DATABASE_URL", database.url.as_str()),
+        ("DATABASE_MAX_CONNECTIONS", "4"),
+    ]);
+    let config = Config::from_settings(&settings, "127.0.0.1:0").expect("config");
+    let pool = connect_database(&config, "allocation", &MIGRATOR)
+        .await
+        .expect("migrated");
+    let (potsdam, munich, mug) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let mut stock = MockStockClient::new();
+    stock.expect_list_warehouses().returning(move |_| {
+        Ok(stock::ListWarehousesResponse {
+            warehouses: vec![
+                warehouse(potsdam, "Potsdam", POTSDAM),
+                warehouse(munich, "Munich", MUNICH),
+            ],
+            next_page_token: String::new(),
+        })
+    });
+    stock
+        .expect_list_reservations()
+        .returning(|_| Ok(Vec::new()));
+    // The first look sees 5 in Potsdam; by the second, another buyer took them.
+    let looks = Arc::new(Mutex::new(0));
+    let seen = looks.clone();
+    stock
+        .expect_batch_get_availability()
+        .returning(move |keys| {
+            let mut looks = seen.lock().expect("looks");
+            *looks += 1;
+            let potsdam_units = if *looks == 1 { 5 } else { 0 };
+            Ok(keys
+                .into_iter()
+                .map(|k| {
+                    let units = if k.warehouse_id == potsdam.to_string() {
+                        potsdam_units
+                    } else {
+                        5
+                    };
+                    stock::Availability {
+                        product_id: k.product_id,
+                        warehouse_id: k.warehouse_id,
+                        quantity_on_hand: units,
+                        quantity_reserved: 0,
+                        quantity_available: units,
+                    }
+                })
+                .collect())
+        });
+    let reserved = Arc::new(Mutex::new(Vec::new()));
+    let record = reserved.clone();
+    stock.expect_reserve_order().returning(move |request| {
+        record.lock().expect("record").push(request.clone());
+        let line = &request.lines[0];
+        if line.warehouse_id == potsdam.to_string() {
+            Err(StockError::InsufficientStock {
+                product_id: line.product_id.clone(),
+                warehouse_id: line.warehouse_id.clone(),
+                requested: line.quantity,
+                available: 0,
+            })
+        } else {
+            Ok(stock::ReserveOrderResponse::default())
+        }
+    });
+    let stock = Arc::new(stock);
+    let api = AllocationApi::new(
+        pool.clone(),
+        page_tokens(&pool).await.expect("page key"),
+        stock.clone(),
+        Directory::new(stock, std::time::Duration::ZERO),
+        3,
+    );
+    let response = api
+        .allocate_order(tonic::Request::new(order(
+            "o-1",
+            &[("1", &mug.to_string(), 2)],
+        )))
+        .await
+        .expect("allocated on the second plan")
+        .into_inner();
+    let allocation = response.allocation.expect("allocation");
+    assert_eq!(
+        sources(&allocation),
+        [("1".to_owned(), munich.to_string(), 2)]
+    );
+    let attempts = reserved.lock().expect("attempts");
+    assert_eq!(attempts.len(), 2);
+    assert!(attempts[0].request_id.ends_with(":reserve:1"));
+    assert!(attempts[1].request_id.ends_with(":reserve:2"));
+    assert_eq!(
+        *looks.lock().expect("looks"),
+        2,
+        "fresh numbers for the second plan"
+    );
+}
+
+#[tokio::test]
+async fn with_stock_down_allocation_is_unavailable_and_records_nothing() {
+    let mut app = TestApp::spawn_with(&[("STOCK_RETRY_ATTEMPTS", "2")]).await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let mug = app.product("MUG").await;
+    app.receive(&mug, &potsdam, 5).await;
+    app.stock.server.stop().await;
+    let status = app
+        .allocate(order("o-1", &[("1", &mug, 1)]))
+        .await
+        .expect_err("stock is down");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let status = app.get("o-1").await.expect_err("nothing recorded");
+    assert_eq!(status.code(), Code::NotFound);
+    let _ = pb::AllocationStatus::Allocated;
+}

@@ -1,0 +1,111 @@
+//! Bad input: INVALID_ARGUMENT (or NOT_FOUND) naming the field, and nothing reserved.
+
+use inventory_proto::allocation::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::{POTSDAM, TestApp, bad_fields, order};
+
+async fn stocked() -> (TestApp, String, String) {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let mug = app.product("MUG").await;
+    app.receive(&mug, &potsdam, 5).await;
+    (app, potsdam, mug)
+}
+
+#[tokio::test]
+async fn an_order_without_lines_is_invalid() {
+    let (app, _, _) = stocked().await;
+    let status = app.allocate(order("o-1", &[])).await.expect_err("no lines");
+    assert_eq!(bad_fields(&status), ["lines"]);
+}
+
+#[tokio::test]
+async fn more_lines_than_the_limit_are_invalid() {
+    let (app, _, mug) = stocked().await;
+    let ids: Vec<String> = (0..201).map(|i| i.to_string()).collect();
+    let lines: Vec<(&str, &str, i64)> = ids
+        .iter()
+        .map(|id| (id.as_str(), mug.as_str(), 1))
+        .collect();
+    let status = app
+        .allocate(order("o-1", &lines))
+        .await
+        .expect_err("201 lines");
+    assert_eq!(bad_fields(&status), ["lines"]);
+}
+
+#[tokio::test]
+async fn repeated_line_ids_and_bad_quantities_are_each_named() {
+    let (app, potsdam, mug) = stocked().await;
+    let status = app
+        .allocate(order(
+            "o-1",
+            &[("1", &mug, 1), ("1", &mug, 0), ("2", &mug, -3)],
+        ))
+        .await
+        .expect_err("bad lines");
+    assert_eq!(
+        bad_fields(&status),
+        [
+            "lines[1].quantity",
+            "lines[1].order_line_id",
+            "lines[2].quantity"
+        ]
+    );
+    assert_eq!(app.stock_level(&mug, &potsdam).await, (5, 0));
+}
+
+#[tokio::test]
+async fn coordinates_out_of_range_are_invalid() {
+    let (app, _, mug) = stocked().await;
+    let mut request = order("o-1", &[("1", &mug, 1)]);
+    request.destination = Some(pb::Destination {
+        latitude: 91.0,
+        longitude: f64::NAN,
+        ..Default::default()
+    });
+    let status = app.allocate(request).await.expect_err("bad coordinates");
+    assert_eq!(
+        bad_fields(&status),
+        ["destination.latitude", "destination.longitude"]
+    );
+}
+
+#[tokio::test]
+async fn a_missing_destination_and_a_malformed_product_are_invalid() {
+    let (app, _, _) = stocked().await;
+    let mut request = order("o-1", &[("1", "not-a-uuid", 1)]);
+    request.destination = None;
+    let status = app.allocate(request).await.expect_err("bad request");
+    assert_eq!(bad_fields(&status), ["destination", "lines[0].product_id"]);
+}
+
+#[tokio::test]
+async fn an_unknown_product_is_not_found_and_names_its_line() {
+    let (app, potsdam, mug) = stocked().await;
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let status = app
+        .allocate(order("o-1", &[("1", &mug, 1), ("2", &unknown, 1)]))
+        .await
+        .expect_err("unknown product");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert!(
+        status.message().contains("lines[1]"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(app.stock_level(&mug, &potsdam).await, (5, 0));
+}
+
+#[tokio::test]
+async fn max_shipments_out_of_range_is_invalid() {
+    let (app, _, mug) = stocked().await;
+    let mut request = order("o-1", &[("1", &mug, 1)]);
+    request.options = Some(pb::AllocationOptions {
+        max_shipments: 51,
+        ..Default::default()
+    });
+    let status = app.allocate(request).await.expect_err("too many");
+    assert_eq!(bad_fields(&status), ["options.max_shipments"]);
+}
