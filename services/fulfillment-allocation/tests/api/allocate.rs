@@ -2,6 +2,7 @@
 //! and the retry story.
 
 use inventory_proto::allocation::v1 as pb;
+use inventory_proto::stock::v1 as stock;
 use inventory_testkit::assert_idempotent;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -285,4 +286,43 @@ async fn a_warehouse_created_in_stock_is_used_without_a_restart() {
         .await
         .expect("second");
     assert_eq!(sources(&second)[0].1, potsdam);
+}
+
+#[tokio::test]
+async fn holds_an_interrupted_attempt_left_in_stock_are_adopted_not_reserved_again() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let munich = app.warehouse("Munich", MUNICH).await;
+    let mug = app.product("MUG").await;
+    app.receive(&mug, &potsdam, 5).await;
+    app.receive(&mug, &munich, 5).await;
+    // An attempt that reserved in stock (from Munich) and died before recording anything.
+    app.stock
+        .client
+        .clone()
+        .reserve_order(stock::ReserveOrderRequest {
+            request_id: "crashed:reserve:1".to_owned(),
+            order_id: "o-1".to_owned(),
+            lines: vec![stock::ReservationLine {
+                order_line_id: "1".to_owned(),
+                product_id: mug.clone(),
+                warehouse_id: munich.clone(),
+                quantity: 2,
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("held by the interrupted attempt");
+    let allocation = app
+        .allocate(order("o-1", &[("1", &mug, 2)]))
+        .await
+        .expect("the retry");
+    assert_eq!(sources(&allocation), [("1".to_owned(), munich.clone(), 2)]);
+    assert_eq!(app.stock_level(&mug, &munich).await, (5, 2));
+    assert_eq!(
+        app.stock_level(&mug, &potsdam).await,
+        (5, 0),
+        "nothing reserved twice"
+    );
+    assert_eq!(app.reservations("o-1").await.len(), 1);
 }
