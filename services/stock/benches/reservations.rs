@@ -13,12 +13,16 @@
 //! statement with pgbench against the same rows. Exits non-zero if anything was oversold or
 //! the ledger drifted.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use inventory_benchkit::{
+    self as benchkit, Rng, admin, cores, database_counters, execute, free_port, latency_histogram,
+    machine_jiffies, ms, postgres_cpu_seconds, process_cpu_seconds, start_service, stop_service,
+    wait_serving,
+};
 use inventory_proto::stock::v1 as pb;
 use pb::stock_service_client::StockServiceClient;
 use sqlx::Connection;
@@ -178,18 +182,6 @@ fn product_id(n: usize) -> String {
     format!("00000000-0000-4000-8000-{n:012x}")
 }
 
-/// A small xorshift generator: the load generator must not spend its time on randomness.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 struct Case {
     workload: Workload,
     clients: usize,
@@ -200,72 +192,6 @@ struct Case {
 impl Case {
     fn url(&self, server: &str) -> String {
         format!("{server}/{}", self.database)
-    }
-}
-
-async fn admin(server: &str) -> Result<sqlx::PgConnection, String> {
-    sqlx::PgConnection::connect(&format!("{server}/postgres"))
-        .await
-        .map_err(|e| e.to_string())
-}
-
-async fn execute(conn: &mut sqlx::PgConnection, sql: String) -> Result<(), String> {
-    sqlx::raw_sql(&(sql))
-        .execute(conn)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-fn start_service(url: &str, port: u16, env: &[(String, String)]) -> Result<Child, String> {
-    let mut command = Command::new(SERVICE_BINARY);
-    command
-        .env("DATABASE_URL", url)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .env("MAX_CONCURRENT_REQUESTS", "4096")
-        .stdout(match std::env::var("BENCH_SERVICE_LOG") {
-            // Where the service's own logs go (RUST_LOG can be set with --service-env).
-            Ok(path) => std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map(Stdio::from)
-                .unwrap_or_else(|_| Stdio::null()),
-            Err(_) => Stdio::null(),
-        })
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command
-        .spawn()
-        .map_err(|e| format!("start {SERVICE_BINARY}: {e}"))
-}
-
-async fn wait_for_service(endpoint: &str) -> Result<Channel, String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(channel) = Channel::from_shared(endpoint.to_owned())
-            .map_err(|e| e.to_string())?
-            .connect()
-            .await
-        {
-            let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-            let request = tonic_health::pb::HealthCheckRequest {
-                service: pb::SERVICE_NAME.to_owned(),
-            };
-            if let Ok(r) = health.check(request).await
-                && r.get_ref().status()
-                    == tonic_health::pb::health_check_response::ServingStatus::Serving
-            {
-                return Ok(channel);
-            }
-        }
-        if Instant::now() > deadline {
-            return Err("stock-service did not become ready".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -320,63 +246,6 @@ struct ServiceRun {
     wal_syncs_per_sec: f64,
 }
 
-/// CPU seconds a process has used so far (user + system), from /proc.
-fn process_cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
-        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
-    });
-    ticks / 100.0
-}
-
-/// CPU seconds used so far by every PostgreSQL process (the server and its backends).
-fn postgres_cpu_seconds() -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim() == "postgres")
-        })
-        .map(process_cpu_seconds)
-        .sum()
-}
-
-/// (busy, total) jiffies of the whole machine, from /proc/stat.
-fn machine_jiffies() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let values: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: f64 = values.iter().sum();
-    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
-    (total - idle, total)
-}
-
-async fn database_counters(conn: &mut sqlx::PgConnection) -> Result<(f64, f64), String> {
-    let (commits, syncs): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
-                (SELECT wal_sync FROM pg_stat_wal)",
-    )
-    .fetch_one(conn)
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok((commits as f64, syncs as f64))
-}
-
 async fn run_service(
     case: &Case,
     opts: &Options,
@@ -409,13 +278,12 @@ async fn run_service(
                 (successes.clone(), rejections.clone(), errors.clone());
             let (products, tag) = (case.products, run_tag.clone());
             tokio::spawn(async move {
-                let mut histogram =
-                    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+                let mut histogram = latency_histogram();
                 let mut rng =
                     Rng(0x9E37_79B9_7F4A_7C15 ^ ((client as u64 + 1) * 0x2545_F491_4F6C_DD1D));
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let n = picker.pick(products, rng.next());
+                    let n = picker.pick(products, rng.unit());
                     let request = pb::ReserveStockRequest {
                         request_id: Uuid::now_v7().to_string(),
                         order_id: format!("b-{tag}-{client}-{i}"),
@@ -447,8 +315,7 @@ async fn run_service(
         .collect();
     tokio::time::sleep(opts.duration).await;
     stop.store(true, Ordering::Relaxed);
-    let mut histogram =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
+    let mut histogram = latency_histogram();
     for task in tasks {
         histogram
             .add(task.await.map_err(|e| e.to_string())?)
@@ -492,10 +359,6 @@ async fn run_service(
     })
 }
 
-fn cores() -> f64 {
-    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
-}
-
 /// (rows with reserved above on hand, rows whose ledger drifted).
 async fn check(url: &str, channel: Channel) -> Result<(i64, usize), String> {
     let mut conn = sqlx::PgConnection::connect(url)
@@ -516,36 +379,14 @@ async fn check(url: &str, channel: Channel) -> Result<(i64, usize), String> {
 }
 
 fn pgbench(case: &Case, opts: &Options, script: &str) -> Result<f64, String> {
-    let path = std::env::temp_dir().join(format!("bench-{}.sql", Uuid::now_v7().simple()));
-    std::fs::write(&path, script).map_err(|e| e.to_string())?;
-    let output = Command::new("pgbench")
-        .env("PGOPTIONS", "-c search_path=stock")
-        .args(["-n", "-j", "2", "-M", "prepared"])
-        .args(["-c", &case.clients.to_string()])
-        .args(["-T", &opts.duration.as_secs().to_string()])
-        .args(["-D", &format!("products={}", case.products)])
-        .arg("-f")
-        .arg(&path)
-        .arg(case.url(&opts.server_url))
-        .output()
-        .map_err(|e| format!("pgbench: {e}"))?;
-    let _ = std::fs::remove_file(&path);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(format!(
-            "pgbench failed: {}{}",
-            stdout,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    stdout
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("tps = ")
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .ok_or_else(|| format!("no tps in pgbench output: {stdout}"))
+    benchkit::pgbench(
+        &case.url(&opts.server_url),
+        "stock",
+        case.clients,
+        opts.duration,
+        &[("products", case.products.to_string())],
+        script,
+    )
 }
 
 /// SQL for the id of product number `n` (an SQL expression), as [`product_id`] builds it.
@@ -599,10 +440,6 @@ SELECT gen_random_uuid(), product_id, warehouse_id, 'RESERVE', 1, 0, 1, quantity
     )
 }
 
-fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
-    histogram.value_at_quantile(quantile) as f64 / 1000.0
-}
-
 async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, String> {
     let mut admin = admin(&opts.server_url).await?;
     execute(
@@ -613,24 +450,19 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
     execute(&mut admin, format!("CREATE DATABASE {}", case.database)).await?;
     let url = case.url(&opts.server_url);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let mut service = start_service(&url, port, &opts.service_env)?;
+    let port = free_port()?;
+    let service = start_service(SERVICE_BINARY, &url, port, &opts.service_env)?;
+    let service_pid = service.id();
     let outcome = async {
-        let channel = wait_for_service(&format!("http://127.0.0.1:{port}")).await?;
+        let channel = wait_serving(&format!("http://127.0.0.1:{port}"), pb::SERVICE_NAME).await?;
         seed(&url, case.products).await?;
         vacuum(&url).await?;
-        let run = run_service(case, opts, channel.clone(), service.id()).await?;
+        let run = run_service(case, opts, channel.clone(), service_pid).await?;
         let (oversold, drift) = check(&url, channel).await?;
         Ok::<_, String>((run, oversold, drift))
     }
     .await;
-    let _ = Command::new("kill")
-        .args(["-TERM", &service.id().to_string()])
-        .status();
-    let _ = service.wait();
+    stop_service(service);
     let (run, oversold, drift) = outcome?;
 
     let (textbook, single) = if opts.baselines {

@@ -1,0 +1,231 @@
+//! What the end-to-end benchmarks share (a dev-dependency): services started as their own
+//! release processes, waited for through grpc.health.v1, pgbench baselines on the same
+//! database, and the CPU each process used (from /proc).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use sqlx::Connection;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+/// A connection to the server's `postgres` database, to create and drop bench databases.
+pub async fn admin(server: &str) -> Result<sqlx::PgConnection, String> {
+    sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+pub async fn execute(conn: &mut sqlx::PgConnection, sql: String) -> Result<(), String> {
+    sqlx::raw_sql(&(sql))
+        .execute(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// Starts a service binary on `port` against `database_url`, quiet unless `BENCH_SERVICE_LOG`
+/// names a file for its logs.
+pub fn start_service(
+    binary: &str,
+    database_url: &str,
+    port: u16,
+    env: &[(String, String)],
+) -> Result<Child, String> {
+    let mut command = Command::new(binary);
+    command
+        .env("DATABASE_URL", database_url)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .env("MAX_CONCURRENT_REQUESTS", "4096")
+        .stdout(match std::env::var("BENCH_SERVICE_LOG") {
+            Ok(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::null()),
+            Err(_) => Stdio::null(),
+        })
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.spawn().map_err(|e| format!("start {binary}: {e}"))
+}
+
+/// Stops a service as Kubernetes would (SIGTERM) and waits for it.
+pub fn stop_service(mut service: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &service.id().to_string()])
+        .status();
+    let _ = service.wait();
+}
+
+/// A channel to `endpoint` once health reports `service` SERVING (at most a minute).
+pub async fn wait_serving(endpoint: &str, service: &str) -> Result<Channel, String> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(channel) = Channel::from_shared(endpoint.to_owned())
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+        {
+            let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+            let request = tonic_health::pb::HealthCheckRequest {
+                service: service.to_owned(),
+            };
+            if let Ok(r) = health.check(request).await
+                && r.get_ref().status() == ServingStatus::Serving
+            {
+                return Ok(channel);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{service} did not become ready at {endpoint}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One pgbench run of `script` (custom variables in `defines`): its transactions per second.
+pub fn pgbench(
+    database_url: &str,
+    search_path: &str,
+    clients: usize,
+    duration: Duration,
+    defines: &[(&str, String)],
+    script: &str,
+) -> Result<f64, String> {
+    let path = std::env::temp_dir().join(format!("bench-{}.sql", Uuid::now_v7().simple()));
+    std::fs::write(&path, script).map_err(|e| e.to_string())?;
+    let mut command = Command::new("pgbench");
+    command
+        .env("PGOPTIONS", format!("-c search_path={search_path}"))
+        .args(["-n", "-j", "2", "-M", "prepared"])
+        .args(["-c", &clients.to_string()])
+        .args(["-T", &duration.as_secs().to_string()]);
+    for (k, v) in defines {
+        command.args(["-D", &format!("{k}={v}")]);
+    }
+    let output = command
+        .arg("-f")
+        .arg(&path)
+        .arg(database_url)
+        .output()
+        .map_err(|e| format!("pgbench: {e}"))?;
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "pgbench failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tps = ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .ok_or_else(|| format!("no tps in pgbench output: {stdout}"))
+}
+
+/// CPU seconds a process has used so far (user + system), from /proc.
+pub fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
+    ticks / 100.0
+}
+
+/// CPU seconds used so far by every PostgreSQL process (the server and its backends).
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .map(process_cpu_seconds)
+        .sum()
+}
+
+/// (busy, total) jiffies of the whole machine, from /proc/stat.
+pub fn machine_jiffies() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let values: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = values.iter().sum();
+    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
+}
+
+pub fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+}
+
+/// (commits, WAL syncs) of the current database so far.
+pub async fn database_counters(conn: &mut sqlx::PgConnection) -> Result<(f64, f64), String> {
+    let (commits, syncs): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+                (SELECT wal_sync FROM pg_stat_wal)",
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((commits as f64, syncs as f64))
+}
+
+/// A quantile of a latency histogram recorded in microseconds, in milliseconds.
+pub fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1000.0
+}
+
+/// A latency histogram in microseconds, up to a minute.
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .unwrap_or_else(|_| unreachable!("constant bounds are valid"))
+}
+
+/// A small xorshift generator: a load generator must not spend its time on randomness.
+/// Seed it with anything but zero.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
