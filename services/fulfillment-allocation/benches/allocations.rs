@@ -172,12 +172,18 @@ async fn seed(url: &str, products: usize) -> Result<(), String> {
                      reference_id, request_id)
                   SELECT gen_random_uuid(), product_id, warehouse_id, 'RECEIVE', {STOCK_PER_ROW},
                          {STOCK_PER_ROW}, 0, {STOCK_PER_ROW}, 0, 'bench-seed', 'bench-seed'
-                    FROM inventory ORDER BY product_id, warehouse_id;
-             VACUUM ANALYZE inventory, inventory_transactions, products, warehouses;",
+                    FROM inventory ORDER BY product_id, warehouse_id;",
             warehouses = warehouses.join(", "),
             product = product_id_sql("n"),
             central = warehouse_id(CENTRAL),
         ),
+    )
+    .await?;
+    // Apart: VACUUM cannot run inside the implicit transaction of a multi-statement string.
+    execute(
+        &mut conn,
+        "VACUUM ANALYZE stock.inventory, stock.inventory_transactions, stock.products, stock.warehouses"
+            .to_owned(),
     )
     .await
 }
@@ -378,7 +384,7 @@ BEGIN;
 {}
 {}
 {}
-\\if :a1 >= 1 && :a2 >= 1 && :a3 >= 1
+\\if :a1 >= 1 and :a2 >= 1 and :a3 >= 1
 {}
 {}
 {}
