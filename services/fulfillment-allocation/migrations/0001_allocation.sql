@@ -5,7 +5,8 @@ CREATE TABLE warehouse_profiles (
     warehouse_id    uuid PRIMARY KEY,
     -- Open order lines the warehouse can hold at once; NULL: no limit.
     capacity_lines  bigint,
-    -- Order lines allocated to it and not yet shipped or cancelled.
+    -- Order lines allocated to it and not yet shipped or cancelled; kept only while a
+    -- capacity is set (recounted from allocation_lines when the profile changes).
     open_lines      bigint NOT NULL DEFAULT 0,
     paused          boolean NOT NULL DEFAULT false,
     update_time     timestamptz NOT NULL DEFAULT now(),

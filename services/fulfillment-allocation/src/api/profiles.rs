@@ -45,11 +45,23 @@ impl AllocationApi {
             .acquire()
             .await
             .map_err(inventory_runtime::db_error)?;
-        let profiles: HashMap<Uuid, store::Profile> = store::profiles(&mut conn)
+        let mut profiles: HashMap<Uuid, store::Profile> = store::profiles(&mut conn)
             .await?
             .into_iter()
             .map(|p| (p.warehouse_id, p))
             .collect();
+        // The current workload of every warehouse, capped or not.
+        for (warehouse_id, open) in store::count_open_lines(&mut conn, None).await? {
+            profiles
+                .entry(warehouse_id)
+                .or_insert(store::Profile {
+                    warehouse_id,
+                    capacity_lines: None,
+                    open_lines: 0,
+                    paused: false,
+                })
+                .open_lines = open;
+        }
         Ok(pb::ListWarehouseProfilesResponse {
             profiles: warehouses
                 .iter()

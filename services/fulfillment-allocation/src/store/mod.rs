@@ -114,24 +114,33 @@ pub async fn set_profile(
     capacity_lines: Option<i64>,
     paused: bool,
 ) -> Result<Profile, ServiceError> {
+    // Workload is kept on the row only while a capacity is set; recount it from the
+    // allocations whenever the profile changes.
+    let open = count_open_lines(tx, Some(warehouse_id))
+        .await?
+        .first()
+        .map_or(0, |(_, n)| *n);
     sqlx::query_as(
-        "INSERT INTO warehouse_profiles (warehouse_id, capacity_lines, paused) VALUES ($1, $2, $3)
+        "INSERT INTO warehouse_profiles (warehouse_id, capacity_lines, paused, open_lines)
+         VALUES ($1, $2, $3, $4)
          ON CONFLICT (warehouse_id) DO UPDATE
             SET capacity_lines = EXCLUDED.capacity_lines, paused = EXCLUDED.paused,
-                update_time = now()
+                open_lines = EXCLUDED.open_lines, update_time = now()
          RETURNING warehouse_id, capacity_lines, open_lines, paused",
     )
     .bind(warehouse_id)
     .bind(capacity_lines)
     .bind(paused)
+    .bind(open)
     .fetch_one(&mut **tx)
     .await
     .map_err(db_error)
 }
 
-/// Adds open lines to warehouses (in id order). With `within_capacity`, refuses (false, and
-/// the caller rolls back) when a warehouse would pass its capacity: another order took the
-/// room since the plan was made.
+/// Adds open lines to the warehouses that have a capacity (in id order): only their count
+/// decides anything, and leaving the others alone keeps every order from writing the same few
+/// rows. With `within_capacity`, refuses (false, and the caller rolls back) when a warehouse
+/// would pass its capacity: another order took the room since the plan was made.
 pub async fn add_open_lines(
     conn: &mut PgConnection,
     lines: &[(Uuid, i64)],
@@ -140,30 +149,31 @@ pub async fn add_open_lines(
     let mut sorted = lines.to_vec();
     sorted.sort();
     for (warehouse_id, n) in sorted {
-        let updated = sqlx::query(
-            "INSERT INTO warehouse_profiles (warehouse_id, open_lines) VALUES ($1, $2)
-             ON CONFLICT (warehouse_id) DO UPDATE
-                SET open_lines = warehouse_profiles.open_lines + EXCLUDED.open_lines,
-                    update_time = now()
-              WHERE NOT $3 OR warehouse_profiles.capacity_lines IS NULL
-                 OR warehouse_profiles.open_lines + EXCLUDED.open_lines
-                    <= warehouse_profiles.capacity_lines",
+        let fits: bool = sqlx::query_scalar(
+            "WITH bumped AS (
+                 UPDATE warehouse_profiles
+                    SET open_lines = open_lines + $2, update_time = now()
+                  WHERE warehouse_id = $1 AND capacity_lines IS NOT NULL
+                    AND (NOT $3 OR open_lines + $2 <= capacity_lines)
+              RETURNING 1)
+             SELECT EXISTS (SELECT 1 FROM bumped)
+                 OR NOT EXISTS (SELECT 1 FROM warehouse_profiles
+                                 WHERE warehouse_id = $1 AND capacity_lines IS NOT NULL)",
         )
         .bind(warehouse_id)
         .bind(n)
         .bind(within_capacity)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await
-        .map_err(db_error)?
-        .rows_affected();
-        if updated == 0 {
+        .map_err(db_error)?;
+        if !fits {
             return Ok(false);
         }
     }
     Ok(true)
 }
 
-/// Takes lines off warehouses' workload (shipped or cancelled).
+/// Takes lines off the workload of warehouses with a capacity (shipped or cancelled).
 pub async fn remove_open_lines(tx: &mut Tx, lines: &[(Uuid, i64)]) -> Result<(), ServiceError> {
     let mut sorted = lines.to_vec();
     sorted.sort();
@@ -171,7 +181,7 @@ pub async fn remove_open_lines(tx: &mut Tx, lines: &[(Uuid, i64)]) -> Result<(),
         sqlx::query(
             "UPDATE warehouse_profiles SET open_lines = greatest(open_lines - $2, 0),
                     update_time = now()
-              WHERE warehouse_id = $1",
+              WHERE warehouse_id = $1 AND capacity_lines IS NOT NULL",
         )
         .bind(warehouse_id)
         .bind(n)
@@ -180,6 +190,26 @@ pub async fn remove_open_lines(tx: &mut Tx, lines: &[(Uuid, i64)]) -> Result<(),
         .map_err(db_error)?;
     }
     Ok(())
+}
+
+/// Open order lines per warehouse, counted from the allocations: lines allocated to it,
+/// not yet shipped in full, of orders neither shipped nor cancelled.
+pub async fn count_open_lines(
+    conn: &mut PgConnection,
+    warehouse_id: Option<Uuid>,
+) -> Result<Vec<(Uuid, i64)>, ServiceError> {
+    sqlx::query_as(
+        "SELECT l.warehouse_id, count(*)
+           FROM allocation_lines l JOIN allocations a USING (order_id)
+          WHERE a.status IN ('ALLOCATED', 'PARTIALLY_SHIPPED')
+            AND l.quantity_shipped < l.quantity
+            AND ($1::uuid IS NULL OR l.warehouse_id = $1)
+          GROUP BY l.warehouse_id",
+    )
+    .bind(warehouse_id)
+    .fetch_all(conn)
+    .await
+    .map_err(db_error)
 }
 
 /// Serialises work on one order (allocations of the same order id by different requests).

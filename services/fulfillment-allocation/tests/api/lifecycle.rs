@@ -160,3 +160,38 @@ async fn allocations_are_listed_by_warehouse_and_status_page_by_page() {
     }
     assert_eq!(seen, ["mug-0", "mug-2"]);
 }
+
+#[tokio::test]
+async fn profiles_list_every_warehouse_with_its_open_lines_capped_or_not() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let munich = app.warehouse("Munich", MUNICH).await;
+    let (mug, plate) = (app.product("MUG").await, app.product("PLATE").await);
+    app.receive(&mug, &potsdam, 5).await;
+    app.receive(&plate, &munich, 5).await;
+    app.allocate(order("o-1", &[("1", &mug, 1), ("2", &plate, 1)]))
+        .await
+        .expect("allocated");
+    // A capacity set after the fact starts from the lines already open there.
+    let capped = app
+        .set_profile(&munich, Some(10), false)
+        .await
+        .expect("capped");
+    assert_eq!((capped.capacity_lines, capped.open_lines), (Some(10), 1));
+    let profiles = app
+        .client
+        .clone()
+        .list_warehouse_profiles(pb::ListWarehouseProfilesRequest {})
+        .await
+        .expect("profiles")
+        .into_inner()
+        .profiles;
+    let open = |id: &str| {
+        profiles
+            .iter()
+            .find(|p| p.warehouse_id == id)
+            .map(|p| (p.capacity_lines, p.open_lines, p.has_coordinates))
+    };
+    assert_eq!(open(&potsdam), Some((None, 1, true)));
+    assert_eq!(open(&munich), Some((Some(10), 1, true)));
+}
