@@ -304,7 +304,8 @@ impl AllocationApi {
     }
 }
 
-/// Lines each shipping warehouse takes on.
+/// Lines each shipping warehouse takes on. All of them, not only those capped when the plan
+/// was made: a capacity set since then must count this order too.
 fn workload(problem: &Problem, plan: &Plan) -> Vec<(Uuid, i64)> {
     let mut per_site: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
     for part in &plan.parts {

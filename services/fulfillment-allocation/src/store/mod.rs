@@ -292,26 +292,32 @@ pub async fn insert_allocation(tx: &mut Tx, a: &Allocation) -> Result<(), Servic
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    for line in &a.lines {
-        sqlx::query(
-            "INSERT INTO allocation_lines (order_id, order_line_id, warehouse_id, product_id,
-                                           line_quantity, quantity, distance_km, reason,
-                                           passed_over)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&a.order_id)
-        .bind(&line.order_line_id)
-        .bind(line.warehouse_id)
-        .bind(line.product_id)
-        .bind(line.line_quantity)
-        .bind(line.quantity)
-        .bind(line.distance_km)
-        .bind(&line.reason)
-        .bind(&line.passed_over)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    }
+    // All lines in one statement.
+    let column = |f: fn(&AllocatedLine) -> String| a.lines.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO allocation_lines (order_id, order_line_id, warehouse_id, product_id,
+                                       line_quantity, quantity, distance_km, reason,
+                                       passed_over)
+         SELECT $1, * FROM unnest($2::text[], $3::uuid[], $4::uuid[], $5::bigint[],
+                                  $6::bigint[], $7::float8[], $8::text[], $9::bytea[])",
+    )
+    .bind(&a.order_id)
+    .bind(column(|l| l.order_line_id.clone()))
+    .bind(a.lines.iter().map(|l| l.warehouse_id).collect::<Vec<_>>())
+    .bind(a.lines.iter().map(|l| l.product_id).collect::<Vec<_>>())
+    .bind(a.lines.iter().map(|l| l.line_quantity).collect::<Vec<_>>())
+    .bind(a.lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
+    .bind(a.lines.iter().map(|l| l.distance_km).collect::<Vec<_>>())
+    .bind(column(|l| l.reason.clone()))
+    .bind(
+        a.lines
+            .iter()
+            .map(|l| l.passed_over.clone())
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
     for short in &a.shortfalls {
         sqlx::query(
             "INSERT INTO allocation_shortfalls (order_id, order_line_id, requested, allocated)
