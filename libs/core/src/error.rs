@@ -50,12 +50,34 @@ pub enum ServiceError {
     Internal(String),
 }
 
+/// Most field violations or precondition subjects one error carries. Error details travel in
+/// trailers, and common clients refuse trailers above 16 KiB (they would report
+/// RESOURCE_EXHAUSTED instead of our answer): a request with hundreds of bad lines gets the
+/// first ones and a count of the rest.
+pub const MAX_DETAILS: usize = 20;
+/// Violations spelled out in the status message; the details carry the rest.
+const MESSAGE_VIOLATIONS: usize = 3;
+
 fn describe(violations: &[FieldViolation]) -> String {
-    violations
+    let shown: Vec<String> = violations
         .iter()
+        .take(MESSAGE_VIOLATIONS)
         .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect();
+    match violations.len().saturating_sub(MESSAGE_VIOLATIONS) {
+        0 => shown.join("; "),
+        more => format!("{} (and {more} more)", shown.join("; ")),
+    }
+}
+
+/// At most [`MAX_DETAILS`] items, the last saying how many were left out.
+fn bounded<T>(mut items: Vec<T>, rest: impl FnOnce(usize) -> T) -> Vec<T> {
+    if items.len() > MAX_DETAILS {
+        let left_out = items.len() - (MAX_DETAILS - 1);
+        items.truncate(MAX_DETAILS - 1);
+        items.push(rest(left_out));
+    }
+    items
 }
 
 impl ServiceError {
@@ -93,6 +115,9 @@ impl From<ServiceError> for Status {
         match error {
             ServiceError::InvalidArgument(violations) => {
                 let message = format!("invalid argument: {}", describe(&violations));
+                let violations = bounded(violations, |n| {
+                    FieldViolation::new("*", format!("{n} more fields are invalid"))
+                });
                 let mut details = ErrorDetails::new();
                 details.set_bad_request(violations);
                 Status::with_error_details(code, message, details)
@@ -125,14 +150,15 @@ impl From<ServiceError> for Status {
                     .map(|(k, v)| (k.to_owned(), v))
                     .collect();
                 let mut details = ErrorDetails::with_error_info(reason, domain, metadata);
-                details.set_precondition_failure(
-                    subjects
-                        .into_iter()
-                        .map(|(subject, description)| {
-                            PreconditionViolation::new(reason, subject, description)
-                        })
-                        .collect::<Vec<_>>(),
-                );
+                let violations = subjects
+                    .into_iter()
+                    .map(|(subject, description)| {
+                        PreconditionViolation::new(reason, subject, description)
+                    })
+                    .collect::<Vec<_>>();
+                details.set_precondition_failure(bounded(violations, |n| {
+                    PreconditionViolation::new(reason, "*", format!("{n} more"))
+                }));
                 Status::with_error_details(code, message, details)
             }
             ServiceError::Internal(detail) => {
@@ -141,5 +167,48 @@ impl From<ServiceError> for Status {
             }
             other => Status::new(code, other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hundreds_of_bad_fields_make_a_small_error() {
+        let violations = (0..200)
+            .map(|i| FieldViolation::new(format!("lines[{i}].quantity"), "must be positive, got 0"))
+            .collect();
+        let status = Status::from(ServiceError::InvalidArgument(violations));
+        let size = status.message().len() + status.details().len();
+        assert!(size < 4096, "{size} bytes");
+        let fields = status
+            .get_details_bad_request()
+            .expect("bad request")
+            .field_violations;
+        assert_eq!(fields.len(), MAX_DETAILS);
+        assert_eq!(fields[0].field, "lines[0].quantity");
+        assert!(fields[MAX_DETAILS - 1].description.starts_with("181 more"));
+        assert!(
+            status.message().contains("and 197 more"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn hundreds_of_failed_subjects_make_a_small_error() {
+        let status = Status::from(ServiceError::PreconditionsFailed {
+            reason: "ORDER_NOT_SERVABLE",
+            domain: "allocation",
+            message: "short".to_owned(),
+            metadata: vec![],
+            subjects: (0..200)
+                .map(|i| (format!("lines[{i}]"), "requested 5, at most 0".to_owned()))
+                .collect(),
+        });
+        assert!(status.details().len() < 4096);
+        let failure = status.get_details_precondition_failure().expect("details");
+        assert_eq!(failure.violations.len(), MAX_DETAILS);
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use inventory_stock_client::{StockClient, StockError, pb};
 use tokio::sync::Mutex;
 
-/// A listing and when it was taken.
-type Listing = Option<(Instant, Arc<Vec<pb::Warehouse>>)>;
+/// A listing and when it was taken (None once marked stale).
+type Listing = Option<(Option<Instant>, Arc<Vec<pb::Warehouse>>)>;
 
 #[derive(Clone)]
 pub struct Directory {
@@ -28,21 +28,42 @@ impl Directory {
     }
 
     /// Every warehouse, at most `refresh` old. One caller refreshes; the others wait for it.
+    /// When stock cannot be asked, a listing taken before is served (and the failure logged),
+    /// and the next caller tries again.
     pub async fn warehouses(&self) -> Result<Arc<Vec<pb::Warehouse>>, StockError> {
         let mut cached = self.cached.lock().await;
-        if let Some((at, warehouses)) = cached.as_ref()
+        if let Some((Some(at), warehouses)) = cached.as_ref()
             && at.elapsed() < self.refresh
         {
             return Ok(warehouses.clone());
         }
-        let warehouses = Arc::new(self.list_all().await?);
-        *cached = Some((Instant::now(), warehouses.clone()));
-        Ok(warehouses)
+        match self.list_all().await {
+            Ok(listing) => {
+                let warehouses = Arc::new(listing);
+                *cached = Some((Some(Instant::now()), warehouses.clone()));
+                Ok(warehouses)
+            }
+            Err(error) => match cached.as_ref() {
+                Some((_, stale)) => {
+                    tracing::warn!(%error, "stock's warehouse list could not be refreshed; using the last one");
+                    Ok(stale.clone())
+                }
+                None => Err(error),
+            },
+        }
     }
 
-    /// Forgets the listing, so the next read asks stock again.
+    /// The listing held now, without asking stock (for names in answers).
+    pub async fn cached(&self) -> Option<Arc<Vec<pb::Warehouse>>> {
+        self.cached.lock().await.as_ref().map(|(_, w)| w.clone())
+    }
+
+    /// Makes the listing stale, so the next read asks stock again (and falls back to it if
+    /// stock cannot answer).
     pub async fn invalidate(&self) {
-        *self.cached.lock().await = None;
+        if let Some((at, _)) = self.cached.lock().await.as_mut() {
+            *at = None;
+        }
     }
 
     async fn list_all(&self) -> Result<Vec<pb::Warehouse>, StockError> {

@@ -26,6 +26,8 @@ use crate::store::{self, AllocatedLine, Profile, Shortfall, Status};
 
 /// Pairs per BatchGetAvailability call (stock's limit).
 const AVAILABILITY_BATCH: usize = 1000;
+/// Lines one ReserveOrder takes (stock's limit).
+const MAX_RESERVATION_LINES: usize = 500;
 
 impl AllocationApi {
     pub(super) async fn allocate(
@@ -34,6 +36,15 @@ impl AllocationApi {
     ) -> Result<pb::AllocateOrderResponse, ServiceError> {
         let cmd = parse::allocate(&req)?;
         let key = RequestKey::new("AllocateOrder", &cmd.request_id, &req);
+        if cmd.expire_time.is_some_and(|at| at <= chrono::Utc::now()) {
+            return match idempotency::replay(&self.pool, &key).await? {
+                Some(first) => Ok(first),
+                None => Err(ServiceError::invalid(
+                    "options.reservation_expire_time",
+                    "must be in the future",
+                )),
+            };
+        }
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
             store::lock_order(&mut tx, &cmd.order_id).await?;
             if store::get_allocation(&mut tx, &cmd.order_id)
@@ -70,16 +81,42 @@ impl AllocationApi {
             if plan.parts.is_empty() || (!plan.is_complete() && !cmd.options.allow_partial) {
                 return Err(not_servable(&problem, &plan));
             }
-            let reservation_id = format!("{}:reserve:{attempt}", cmd.request_id);
+            if plan.parts.len() > MAX_RESERVATION_LINES {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "TOO_MANY_SOURCES",
+                    domain: DOMAIN,
+                    message: format!(
+                        "the order would ship as {} (line, warehouse) parts, more than the {MAX_RESERVATION_LINES} one reservation holds; split the order",
+                        plan.parts.len()
+                    ),
+                    metadata: vec![("parts", plan.parts.len().to_string())],
+                });
+            }
+            // First the room the plan counts on, inside a savepoint: capped warehouses' rows
+            // stay locked until the allocation commits, and if the room is gone (another order
+            // took it since the plan) nothing has been asked of stock yet.
+            let mut claim = sqlx::Connection::begin(&mut **tx).await.map_err(db_error)?;
+            store::lock_warehouses_shared(&mut claim, &shipping(&problem, &plan)).await?;
+            if !store::add_open_lines(&mut claim, &workload(&problem, &plan), true).await? {
+                claim.rollback().await.map_err(db_error)?;
+                tracing::info!(order_id = %cmd.order_id, attempt, "a warehouse filled up since the plan; planning again");
+                continue;
+            }
+            // A fresh id per attempt: a stock request that failed, or one a crashed run made,
+            // never answers for another plan. Holds a crashed run left are found by `adopt`.
+            let reservation_id = format!("{}:reserve:{}", cmd.request_id, Uuid::now_v7());
             match self
                 .stock
                 .reserve_order(reservation(cmd, &problem, &plan, &reservation_id))
                 .await
             {
-                Ok(_) => {}
+                Ok(_) => {
+                    claim.commit().await.map_err(db_error)?;
+                    return Ok(record(cmd, &problem, &plan, reservation_id));
+                }
                 Err(StockError::InsufficientStock { .. }) => {
+                    claim.rollback().await.map_err(db_error)?;
                     tracing::info!(order_id = %cmd.order_id, attempt, "stock moved since the plan; planning again");
-                    continue;
                 }
                 Err(StockError::InvalidArgument { fields, .. })
                     if fields.iter().any(|(f, _)| f == "expire_time") =>
@@ -96,24 +133,6 @@ impl AllocationApi {
                 }
                 Err(other) => return Err(other.into()),
             }
-            // The room the plan counted on: another order may have taken it since.
-            let mut claim = sqlx::Connection::begin(&mut **tx).await.map_err(db_error)?;
-            if store::add_open_lines(&mut claim, &workload(&problem, &plan), true).await? {
-                claim.commit().await.map_err(db_error)?;
-                return Ok(record(cmd, &problem, &plan, reservation_id));
-            }
-            claim.rollback().await.map_err(db_error)?;
-            self.stock
-                .release(stock::ReleaseReservationRequest {
-                    request_id: format!("{}:undo:{attempt}", cmd.request_id),
-                    order_id: cmd.order_id.clone(),
-                    reason: "a warehouse filled up while the order was planned".to_owned(),
-                    actor: cmd.actor.clone(),
-                    ..Default::default()
-                })
-                .await?;
-            self.directory.invalidate().await;
-            tracing::info!(order_id = %cmd.order_id, attempt, "a warehouse filled up since the plan; planning again");
         }
         Err(ServiceError::Aborted(
             "stock kept changing while the order was planned; retry".to_owned(),
@@ -190,6 +209,8 @@ impl AllocationApi {
             *per_warehouse.entry(line.warehouse_id).or_default() += 1;
         }
         let workload: Vec<(Uuid, i64)> = per_warehouse.into_iter().collect();
+        let warehouses: Vec<Uuid> = workload.iter().map(|(w, _)| *w).collect();
+        store::lock_warehouses_shared(tx, &warehouses).await?;
         store::add_open_lines(tx, &workload, false).await?;
         tracing::warn!(order_id = %cmd.order_id, lines = lines.len(), "adopted reservations an interrupted attempt left in stock");
         let allocated = |id: &str| -> i64 {
@@ -217,7 +238,8 @@ impl AllocationApi {
             longitude: cmd.destination.point.longitude,
             postal_code: cmd.destination.postal_code.clone(),
             country: cmd.destination.country.clone(),
-            reservation_request_id: held.first().map(|r| r.order_id.clone()).unwrap_or_default(),
+            // The run that made these holds died before recording its stock request id.
+            reservation_request_id: format!("{}:adopted", cmd.request_id),
             lines,
             shortfalls,
             create_time: at,
@@ -302,6 +324,18 @@ impl AllocationApi {
             costs: self.costs,
         })
     }
+}
+
+/// The warehouses a plan ships from.
+fn shipping(problem: &Problem, plan: &Plan) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = plan
+        .parts
+        .iter()
+        .map(|p| problem.sites[p.site].warehouse_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// Lines each shipping warehouse takes on. All of them, not only those capped when the plan

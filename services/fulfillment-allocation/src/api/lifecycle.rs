@@ -187,6 +187,28 @@ impl AllocationApi {
                 }
                 rows.push((row, *quantity));
             }
+            // Stock must still hold every line (a hold may have expired): checked before any
+            // line ships, so a refusal leaves stock and this record agreeing.
+            let held = self.stock.list_reservations(cmd.order_id.clone()).await?;
+            for (i, (row, quantity)) in rows.iter().enumerate() {
+                let holds = held.iter().any(|r| {
+                    r.order_line_id == row.order_line_id
+                        && r.warehouse_id == cmd.warehouse_id.to_string()
+                        && r.status == stock::ReservationStatus::Active as i32
+                        && r.quantity_held >= *quantity
+                });
+                if !holds {
+                    return Err(ServiceError::FailedPrecondition {
+                        reason: "RESERVATION_NOT_HELD",
+                        domain: DOMAIN,
+                        message: format!(
+                            "stock no longer holds {quantity} units of order line {} in warehouse {} (lines[{i}]): the hold expired or was released",
+                            row.order_line_id, cmd.warehouse_id
+                        ),
+                        metadata: vec![("order_line_id", row.order_line_id.clone())],
+                    });
+                }
+            }
             let mut finished = 0;
             for (i, (row, quantity)) in rows.iter().enumerate() {
                 self.stock

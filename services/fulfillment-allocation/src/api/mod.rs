@@ -56,19 +56,20 @@ impl AllocationApi {
         }
     }
 
-    /// Warehouse names by id, for answers; empty when stock cannot be asked right now.
+    /// Warehouse names by id, for answers, from the listing already held: answering never
+    /// waits for stock (an empty name when none was listed yet).
     async fn names(&self) -> HashMap<Uuid, String> {
-        match self.directory.warehouses().await {
-            Ok(warehouses) => warehouses
-                .iter()
-                .filter_map(|w| {
-                    Uuid::parse_str(&w.warehouse_id)
-                        .ok()
-                        .map(|id| (id, w.name.clone()))
-                })
-                .collect(),
-            Err(_) => HashMap::new(),
-        }
+        let Some(warehouses) = self.directory.cached().await else {
+            return HashMap::new();
+        };
+        warehouses
+            .iter()
+            .filter_map(|w| {
+                Uuid::parse_str(&w.warehouse_id)
+                    .ok()
+                    .map(|id| (id, w.name.clone()))
+            })
+            .collect()
     }
 }
 

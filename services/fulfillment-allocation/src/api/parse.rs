@@ -106,14 +106,12 @@ pub fn allocate(req: &pb::AllocateOrderRequest) -> Result<Allocate, ServiceError
             .in_range("options.max_shipments", n, 1, MAX_SHIPMENTS)
             .map(|n| n as usize),
     };
+    // Whether it is still in the future is decided by the handler: a retry must replay its
+    // first answer even after the expiry it asked for has passed.
     let expire_time = match &options.reservation_expire_time {
         None => Some(None),
         Some(t) => match from_timestamp("options.reservation_expire_time", t) {
-            Ok(at) if at > Utc::now() => Some(Some(at)),
-            Ok(_) => {
-                v.add("options.reservation_expire_time", "must be in the future");
-                None
-            }
+            Ok(at) => Some(Some(at)),
             Err(_) => {
                 v.add(
                     "options.reservation_expire_time",

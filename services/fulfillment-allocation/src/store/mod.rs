@@ -1,7 +1,8 @@
 //! PostgreSQL access for the allocation schema. Queries only: the rules live in `domain`.
 //!
-//! Lock order: the idempotency key, the order (an advisory lock on its id), then warehouse
-//! profiles in warehouse id order.
+//! Lock order: the idempotency key, the order (an advisory lock on its id), the warehouses it
+//! ships from (advisory, shared, in id order; a profile change takes one exclusively), then
+//! warehouse profile rows in id order.
 
 use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
@@ -115,7 +116,13 @@ pub async fn set_profile(
     paused: bool,
 ) -> Result<Profile, ServiceError> {
     // Workload is kept on the row only while a capacity is set; recount it from the
-    // allocations whenever the profile changes.
+    // allocations whenever the profile changes, once allocations in flight on this
+    // warehouse have committed (they hold its lock shared).
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 1))")
+        .bind(warehouse_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
     let open = count_open_lines(tx, Some(warehouse_id))
         .await?
         .first()
@@ -210,6 +217,26 @@ pub async fn count_open_lines(
     .fetch_all(conn)
     .await
     .map_err(db_error)
+}
+
+/// Shared locks on warehouses an allocation ships from, held to its commit: allocations do
+/// not wait for one another, but a profile change (which takes the lock exclusively, then
+/// recounts the open lines) waits for those in flight, so their lines are counted.
+pub async fn lock_warehouses_shared(
+    conn: &mut PgConnection,
+    warehouses: &[Uuid],
+) -> Result<(), ServiceError> {
+    let mut sorted = warehouses.to_vec();
+    sorted.sort();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock_shared(hashtextextended(w::text, 1))
+           FROM unnest($1::uuid[]) WITH ORDINALITY AS t(w, i) ORDER BY i",
+    )
+    .bind(sorted)
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// Serialises work on one order (allocations of the same order id by different requests).

@@ -195,3 +195,44 @@ async fn profiles_list_every_warehouse_with_its_open_lines_capped_or_not() {
     assert_eq!(open(&potsdam), Some((None, 1, true)));
     assert_eq!(open(&munich), Some((Some(10), 1, true)));
 }
+
+#[tokio::test]
+async fn shipping_a_line_whose_hold_expired_is_refused_before_anything_ships() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let (mug, plate) = (app.product("MUG").await, app.product("PLATE").await);
+    app.receive(&mug, &potsdam, 5).await;
+    app.receive(&plate, &potsdam, 5).await;
+    let mut request = order("o-1", &[("1", &mug, 1), ("2", &plate, 1)]);
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(800);
+    request.options = Some(pb::AllocationOptions {
+        reservation_expire_time: Some(prost_types::Timestamp {
+            seconds: soon.timestamp(),
+            nanos: soon.timestamp_subsec_nanos() as i32,
+        }),
+        ..Default::default()
+    });
+    app.allocate(request.clone()).await.expect("allocated");
+    // Stock's expiry releases both holds.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.stock_level(&mug, &potsdam).await.1 > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "holds never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let status = app
+        .ship("o-1", &potsdam, &[("1", 1), ("2", 1)])
+        .await
+        .expect_err("nothing is held any more");
+    assert_eq!(
+        inventory_testkit::error_info(&status, "allocation").0,
+        "RESERVATION_NOT_HELD"
+    );
+    assert_eq!(app.stock_level(&mug, &potsdam).await, (5, 0));
+    assert_eq!(app.stock_level(&plate, &potsdam).await, (5, 0));
+    // A retry of the allocation after its expiry passed replays the first answer.
+    let replayed = app.allocate(request).await.expect("replayed");
+    assert_eq!(replayed.order_id, "o-1");
+}
