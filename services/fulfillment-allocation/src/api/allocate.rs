@@ -15,6 +15,7 @@ use inventory_core::time::{now, timestamp};
 use inventory_proto::allocation::v1 as pb;
 use inventory_runtime::{RequestKey, Tx, db_error, idempotency};
 use inventory_stock_client::{StockError, pb as stock};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::parse::Allocate;
@@ -45,6 +46,16 @@ impl AllocationApi {
                 )),
             };
         }
+        // Stock is asked before any transaction opens, so a slow stock does not hold pooled
+        // connections: what it already holds for the order, and (when nothing) the numbers to
+        // plan with. Only a re-plan asks again inside the transaction.
+        let held = self.active_holds(&cmd.order_id).await?;
+        let first_look = if held.is_empty() {
+            let mut conn = self.pool.acquire().await.map_err(db_error)?;
+            Some(self.problem(&mut conn, &cmd).await?)
+        } else {
+            None
+        };
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
             store::lock_order(&mut tx, &cmd.order_id).await?;
             if store::get_allocation(&mut tx, &cmd.order_id)
@@ -56,9 +67,9 @@ impl AllocationApi {
                     id: cmd.order_id.clone(),
                 });
             }
-            let allocation = match self.adopt(&mut tx, &cmd).await? {
-                Some(adopted) => adopted,
-                None => self.plan_and_reserve(&mut tx, &cmd).await?,
+            let allocation = match first_look {
+                None => self.adopt(&mut tx, &cmd, held).await?,
+                Some(problem) => self.plan_and_reserve(&mut tx, &cmd, problem).await?,
             };
             store::insert_allocation(&mut tx, &allocation).await?;
             let names = self.names().await;
@@ -74,9 +85,14 @@ impl AllocationApi {
         &self,
         tx: &mut Tx,
         cmd: &Allocate,
+        first_look: Problem,
     ) -> Result<store::Allocation, ServiceError> {
+        let mut look = Some(first_look);
         for attempt in 1..=self.replans {
-            let problem = self.problem(tx, cmd).await?;
+            let problem = match look.take() {
+                Some(problem) => problem,
+                None => self.problem(tx, cmd).await?,
+            };
             let plan = planner::plan(&problem);
             if plan.parts.is_empty() || (!plan.is_complete() && !cmd.options.allow_partial) {
                 return Err(not_servable(&problem, &plan));
@@ -139,23 +155,25 @@ impl AllocationApi {
         ))
     }
 
+    /// What stock holds for the order now.
+    async fn active_holds(&self, order_id: &str) -> Result<Vec<stock::Reservation>, ServiceError> {
+        Ok(self
+            .stock
+            .list_reservations(order_id.to_owned())
+            .await?
+            .into_iter()
+            .filter(|r| r.status == stock::ReservationStatus::Active as i32)
+            .collect())
+    }
+
     /// What stock already holds for this order, left by an attempt of this request that died
     /// after reserving: adopted as the allocation, so nothing is reserved twice.
     async fn adopt(
         &self,
         tx: &mut Tx,
         cmd: &Allocate,
-    ) -> Result<Option<store::Allocation>, ServiceError> {
-        let held: Vec<stock::Reservation> = self
-            .stock
-            .list_reservations(cmd.order_id.clone())
-            .await?
-            .into_iter()
-            .filter(|r| r.status == stock::ReservationStatus::Active as i32)
-            .collect();
-        if held.is_empty() {
-            return Ok(None);
-        }
+        held: Vec<stock::Reservation>,
+    ) -> Result<store::Allocation, ServiceError> {
         let warehouses = self.directory.warehouses().await?;
         let located: HashMap<Uuid, GeoPoint> = warehouses
             .iter()
@@ -231,7 +249,7 @@ impl AllocationApi {
             })
             .collect();
         let at = now();
-        Ok(Some(store::Allocation {
+        Ok(store::Allocation {
             order_id: cmd.order_id.clone(),
             status: Status::Allocated,
             latitude: cmd.destination.point.latitude,
@@ -244,14 +262,18 @@ impl AllocationApi {
             shortfalls,
             create_time: at,
             update_time: at,
-        }))
+        })
     }
 
     /// The planner's input, fresh: warehouses from stock (cached), profiles from here, and
     /// what stock has available for every (product, warehouse) pair, in batched calls.
-    async fn problem(&self, tx: &mut Tx, cmd: &Allocate) -> Result<Problem, ServiceError> {
+    async fn problem(
+        &self,
+        conn: &mut PgConnection,
+        cmd: &Allocate,
+    ) -> Result<Problem, ServiceError> {
         let warehouses = self.directory.warehouses().await?;
-        let profiles: HashMap<Uuid, Profile> = store::profiles(tx)
+        let profiles: HashMap<Uuid, Profile> = store::profiles(conn)
             .await?
             .into_iter()
             .map(|p| (p.warehouse_id, p))
