@@ -229,3 +229,33 @@ impl Rng {
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+/// `--clients 16,64`: client counts.
+pub fn client_counts(value: &str) -> Result<Vec<usize>, String> {
+    value
+        .split(',')
+        .map(|c| c.parse().map_err(|_| format!("bad client count {c}")))
+        .collect()
+}
+
+/// `--duration 8`: whole seconds.
+pub fn seconds(value: &str) -> Result<Duration, String> {
+    value
+        .parse()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("bad duration {value}"))
+}
+
+/// `--json PATH`: cargo runs benches in the package directory, so a relative path is taken
+/// from the workspace root (two levels above `manifest_dir`), where the command was most
+/// likely typed.
+pub fn workspace_path(manifest_dir: &str, value: &str) -> String {
+    let path = std::path::PathBuf::from(value);
+    if path.is_absolute() {
+        path
+    } else {
+        std::path::Path::new(manifest_dir).join("../..").join(path)
+    }
+    .display()
+    .to_string()
+}

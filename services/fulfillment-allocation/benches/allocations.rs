@@ -22,8 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use inventory_benchkit::{
-    Rng, admin, cores, execute, free_port, latency_histogram, machine_jiffies, ms, pgbench,
-    postgres_cpu_seconds, process_cpu_seconds, start_service, stop_service, wait_serving,
+    Rng, admin, client_counts, cores, execute, free_port, latency_histogram, machine_jiffies, ms,
+    pgbench, postgres_cpu_seconds, process_cpu_seconds, seconds, start_service, stop_service,
+    wait_serving, workspace_path,
 };
 use inventory_proto::allocation::v1 as pb;
 use inventory_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
@@ -69,30 +70,11 @@ fn options() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--clients" => {
-                o.clients = value()?
-                    .split(',')
-                    .map(|c| c.parse().map_err(|_| format!("bad client count {c}")))
-                    .collect::<Result<_, _>>()?
-            }
-            "--duration" => {
-                o.duration = Duration::from_secs(value()?.parse().map_err(|_| "bad --duration")?)
-            }
+            "--clients" => o.clients = client_counts(&value()?)?,
+            "--duration" => o.duration = seconds(&value()?)?,
             "--products" => o.products = value()?.parse().map_err(|_| "bad --products")?,
             "--server-url" => o.server_url = value()?,
-            "--json" => {
-                let path = std::path::PathBuf::from(value()?);
-                let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-                o.json = Some(
-                    if path.is_absolute() {
-                        path
-                    } else {
-                        workspace.join(path)
-                    }
-                    .display()
-                    .to_string(),
-                );
-            }
+            "--json" => o.json = Some(workspace_path(env!("CARGO_MANIFEST_DIR"), &value()?)),
             "--no-baselines" => o.baselines = false,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),

@@ -102,28 +102,15 @@ fn options() -> Result<Options, String> {
                     .map(|w| Workload::parse(w).ok_or_else(|| format!("unknown workload {w}")))
                     .collect::<Result<_, _>>()?
             }
-            "--clients" => {
-                o.clients = value()?
-                    .split(',')
-                    .map(|c| c.parse().map_err(|_| format!("bad client count {c}")))
-                    .collect::<Result<_, _>>()?
-            }
-            "--duration" => {
-                o.duration = Duration::from_secs(value()?.parse().map_err(|_| "bad --duration")?)
-            }
+            "--clients" => o.clients = benchkit::client_counts(&value()?)?,
+            "--duration" => o.duration = benchkit::seconds(&value()?)?,
             "--products" => o.products = value()?.parse().map_err(|_| "bad --products")?,
             "--server-url" => o.server_url = value()?,
-            // cargo runs benches in the package directory: a relative path is taken from the
-            // workspace root, where the command was most likely typed.
             "--json" => {
-                let path = std::path::PathBuf::from(value()?);
-                let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-                let path = if path.is_absolute() {
-                    path
-                } else {
-                    workspace.join(path)
-                };
-                o.json = Some(path.display().to_string());
+                o.json = Some(benchkit::workspace_path(
+                    env!("CARGO_MANIFEST_DIR"),
+                    &value()?,
+                ))
             }
             "--no-baselines" => o.baselines = false,
             "--service-env" => {
