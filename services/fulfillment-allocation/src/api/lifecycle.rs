@@ -188,14 +188,17 @@ impl AllocationApi {
                 rows.push((row, *quantity));
             }
             // Stock must still hold every line (a hold may have expired): checked before any
-            // line ships, so a refusal leaves stock and this record agreeing.
+            // line ships, so a refusal leaves stock and this record agreeing. A line stock has
+            // shipped beyond this record is one an earlier attempt of this request shipped
+            // before failing on a later line: its derived request id makes stock replay it.
             let held = self.stock.list_reservations(cmd.order_id.clone()).await?;
             for (i, (row, quantity)) in rows.iter().enumerate() {
                 let holds = held.iter().any(|r| {
                     r.order_line_id == row.order_line_id
                         && r.warehouse_id == cmd.warehouse_id.to_string()
-                        && r.status == stock::ReservationStatus::Active as i32
-                        && r.quantity_held >= *quantity
+                        && ((r.status == stock::ReservationStatus::Active as i32
+                            && r.quantity_held >= *quantity)
+                            || r.quantity_shipped - row.quantity_shipped >= *quantity)
                 });
                 if !holds {
                     return Err(ServiceError::FailedPrecondition {

@@ -236,3 +236,63 @@ async fn shipping_a_line_whose_hold_expired_is_refused_before_anything_ships() {
     let replayed = app.allocate(request).await.expect("replayed");
     assert_eq!(replayed.order_id, "o-1");
 }
+
+#[tokio::test]
+async fn a_shipment_retried_after_failing_half_way_ships_each_line_once() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let (mug, plate) = (app.product("MUG").await, app.product("PLATE").await);
+    app.receive(&mug, &potsdam, 5).await;
+    app.receive(&plate, &potsdam, 5).await;
+    app.allocate(order("o-1", &[("1", &mug, 2), ("2", &plate, 2)]))
+        .await
+        .expect("allocated");
+    // An earlier attempt of this request shipped line 1 in stock, then failed on line 2
+    // (stock unreachable) and recorded nothing.
+    let request_id = inventory_testkit::new_id();
+    app.stock
+        .client
+        .clone()
+        .ship_reservation(inventory_proto::stock::v1::ShipReservationRequest {
+            request_id: format!("{request_id}:ship:0"),
+            order_id: "o-1".to_owned(),
+            order_line_id: "1".to_owned(),
+            warehouse_id: potsdam.clone(),
+            quantity: 2,
+            actor: "test".to_owned(),
+        })
+        .await
+        .expect("the first attempt's line 1");
+    let shipped = app
+        .client
+        .clone()
+        .confirm_shipment(pb::ConfirmShipmentRequest {
+            request_id,
+            order_id: "o-1".to_owned(),
+            warehouse_id: potsdam.clone(),
+            lines: vec![
+                pb::ShipmentLineQuantity {
+                    order_line_id: "1".to_owned(),
+                    quantity: 2,
+                },
+                pb::ShipmentLineQuantity {
+                    order_line_id: "2".to_owned(),
+                    quantity: 2,
+                },
+            ],
+            actor: "test".to_owned(),
+        })
+        .await
+        .expect("the retry completes")
+        .into_inner()
+        .allocation
+        .expect("allocation");
+    assert_eq!(shipped.status(), pb::AllocationStatus::Shipped);
+    assert_eq!(
+        app.stock_level(&mug, &potsdam).await,
+        (3, 0),
+        "line 1 shipped once"
+    );
+    assert_eq!(app.stock_level(&plate, &potsdam).await, (3, 0));
+    app.assert_ledger_clean().await;
+}
