@@ -326,3 +326,40 @@ async fn holds_an_interrupted_attempt_left_in_stock_are_adopted_not_reserved_aga
     );
     assert_eq!(app.reservations("o-1").await.len(), 1);
 }
+
+#[tokio::test]
+async fn orders_racing_for_the_last_room_in_a_warehouse_never_pass_its_capacity() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let mug = app.product("MUG").await;
+    app.receive(&mug, &potsdam, 100).await;
+    app.set_profile(&potsdam, Some(2), false)
+        .await
+        .expect("capacity 2");
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let mut client = app.client.clone();
+            let request = order(&format!("o-{i}"), &[("1", &mug, 1)]);
+            tokio::spawn(async move { client.allocate_order(request).await })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        match racer.await.expect("join") {
+            Ok(_) => won += 1,
+            Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
+        }
+    }
+    assert_eq!(won, 2, "room for two lines");
+    assert_eq!(
+        app.stock_level(&mug, &potsdam).await,
+        (100, 2),
+        "held only for the winners"
+    );
+    let profile = app
+        .set_profile(&potsdam, Some(2), false)
+        .await
+        .expect("recount");
+    assert_eq!(profile.open_lines, 2);
+    app.assert_ledger_clean().await;
+}
