@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inventory_core::ServiceError;
-use inventory_runtime::{Background, Config, Settings, Tx, connect_database, db_error};
+use inventory_runtime::{Background, Tx, db_error};
 use inventory_stock_client::{FeedConsumer, FeedHandler, GrpcStockClient, StockClient, pb};
 use inventory_testkit::{StockServer, new_id};
 
@@ -85,14 +85,7 @@ async fn a_consumer_follows_the_feed_across_a_stock_restart_and_sees_every_event
     let address = stock.server.addr.to_string();
     let (product, warehouse) = catalog(&stock).await;
 
-    let settings = Settings::defaults().overlay([
-        ("DATABASE_URL", database.url.as_str()),
-        ("DATABASE_MAX_CONNECTIONS", "4"),
-    ]);
-    let config = Config::from_settings(&settings, "127.0.0.1:0").expect("config");
-    let pool = connect_database(&config, "consumer", &MIGRATOR)
-        .await
-        .expect("consumer schema");
+    let pool = database.migrate("consumer", &MIGRATOR).await;
     let client = shared_client(&stock);
     let mut background = Background::new();
     let consumer = FeedConsumer::new(

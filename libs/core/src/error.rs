@@ -109,6 +109,11 @@ impl ServiceError {
     }
 }
 
+/// A handler's result as tonic wants it: the answer, or the error's one status.
+pub fn reply<T>(result: Result<T, ServiceError>) -> Result<tonic::Response<T>, Status> {
+    result.map(tonic::Response::new).map_err(Status::from)
+}
+
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
         let code = error.code();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use inventory_runtime::{Background, Config, Settings, Tx, connect_database, db_error};
+use inventory_runtime::{Background, Tx, db_error};
 use inventory_stock_client::{
     FeedConsumer, FeedHandler, MockStockClient, StockError, TransactionStream, pb,
 };
@@ -72,14 +72,7 @@ fn scripted_stock(total: i64) -> Arc<MockStockClient> {
 
 async fn consumer_database(database: &TestDatabase) -> PgPool {
     inventory_testkit::init_logs();
-    let settings = Settings::defaults().overlay([
-        ("DATABASE_URL", database.url.as_str()),
-        ("DATABASE_MAX_CONNECTIONS", "4"),
-    ]);
-    let config = Config::from_settings(&settings, "127.0.0.1:0").expect("config");
-    connect_database(&config, "consumer", &MIGRATOR)
-        .await
-        .expect("migrated")
+    database.migrate("consumer", &MIGRATOR).await
 }
 
 fn start(pool: &PgPool, stock: &Arc<MockStockClient>, background: &mut Background) {

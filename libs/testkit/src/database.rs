@@ -1,4 +1,6 @@
-use sqlx::Connection;
+use inventory_runtime::{Config, Settings, connect_database};
+use sqlx::migrate::Migrator;
+use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
 /// Server of the databases tests create: `TEST_DATABASE_URL`, by default the local server.
@@ -28,6 +30,24 @@ impl TestDatabase {
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         let url = format!("{base}/{name}");
         Self { name, url }
+    }
+
+    /// Settings of anything running against this database in a test: its URL, and a pool of
+    /// 4 per replica so parallel tests stay below PostgreSQL's connection limit.
+    pub fn settings(&self) -> Settings {
+        Settings::defaults().overlay([
+            ("DATABASE_URL", self.url.as_str()),
+            ("DATABASE_MAX_CONNECTIONS", "4"),
+        ])
+    }
+
+    /// A pool on `schema`, created and migrated (with the platform's tables) as a service
+    /// does at start: for tests of a service's parts without its server.
+    pub async fn migrate(&self, schema: &'static str, migrator: &Migrator) -> PgPool {
+        let config = Config::from_settings(&self.settings(), "127.0.0.1:0").expect("config");
+        connect_database(&config, schema, migrator)
+            .await
+            .expect("schema migrated")
     }
 
     /// A direct connection with `schema` first on the search path, for assertions on what a

@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use inventory_proto::stock::v1::stock_service_client::StockServiceClient;
-use inventory_runtime::{App, RuntimeError, Settings};
+use inventory_runtime::{App, RuntimeError};
 use stock_service::StockApp;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -20,16 +20,13 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts `A` against `database` with `vars` over the test defaults (port 0, a pool of 4
-    /// per replica so parallel tests stay below PostgreSQL's connection limit).
+    /// Starts `A` against `database` with `vars` over the test defaults (port 0, and
+    /// [`TestDatabase::settings`]).
     pub async fn spawn<A: App>(database: Arc<TestDatabase>, vars: &[(&str, &str)]) -> Self {
         crate::init_logs();
-        let settings = Settings::defaults()
-            .overlay([
-                ("DATABASE_URL", database.url.as_str()),
-                ("LISTEN_ADDR", "127.0.0.1:0"),
-                ("DATABASE_MAX_CONNECTIONS", "4"),
-            ])
+        let settings = database
+            .settings()
+            .overlay([("LISTEN_ADDR", "127.0.0.1:0")])
             .overlay(vars.iter().copied());
         let app = A::build(&settings)
             .await

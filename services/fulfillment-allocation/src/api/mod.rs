@@ -12,7 +12,8 @@ mod profiles;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use inventory_core::{PageTokens, ServiceError};
+use inventory_core::PageTokens;
+use inventory_core::error::reply;
 use inventory_proto::allocation::v1 as pb;
 use inventory_stock_client::StockClient;
 use pb::allocation_service_server::AllocationService;
@@ -71,10 +72,6 @@ impl AllocationApi {
             })
             .collect()
     }
-}
-
-fn reply<T>(result: Result<T, ServiceError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 /// Forwards each RPC to its handler; no handler bodies here.

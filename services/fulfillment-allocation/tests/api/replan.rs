@@ -9,7 +9,7 @@ use fulfillment_allocation_service::app::MIGRATOR;
 use fulfillment_allocation_service::directory::Directory;
 use inventory_proto::allocation::v1 as pb;
 use inventory_proto::allocation::v1::allocation_service_server::AllocationService;
-use inventory_runtime::{Config, Settings, connect_database, database::page_tokens};
+use inventory_runtime::database::page_tokens;
 use inventory_stock_client::{MockStockClient, StockError, pb as stock};
 use inventory_testkit::TestDatabase;
 use tonic::Code;
@@ -32,14 +32,7 @@ fn warehouse(id: Uuid, name: &str, (latitude, longitude): (f64, f64)) -> stock::
 #[tokio::test]
 async fn stock_taken_between_plan_and_reserve_leads_to_a_new_plan_not_an_oversell() {
     let database = TestDatabase::create().await;
-    let settings = Settings::defaults().overlay([
-        ("DATABASE_URL", database.url.as_str()),
-        ("DATABASE_MAX_CONNECTIONS", "4"),
-    ]);
-    let config = Config::from_settings(&settings, "127.0.0.1:0").expect("config");
-    let pool = connect_database(&config, "allocation", &MIGRATOR)
-        .await
-        .expect("migrated");
+    let pool = database.migrate("allocation", &MIGRATOR).await;
     let (potsdam, munich, mug) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let mut stock = MockStockClient::new();
     stock.expect_list_warehouses().returning(move |_| {

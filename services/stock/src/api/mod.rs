@@ -16,6 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use inventory_core::error::reply;
 use inventory_core::{PageTokens, ServiceError};
 use inventory_proto::stock::v1 as pb;
 use inventory_runtime::{RequestKey, ServiceHost, Stopping, Tx, idempotency};
@@ -120,10 +121,6 @@ impl StockApi {
             _ => Ok(None),
         }
     }
-}
-
-fn reply<T>(result: Result<T, ServiceError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(Status::from)
 }
 
 /// Forwards each RPC to its handler; no handler bodies here.
