@@ -68,16 +68,18 @@ where
     }
 }
 
-/// The stored answer of `key` if the request was already done, without doing anything.
-/// Waits, like a retry does, for a first attempt still in flight.
-pub async fn replay<M: Message + Default>(
+/// For a request that can no longer be done as asked (the expiry it names has passed, say):
+/// the stored answer if it was done before, so a late retry still gets its first answer;
+/// otherwise `refusal`. Waits, like a retry does, for a first attempt still in flight.
+pub async fn replay_or<M: Message + Default>(
     pool: &PgPool,
     key: &RequestKey,
-) -> Result<Option<M>, ServiceError> {
+    refusal: ServiceError,
+) -> Result<M, ServiceError> {
     match claim(pool, key).await? {
-        Claim::Replay(bytes) => decode(&bytes).map(Some),
+        Claim::Replay(bytes) => decode(&bytes),
         // Dropping the transaction rolls the claim back.
-        Claim::Fresh(_unclaimed) => Ok(None),
+        Claim::Fresh(_unclaimed) => Err(refusal),
     }
 }
 

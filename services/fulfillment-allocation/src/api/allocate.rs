@@ -38,13 +38,9 @@ impl AllocationApi {
         let cmd = parse::allocate(&req)?;
         let key = RequestKey::new("AllocateOrder", &cmd.request_id, &req);
         if cmd.expire_time.is_some_and(|at| at <= chrono::Utc::now()) {
-            return match idempotency::replay(&self.pool, &key).await? {
-                Some(first) => Ok(first),
-                None => Err(ServiceError::invalid(
-                    "options.reservation_expire_time",
-                    "must be in the future",
-                )),
-            };
+            let refusal =
+                ServiceError::invalid("options.reservation_expire_time", "must be in the future");
+            return idempotency::replay_or(&self.pool, &key, refusal).await;
         }
         // Stock is asked before any transaction opens, so a slow stock does not hold pooled
         // connections: what it already holds for the order, and (when nothing) the numbers to

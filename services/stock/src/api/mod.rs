@@ -104,13 +104,12 @@ impl StockApi {
     ) -> Result<Option<M>, ServiceError> {
         let now = chrono::Utc::now();
         match expire_time {
-            Some(at) if at <= now => match idempotency::replay(self.store.pool(), key).await? {
-                Some(first) => Ok(Some(first)),
-                None => Err(ServiceError::invalid(
-                    "expire_time",
-                    "must be in the future",
-                )),
-            },
+            Some(at) if at <= now => {
+                let refusal = ServiceError::invalid("expire_time", "must be in the future");
+                idempotency::replay_or(self.store.pool(), key, refusal)
+                    .await
+                    .map(Some)
+            }
             Some(at) if at > now + self.longest_expiry => Err(ServiceError::invalid(
                 "expire_time",
                 format!(
