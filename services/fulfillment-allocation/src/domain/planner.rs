@@ -373,35 +373,50 @@ impl Ledger {
     }
 }
 
-/// Assigns every line whole to one of `sites`, cheapest marginal cost first; None when some
-/// line fits none of them.
+/// Assigns every line whole to one of `sites`, the cheapest marginal cost first (opening a
+/// shipment costs its fixed part and distance); None when some line fits none of them.
 fn assign_whole(model: &Model, sites: &[usize]) -> Option<Vec<Part>> {
-    let mut order: Vec<usize> = (0..model.lines()).collect();
-    let options = |line: usize| {
+    let lines: Vec<usize> = (0..model.lines()).collect();
+    assign_lines(model, sites, &lines, |ledger, s| {
+        let n = ledger.lines_at(s);
+        let opening = if n == 0 {
+            model.problem.costs.per_shipment + model.distance[s]
+        } else {
+            0.0
+        };
+        (
+            false,
+            opening + model.penalty(s, n + 1) - model.penalty(s, n),
+        )
+    })
+}
+
+/// Assigns each of `lines` whole to one of `sites`, the lines with fewest choices first, each
+/// to the site with the smallest `key` (a flag compared first, then a cost); None when some
+/// line fits none of them.
+fn assign_lines(
+    model: &Model,
+    sites: &[usize],
+    lines: &[usize],
+    key: impl Fn(&Ledger, usize) -> (bool, f64),
+) -> Option<Vec<Part>> {
+    let mut order = lines.to_vec();
+    order.sort_by_key(|line| {
         sites
             .iter()
-            .filter(|s| model.stock_at(line, **s) >= model.quantity(line))
+            .filter(|s| model.stock_at(*line, **s) >= model.quantity(*line))
             .count()
-    };
-    order.sort_by_key(|line| options(*line));
+    });
     let mut ledger = Ledger::default();
-    let mut parts = Vec::with_capacity(model.lines());
+    let mut parts = Vec::with_capacity(lines.len());
     for line in order {
         let site = sites
             .iter()
             .copied()
             .filter(|s| ledger.can_take(model, line, *s))
             .min_by(|a, b| {
-                let marginal = |s: usize| {
-                    let n = ledger.lines_at(s);
-                    let opening = if n == 0 {
-                        model.problem.costs.per_shipment + model.distance[s]
-                    } else {
-                        0.0
-                    };
-                    opening + model.penalty(s, n + 1) - model.penalty(s, n)
-                };
-                marginal(*a).total_cmp(&marginal(*b))
+                let (ka, kb) = (key(&ledger, *a), key(&ledger, *b));
+                ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
             })?;
         parts.push(ledger.take(model, line, site, model.quantity(line)));
     }
@@ -539,7 +554,12 @@ fn greedy_cover(model: &Model, covering: &[(usize, usize)]) -> Plan {
     }
     // Drop warehouses whose lines the others can take.
     let whole: Vec<usize> = (0..model.lines()).filter(|l| covered[*l]).collect();
-    let sub = |sites: &[usize]| assign_whole_subset(model, sites, &whole);
+    // Lines go to a warehouse already shipping first, then to the nearest.
+    let sub = |sites: &[usize]| {
+        assign_lines(model, sites, &whole, |ledger, s| {
+            (ledger.lines_at(s) == 0, model.distance[s])
+        })
+    };
     let mut parts = sub(&chosen).unwrap_or_default();
     let mut improved = true;
     while improved {
@@ -587,32 +607,6 @@ fn greedy_cover(model: &Model, covering: &[(usize, usize)]) -> Plan {
         }
     }
     model.finish(parts, Method::Heuristic)
-}
-
-/// Like [`assign_whole`], for some of the lines only.
-fn assign_whole_subset(model: &Model, sites: &[usize], lines: &[usize]) -> Option<Vec<Part>> {
-    let mut ledger = Ledger::default();
-    let mut order = lines.to_vec();
-    order.sort_by_key(|line| {
-        sites
-            .iter()
-            .filter(|s| model.stock_at(*line, **s) >= model.quantity(*line))
-            .count()
-    });
-    let mut parts = Vec::with_capacity(lines.len());
-    for line in order {
-        let site = sites
-            .iter()
-            .copied()
-            .filter(|s| ledger.can_take(model, line, *s))
-            .min_by(|a, b| {
-                let key = |s: usize| (ledger.lines_at(s) == 0, model.distance[s]);
-                let (ka, kb) = (key(*a), key(*b));
-                ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
-            })?;
-        parts.push(ledger.take(model, line, site, model.quantity(line)));
-    }
-    Some(parts)
 }
 
 /// Keeps at most `max_shipments` warehouses (those shipping the most units); what the others
