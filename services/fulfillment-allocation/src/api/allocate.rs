@@ -173,17 +173,7 @@ impl AllocationApi {
         let warehouses = self.directory.warehouses().await?;
         let located: HashMap<Uuid, GeoPoint> = warehouses
             .iter()
-            .filter_map(|w| {
-                let id = Uuid::parse_str(&w.warehouse_id).ok()?;
-                let at = w.location.as_ref()?;
-                Some((
-                    id,
-                    GeoPoint {
-                        latitude: at.latitude,
-                        longitude: at.longitude,
-                    },
-                ))
-            })
+            .filter_map(|w| Some((Uuid::parse_str(&w.warehouse_id).ok()?, location(w)?)))
             .collect();
         let mut lines = Vec::with_capacity(held.len());
         for reservation in &held {
@@ -281,10 +271,7 @@ impl AllocationApi {
                 let profile = profiles.get(&id);
                 Some(Site {
                     warehouse_id: id,
-                    location: w.location.as_ref().map(|at| GeoPoint {
-                        latitude: at.latitude,
-                        longitude: at.longitude,
-                    }),
+                    location: location(w),
                     paused: profile.is_some_and(|p| p.paused),
                     capacity: profile.and_then(|p| p.capacity_lines),
                     workload: profile.map_or(0, |p| p.open_lines),
@@ -354,6 +341,14 @@ fn shipping(problem: &Problem, plan: &Plan) -> Vec<Uuid> {
     ids.sort();
     ids.dedup();
     ids
+}
+
+/// Where stock says a warehouse is, if it knows.
+fn location(warehouse: &stock::Warehouse) -> Option<GeoPoint> {
+    warehouse.location.as_ref().map(|at| GeoPoint {
+        latitude: at.latitude,
+        longitude: at.longitude,
+    })
 }
 
 /// Lines each shipping warehouse takes on. All of them, not only those capped when the plan

@@ -80,7 +80,7 @@ impl AllocationApi {
         let key = RequestKey::new("CancelAllocation", &cmd.request_id, &req);
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
             store::lock_order(&mut tx, &cmd.order_id).await?;
-            let allocation = store::get_allocation(&mut tx, &cmd.order_id)
+            let mut allocation = store::get_allocation(&mut tx, &cmd.order_id)
                 .await?
                 .ok_or_else(|| not_found(&cmd.order_id))?;
             match allocation.status {
@@ -120,12 +120,11 @@ impl AllocationApi {
                     }
                     let open: Vec<(Uuid, i64)> = open.into_iter().collect();
                     store::remove_open_lines(&mut tx, &open).await?;
-                    store::set_status(&mut tx, &cmd.order_id, Status::Cancelled).await?;
+                    allocation.update_time =
+                        store::set_status(&mut tx, &cmd.order_id, Status::Cancelled).await?;
+                    allocation.status = Status::Cancelled;
                 }
             }
-            let allocation = store::get_allocation(&mut tx, &cmd.order_id)
-                .await?
-                .ok_or_else(|| not_found(&cmd.order_id))?;
             let names = self.names().await;
             let response = pb::CancelAllocationResponse {
                 allocation: Some(convert::allocation(&allocation, &names)),
@@ -143,7 +142,7 @@ impl AllocationApi {
         let key = RequestKey::new("ConfirmShipment", &cmd.request_id, &req);
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
             store::lock_order(&mut tx, &cmd.order_id).await?;
-            let allocation = store::get_allocation(&mut tx, &cmd.order_id)
+            let mut allocation = store::get_allocation(&mut tx, &cmd.order_id)
                 .await?
                 .ok_or_else(|| not_found(&cmd.order_id))?;
             if allocation.status == Status::Cancelled {
@@ -157,10 +156,10 @@ impl AllocationApi {
             // Check every line before shipping any: bad input changes nothing.
             let mut rows = Vec::with_capacity(cmd.lines.len());
             for (i, (line_id, quantity)) in cmd.lines.iter().enumerate() {
-                let row = allocation
+                let index = allocation
                     .lines
                     .iter()
-                    .find(|l| l.order_line_id == *line_id && l.warehouse_id == cmd.warehouse_id)
+                    .position(|l| l.order_line_id == *line_id && l.warehouse_id == cmd.warehouse_id)
                     .ok_or_else(|| {
                         ServiceError::invalid(
                             format!("lines[{i}].order_line_id"),
@@ -170,6 +169,7 @@ impl AllocationApi {
                             ),
                         )
                     })?;
+                let row = &allocation.lines[index];
                 let left = row.quantity - row.quantity_shipped;
                 if *quantity > left {
                     return Err(ServiceError::FailedPrecondition {
@@ -185,14 +185,15 @@ impl AllocationApi {
                         ],
                     });
                 }
-                rows.push((row, *quantity));
+                rows.push((index, *quantity));
             }
             // Stock must still hold every line (a hold may have expired): checked before any
             // line ships, so a refusal leaves stock and this record agreeing. A line stock has
             // shipped beyond this record is one an earlier attempt of this request shipped
             // before failing on a later line: its derived request id makes stock replay it.
             let held = self.stock.list_reservations(cmd.order_id.clone()).await?;
-            for (i, (row, quantity)) in rows.iter().enumerate() {
+            for (i, (index, quantity)) in rows.iter().enumerate() {
+                let row = &allocation.lines[*index];
                 let holds = held.iter().any(|r| {
                     r.order_line_id == row.order_line_id
                         && r.warehouse_id == cmd.warehouse_id.to_string()
@@ -213,7 +214,8 @@ impl AllocationApi {
                 }
             }
             let mut finished = 0;
-            for (i, (row, quantity)) in rows.iter().enumerate() {
+            for (i, (index, quantity)) in rows.iter().enumerate() {
+                let row = &mut allocation.lines[*index];
                 self.stock
                     .ship(stock::ShipReservationRequest {
                         request_id: format!("{}:ship:{i}", cmd.request_id),
@@ -232,32 +234,28 @@ impl AllocationApi {
                     *quantity,
                 )
                 .await?;
-                if row.quantity_shipped + quantity == row.quantity {
+                row.quantity_shipped += quantity;
+                if row.quantity_shipped == row.quantity {
                     finished += 1;
                 }
             }
             if finished > 0 {
                 store::remove_open_lines(&mut tx, &[(cmd.warehouse_id, finished)]).await?;
             }
-            let updated = store::get_allocation(&mut tx, &cmd.order_id)
-                .await?
-                .ok_or_else(|| not_found(&cmd.order_id))?;
-            let all_shipped = updated
+            let all_shipped = allocation
                 .lines
                 .iter()
                 .all(|l| l.quantity_shipped == l.quantity);
-            let status = if all_shipped {
+            allocation.status = if all_shipped {
                 Status::Shipped
             } else {
                 Status::PartiallyShipped
             };
-            store::set_status(&mut tx, &cmd.order_id, status).await?;
-            let updated = store::get_allocation(&mut tx, &cmd.order_id)
-                .await?
-                .ok_or_else(|| not_found(&cmd.order_id))?;
+            allocation.update_time =
+                store::set_status(&mut tx, &cmd.order_id, allocation.status).await?;
             let names = self.names().await;
             let response = pb::ConfirmShipmentResponse {
-                allocation: Some(convert::allocation(&updated, &names)),
+                allocation: Some(convert::allocation(&allocation, &names)),
             };
             Ok((tx, response))
         })

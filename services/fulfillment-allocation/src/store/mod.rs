@@ -382,14 +382,21 @@ pub async fn add_shipped(
     Ok(())
 }
 
-pub async fn set_status(tx: &mut Tx, order_id: &str, status: Status) -> Result<(), ServiceError> {
-    sqlx::query("UPDATE allocations SET status = $2, update_time = now() WHERE order_id = $1")
-        .bind(order_id)
-        .bind(status.as_str())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+/// Sets an allocation's status; returns its new update time.
+pub async fn set_status(
+    tx: &mut Tx,
+    order_id: &str,
+    status: Status,
+) -> Result<DateTime<Utc>, ServiceError> {
+    sqlx::query_scalar(
+        "UPDATE allocations SET status = $2, update_time = now() WHERE order_id = $1
+         RETURNING update_time",
+    )
+    .bind(order_id)
+    .bind(status.as_str())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)
 }
 
 /// A page of allocations after `after` (an order id), optionally only those shipping from
