@@ -217,6 +217,13 @@ impl Violations {
         }
     }
 
+    /// A repeated field's length: 1 to `max` items (`noun` names them in the message).
+    pub fn item_count(&mut self, field: &str, len: usize, max: usize, noun: &str) {
+        if len == 0 || len > max {
+            self.add(field, format!("must hold 1 to {max} {noun}, got {len}"));
+        }
+    }
+
     /// A present sub-message.
     pub fn present<'a, T>(&mut self, field: &str, value: Option<&'a T>) -> Option<&'a T> {
         if value.is_none() {

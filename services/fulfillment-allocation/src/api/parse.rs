@@ -71,12 +71,7 @@ pub fn allocate(req: &pb::AllocateOrderRequest) -> Result<Allocate, ServiceError
     let order_id = v.key("order_id", &req.order_id);
     let destination = destination(&mut v, req.destination.as_ref());
     let actor = v.optional_text("actor", &req.actor);
-    if req.lines.is_empty() || req.lines.len() > MAX_LINES {
-        v.add(
-            "lines",
-            format!("must hold 1 to {MAX_LINES} lines, got {}", req.lines.len()),
-        );
-    }
+    v.item_count("lines", req.lines.len(), MAX_LINES, "lines");
     let mut seen = HashSet::new();
     let mut lines = Vec::with_capacity(req.lines.len());
     for (i, line) in req.lines.iter().enumerate() {
@@ -177,12 +172,7 @@ pub fn ship(req: &pb::ConfirmShipmentRequest) -> Result<Ship, ServiceError> {
     let order_id = v.key("order_id", &req.order_id);
     let warehouse_id = v.uuid("warehouse_id", &req.warehouse_id);
     let actor = v.optional_text("actor", &req.actor);
-    if req.lines.is_empty() || req.lines.len() > MAX_LINES {
-        v.add(
-            "lines",
-            format!("must hold 1 to {MAX_LINES} lines, got {}", req.lines.len()),
-        );
-    }
+    v.item_count("lines", req.lines.len(), MAX_LINES, "lines");
     let mut seen = HashSet::new();
     let mut lines = Vec::with_capacity(req.lines.len());
     for (i, line) in req.lines.iter().enumerate() {

@@ -329,15 +329,7 @@ pub fn reserve_order(req: &pb::ReserveOrderRequest) -> Result<Reserve, ServiceEr
     let envelope = envelope(&mut v, &req.request_id, &req.actor);
     let order_id = v.key("order_id", &req.order_id);
     let expire_time = expiry(&mut v, "expire_time", req.expire_time.as_ref());
-    if req.lines.is_empty() || req.lines.len() > MAX_ORDER_LINES {
-        v.add(
-            "lines",
-            format!(
-                "must hold 1 to {MAX_ORDER_LINES} lines, got {}",
-                req.lines.len()
-            ),
-        );
-    }
+    v.item_count("lines", req.lines.len(), MAX_ORDER_LINES, "lines");
     let mut seen = HashSet::new();
     let mut lines = Vec::with_capacity(req.lines.len());
     for (i, line) in req.lines.iter().enumerate() {
@@ -509,15 +501,7 @@ pub fn batch_keys(
     req: &pb::BatchGetAvailabilityRequest,
 ) -> Result<Vec<InventoryKey>, ServiceError> {
     let mut v = Violations::new();
-    if req.keys.is_empty() || req.keys.len() > MAX_BATCH_KEYS {
-        v.add(
-            "keys",
-            format!(
-                "must hold 1 to {MAX_BATCH_KEYS} keys, got {}",
-                req.keys.len()
-            ),
-        );
-    }
+    v.item_count("keys", req.keys.len(), MAX_BATCH_KEYS, "keys");
     let keys: Vec<Option<InventoryKey>> = req
         .keys
         .iter()
