@@ -1,0 +1,4 @@
+//! Pure replenishment rules: no database, no network.
+
+pub mod policy;
+pub mod x12;
