@@ -22,33 +22,15 @@ use std::time::Instant;
 
 use inventory_benchkit::{Rng, workspace_path};
 use replenishment_service::domain::policy::{self, Defaults, Economics, LeadTime};
+use replenishment_service::domain::simulation::{
+    Demand, Lead, Outcome, draw_demand, draw_lead, simulate,
+};
 
 const TARGET: f64 = 0.95;
 const HISTORY_DAYS: usize = 365;
 const SIMULATED_DAYS: usize = 365;
 /// Lead times a supplier has shown before the simulated year (random lead-time shapes).
 const OBSERVED_LEAD_TIMES: usize = 12;
-
-#[derive(Clone, Copy)]
-enum Demand {
-    Normal {
-        mean: f64,
-        sd: f64,
-    },
-    Poisson(f64),
-    /// Demand on a day with probability `p`, of size 1 + Poisson(`extra`).
-    Intermittent {
-        p: f64,
-        extra: f64,
-    },
-}
-
-#[derive(Clone, Copy)]
-enum Lead {
-    Fixed(u32),
-    /// One of two lead times, each with probability 1/2.
-    TwoPoint(u32, u32),
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mover {
@@ -115,94 +97,6 @@ fn shapes() -> Vec<Shape> {
             ordering_cost_micros: 5_000_000,
         },
     ]
-}
-
-fn poisson(rng: &mut Rng, lambda: f64) -> i64 {
-    // Knuth's product of uniforms; fine for the small means used here.
-    let limit = (-lambda).exp();
-    let mut product = rng.unit();
-    let mut k = 0;
-    while product > limit {
-        k += 1;
-        product *= rng.unit();
-    }
-    k
-}
-
-fn normal(rng: &mut Rng) -> f64 {
-    let u1 = rng.unit().max(1e-300);
-    let u2 = rng.unit();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-}
-
-fn draw_demand(rng: &mut Rng, demand: Demand) -> i64 {
-    match demand {
-        Demand::Normal { mean, sd } => (mean + sd * normal(rng)).round().max(0.0) as i64,
-        Demand::Poisson(lambda) => poisson(rng, lambda),
-        Demand::Intermittent { p, extra } => {
-            if rng.unit() < p {
-                1 + poisson(rng, extra)
-            } else {
-                0
-            }
-        }
-    }
-}
-
-fn draw_lead(rng: &mut Rng, lead: Lead) -> u32 {
-    match lead {
-        Lead::Fixed(l) => l,
-        Lead::TwoPoint(a, b) => {
-            if rng.unit() < 0.5 {
-                a
-            } else {
-                b
-            }
-        }
-    }
-}
-
-#[derive(Default, Clone, Copy)]
-struct Outcome {
-    cycles: u64,
-    stockout_cycles: u64,
-    demanded: i64,
-    served: i64,
-    on_hand_days: f64,
-}
-
-/// One policy over one year of demand and lead times.
-fn simulate(reorder_point: i64, quantity: i64, demand: &[i64], leads: &[u32]) -> Outcome {
-    let mut outcome = Outcome::default();
-    let mut on_hand = reorder_point + quantity;
-    // (arrival day, quantity) of the open PO, and whether its cycle ran out.
-    let mut open: Option<(usize, i64, bool)> = None;
-    let mut next_lead = leads.iter().cycle();
-    for (day, &wanted) in demand.iter().enumerate() {
-        if let Some((arrival, q, short)) = open
-            && arrival == day
-        {
-            on_hand += q;
-            outcome.cycles += 1;
-            outcome.stockout_cycles += u64::from(short);
-            open = None;
-        }
-        let served = wanted.min(on_hand);
-        on_hand -= served;
-        outcome.demanded += wanted;
-        outcome.served += served;
-        if served < wanted
-            && let Some((_, _, short)) = open.as_mut()
-        {
-            *short = true;
-        }
-        if open.is_none() && on_hand < reorder_point {
-            let lead = *next_lead.next().unwrap_or(&0) as usize;
-            open = Some((day + lead + 1, quantity, false));
-        }
-        outcome.on_hand_days += on_hand as f64;
-    }
-    outcome
 }
 
 #[derive(Default)]
@@ -296,14 +190,15 @@ fn main() {
             let mut rng = Rng(seed
                 ^ ((s as u64 + 1) << 32)
                 ^ (r as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut uniform = || rng.unit();
             let history: Vec<i64> = (0..HISTORY_DAYS)
-                .map(|_| draw_demand(&mut rng, shape.demand))
+                .map(|_| draw_demand(&mut uniform, shape.demand))
                 .collect();
             let lead_time = match shape.lead {
                 Lead::Fixed(l) => LeadTime::fixed(l),
                 lead @ Lead::TwoPoint(..) => {
                     let seen: Vec<u32> = (0..OBSERVED_LEAD_TIMES)
-                        .map(|_| draw_lead(&mut rng, lead))
+                        .map(|_| draw_lead(&mut uniform, lead))
                         .collect();
                     LeadTime::observed(&seen, 7)
                 }
@@ -326,10 +221,10 @@ fn main() {
                 },
             );
             let future: Vec<i64> = (0..SIMULATED_DAYS)
-                .map(|_| draw_demand(&mut rng, shape.demand))
+                .map(|_| draw_demand(&mut uniform, shape.demand))
                 .collect();
             let leads: Vec<u32> = (0..SIMULATED_DAYS)
-                .map(|_| draw_lead(&mut rng, shape.lead))
+                .map(|_| draw_lead(&mut uniform, shape.lead))
                 .collect();
             let q = computed.reorder_quantity;
             ours.add(simulate(computed.reorder_point, q, &future, &leads));

@@ -1,4 +1,5 @@
 //! Pure replenishment rules: no database, no network.
 
 pub mod policy;
+pub mod simulation;
 pub mod x12;

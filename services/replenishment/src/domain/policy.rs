@@ -7,8 +7,9 @@
 //! movers, intermittent demand, a two-point lead time) and a 95% target lands near 86%. So the
 //! reorder point here is a quantile of what the history actually shows:
 //!
-//! - lead-time demand: every window of L consecutive days of history, for every lead time the
-//!   supplier has shown (or the offer's fixed one), mixed with equal weight per lead time;
+//! - lead-time demand, bootstrapped: the sum of L days each drawn from the days of the history
+//!   (every day counts, not only the few disjoint L-day windows a year holds), for each lead
+//!   time the supplier has shown (or the offer's fixed one), weighted by how often it showed;
 //! - undershoot: the scan orders once available has dropped *below* the point, and a day's
 //!   demand can take it well below. Stationary undershoot of a lattice renewal process has
 //!   `P(U = k) = P(D > k) / E[D]` (D: one day's demand);
@@ -16,13 +17,11 @@
 //!   `1 + quantile(target)` of that sum.
 //!
 //! Reorder quantity: EOQ = sqrt(2 D K / h) (D annual demand, K ordering cost, h holding cost
-//! per unit-year), rounded up to the pack multiple and at least the minimum order.
+//! per unit-year), at least the reorder point (one PO is open at a time, so a smaller one would
+//! leave every cycle short), rounded up to the pack multiple and at least the minimum order.
 
 /// Days of history below which the product's own defaults are used.
 pub const MIN_HISTORY_DAYS: usize = 28;
-/// Lead-time windows below which the empirical quantile is too coarse and the normal
-/// approximation (with the undershoot added) is used instead.
-pub const MIN_WINDOWS: usize = 30;
 
 /// Summary of a daily demand series.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -158,10 +157,8 @@ pub struct Defaults {
 /// How a reorder point was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
-    /// Quantile of the lead-time demand the history shows, plus the undershoot.
-    Empirical,
-    /// Too few lead-time windows: normal lead-time demand, plus the undershoot.
-    Normal,
+    /// Quantile of the lead-time demand bootstrapped from the history, plus the undershoot.
+    Bootstrap,
     /// Too little history: the product's defaults from stock.
     ProductDefaults,
 }
@@ -204,25 +201,16 @@ pub fn compute(
         )
     } else {
         let undershoot = undershoot(daily);
-        let windows = lead_time_demand(daily, lead_time);
+        let lead_demand = lead_time_demand(daily, lead_time);
+        let point = 1 + quantile_of_sum(&lead_demand, &undershoot, economics.service_level);
+        // At most one PO is open per (product, warehouse): one smaller than the reorder point
+        // would arrive to a position still below it, and every later cycle would start short.
         let quantity = if demand.mean > 0.0 {
-            round_order(eoq, economics)
+            round_order(eoq.max(point as f64), economics)
         } else {
             round_order(defaults.reorder_quantity.max(1) as f64, economics)
         };
-        if windows.len() >= MIN_WINDOWS {
-            let point = 1 + quantile_of_sum(&windows, &undershoot, economics.service_level);
-            (Method::Empirical, point, quantity)
-        } else {
-            let point = 1 + normal_with_undershoot(
-                &demand,
-                lead_mean,
-                lead_sd,
-                &undershoot,
-                economics.service_level,
-            );
-            (Method::Normal, point, quantity)
-        }
+        (Method::Bootstrap, point, quantity)
     };
     let mean_lead_demand = (demand.mean * lead_mean).round() as i64;
     Computed {
@@ -269,46 +257,84 @@ pub fn round_order(quantity: f64, economics: &Economics) -> i64 {
     packs.saturating_mul(pack)
 }
 
-/// Lead-time demand outcomes: the sum of every window of L consecutive days, for each lead
-/// time sample; each sample's windows are repeated so every lead time weighs the same.
-fn lead_time_demand(daily: &[i64], lead_time: &LeadTime) -> Vec<i64> {
-    let per_sample: Vec<Vec<i64>> = lead_time
-        .samples
-        .iter()
-        .map(|&l| window_sums(daily, l as usize))
-        .collect();
-    let fewest = per_sample.iter().map(Vec::len).min().unwrap_or(0);
-    if fewest == 0 {
-        return Vec::new();
-    }
-    let longest = per_sample.iter().map(Vec::len).max().unwrap_or(0);
-    let mut all = Vec::with_capacity(longest * per_sample.len());
-    for sums in per_sample {
-        // Resample to a common count so lead times with fewer windows are not outvoted.
-        for i in 0..longest {
-            all.push(sums[i * sums.len() / longest]);
-        }
-    }
-    all.sort_unstable();
-    all
+/// Most bins a lead-time demand distribution is kept in; a fast mover's units are grouped so
+/// the convolutions stay small.
+const MAX_BINS: usize = 20_000;
+/// Most bins one day's demand is grouped into.
+const DAY_BINS: i64 = 64;
+
+/// Lead-time demand as a distribution over bins of `width` units: P(W in bin i) = mass[i].
+#[derive(Debug, Clone, PartialEq)]
+struct Binned {
+    width: i64,
+    mass: Vec<f64>,
 }
 
-/// Sums of every window of `length` consecutive days (one 0 per day when `length` is 0).
-fn window_sums(daily: &[i64], length: usize) -> Vec<i64> {
-    if length == 0 {
-        return vec![0; daily.len()];
+impl Binned {
+    /// P(W <= units), counting a bin by its value `i * width`.
+    fn cdf(&self, prefix: &[f64], units: i64) -> f64 {
+        if units < 0 {
+            return 0.0;
+        }
+        let bin = usize::try_from(units / self.width).unwrap_or(usize::MAX);
+        prefix[bin.min(prefix.len() - 1)]
     }
-    if daily.len() < length {
-        return Vec::new();
+}
+
+/// Lead-time demand by bootstrap: the sum of L days each drawn from the days of the history
+/// (so it uses every day, not only the ~days/L disjoint windows), for each lead time the
+/// supplier has shown, weighted by how often it showed it.
+fn lead_time_demand(daily: &[i64], lead_time: &LeadTime) -> Binned {
+    let largest_lead = lead_time.samples.iter().copied().max().unwrap_or(0).max(1) as i64;
+    let largest_day = daily.iter().copied().max().unwrap_or(0).max(0);
+    let bins_per_day = (MAX_BINS as i64 / largest_lead).clamp(1, DAY_BINS);
+    let width = (largest_day / bins_per_day + i64::from(largest_day % bins_per_day != 0)).max(1);
+    let mut day = vec![0.0; usize::try_from(largest_day / width).unwrap_or(0) + 2];
+    for &d in daily {
+        // Nearest bin: unbiased, so grouping does not move the mean.
+        let bin = (d.max(0) + width / 2) / width;
+        day[usize::try_from(bin).unwrap_or(0)] += 1.0 / daily.len().max(1) as f64;
     }
-    let mut sum: i64 = daily[..length].iter().sum();
-    let mut sums = Vec::with_capacity(daily.len() - length + 1);
-    sums.push(sum);
-    for i in length..daily.len() {
-        sum += daily[i] - daily[i - length];
-        sums.push(sum);
+    let mut mixture: Vec<f64> = vec![0.0];
+    let weight = 1.0 / lead_time.samples.len().max(1) as f64;
+    let mut sorted = lead_time.samples.clone();
+    sorted.sort_unstable();
+    // Convolve day by day, adding each lead time's distribution as the count reaches it.
+    let mut current = vec![1.0];
+    let mut days_done = 0_u32;
+    for &lead in &sorted {
+        while days_done < lead {
+            current = convolve(&current, &day);
+            days_done += 1;
+        }
+        if mixture.len() < current.len() {
+            mixture.resize(current.len(), 0.0);
+        }
+        for (m, c) in mixture.iter_mut().zip(&current) {
+            *m += weight * c;
+        }
     }
-    sums
+    Binned {
+        width,
+        mass: mixture,
+    }
+}
+
+fn convolve(a: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; a.len() + b.len() - 1];
+    for (i, &x) in a.iter().enumerate() {
+        if x == 0.0 {
+            continue;
+        }
+        for (j, &y) in b.iter().enumerate() {
+            out[i + j] += x * y;
+        }
+    }
+    // Drop the far tail that carries no probability worth keeping.
+    while out.len() > 1 && out.last().is_some_and(|&p| p < 1e-15) {
+        out.pop();
+    }
+    out
 }
 
 /// The undershoot distribution `P(U = k) = P(D > k) / E[D]`, k = 0, 1, ..; empty (no
@@ -335,66 +361,30 @@ fn undershoot(daily: &[i64]) -> Vec<f64> {
     above.iter().map(|&a| a as f64 / n / mean).collect()
 }
 
-/// The smallest x with `P(W + U <= x) >= level`, W given by sorted outcomes, U by its pmf.
-fn quantile_of_sum(sorted: &[i64], undershoot: &[f64], level: f64) -> i64 {
+/// The smallest x with `P(W + U <= x) >= level`.
+fn quantile_of_sum(demand: &Binned, undershoot: &[f64], level: f64) -> i64 {
+    let mut prefix = Vec::with_capacity(demand.mass.len());
+    let mut running = 0.0;
+    for &m in &demand.mass {
+        running += m;
+        prefix.push(running);
+    }
     let cdf = |x: i64| -> f64 {
-        let below = |y: i64| sorted.partition_point(|&w| w <= y) as f64 / sorted.len() as f64;
         if undershoot.is_empty() {
-            return below(x);
+            return demand.cdf(&prefix, x);
         }
         undershoot
             .iter()
             .enumerate()
-            .map(|(k, p)| p * below(x - k as i64))
+            .map(|(k, p)| p * demand.cdf(&prefix, x - k as i64))
             .sum()
     };
+    // The total mass is 1 up to rounding: search below the top, and never for more.
+    let level = level.min(running - 1e-12);
     let (mut low, mut high) = (
         0_i64,
-        sorted.last().copied().unwrap_or(0) + undershoot.len() as i64,
+        demand.mass.len() as i64 * demand.width + undershoot.len() as i64,
     );
-    // cdf(high) is 1 (up to rounding); find the first x reaching the level.
-    let level = level.min(1.0 - 1e-12);
-    while low < high {
-        let mid = low + (high - low) / 2;
-        if cdf(mid) >= level {
-            high = mid;
-        } else {
-            low = mid + 1;
-        }
-    }
-    low
-}
-
-/// Normal lead-time demand (with its mean and deviation) plus the undershoot, by the same
-/// quantile search on a discretised normal.
-fn normal_with_undershoot(
-    demand: &DemandStats,
-    lead_mean: f64,
-    lead_sd: f64,
-    undershoot: &[f64],
-    level: f64,
-) -> i64 {
-    let mean = demand.mean * lead_mean;
-    let sigma = (lead_mean * demand.std_dev.powi(2) + demand.mean.powi(2) * lead_sd.powi(2)).sqrt();
-    if sigma == 0.0 {
-        let floor = to_units(mean.ceil());
-        let u = quantile_of_sum(&[0], undershoot, level);
-        return floor + u;
-    }
-    let cdf = |x: i64| -> f64 {
-        let normal = |y: i64| normal_cdf((y as f64 + 0.5 - mean) / sigma);
-        if undershoot.is_empty() {
-            return normal(x);
-        }
-        undershoot
-            .iter()
-            .enumerate()
-            .map(|(k, p)| p * normal(x - k as i64))
-            .sum()
-    };
-    let level = level.min(1.0 - 1e-12);
-    let mut low = 0_i64;
-    let mut high = to_units((mean + 10.0 * sigma).ceil()) + undershoot.len() as i64;
     while low < high {
         let mid = low + (high - low) / 2;
         if cdf(mid) >= level {

@@ -95,7 +95,7 @@ fn zero_variability_covers_the_undershoot_the_textbook_forgets() {
     // 1/5. P(15 + U <= x) >= 0.95 first at x = 19, so the point is 20: the scan orders with
     // 15..19 left, enough for 15. The textbook says 15 and runs out in every cycle.
     let computed = compute(&[5; 60], &LeadTime::fixed(3), &economics(), DEFAULTS);
-    assert_eq!(computed.method, Method::Empirical);
+    assert_eq!(computed.method, Method::Bootstrap);
     assert_eq!(computed.reorder_point, 20);
     assert_eq!(computed.textbook_reorder_point, 15);
     assert_eq!(computed.safety_stock, 5);
@@ -111,17 +111,21 @@ fn lead_time_zero_needs_only_the_undershoot() {
 }
 
 #[test]
-fn intermittent_demand_takes_the_quantile_of_the_windows() {
-    // 10 units every 4th day for 100 days: ADI 4. Two-day windows: 49 of 99 hold a demand
-    // day (W = 10), 50 do not. Undershoot: P(D > k) = 1/4 for k < 10, E[D] = 2.5, so U is
-    // uniform on 0..9. P(W + U <= 17) = 50/99 + 49/99 * 0.8 = 0.901;
-    // P(W + U <= 18) = 50/99 + 49/99 * 0.9 = 0.9505: the point is 19.
+fn intermittent_demand_takes_the_quantile_of_the_bootstrapped_lead_time_demand() {
+    // 10 units every 4th day for 100 days: ADI 4, P(D = 10) = 1/4. Two days' demand W is 0,
+    // 10 or 20 with 9/16, 6/16, 1/16. Undershoot: P(D > k) = 1/4 for k < 10, E[D] = 2.5, so U
+    // is uniform on 0..9. At a 93% target: P(W + U <= 18) = 9/16 + 6/16 * 0.9 = 0.9;
+    // P(W + U <= 19) = 9/16 + 6/16 = 0.9375: the point is 20.
     let daily: Vec<i64> = (0..100).map(|i| if i % 4 == 0 { 10 } else { 0 }).collect();
-    let computed = compute(&daily, &LeadTime::fixed(2), &economics(), DEFAULTS);
+    let target = Economics {
+        service_level: 0.93,
+        ..economics()
+    };
+    let computed = compute(&daily, &LeadTime::fixed(2), &target, DEFAULTS);
     assert!(computed.demand.is_intermittent());
     assert_eq!(computed.demand.adi, 4.0);
-    assert_eq!(computed.method, Method::Empirical);
-    assert_eq!(computed.reorder_point, 19);
+    assert_eq!(computed.method, Method::Bootstrap);
+    assert_eq!(computed.reorder_point, 20);
 }
 
 #[test]
@@ -135,20 +139,39 @@ fn a_two_point_lead_time_weighs_both_lead_times_equally() {
         &economics(),
         DEFAULTS,
     );
-    assert_eq!(computed.method, Method::Empirical);
+    assert_eq!(computed.method, Method::Bootstrap);
     assert_eq!(computed.reorder_point, 109);
     assert_eq!(computed.lead_time_days, 7.5);
 }
 
 #[test]
-fn short_history_against_a_long_lead_time_uses_the_normal_approximation() {
-    // 30 days and a 10-day lead time give 21 windows, too few for a 95% quantile.
-    let daily: Vec<i64> = (0..30).map(|i| 8 + (i % 5)).collect();
+fn four_weeks_of_history_are_enough_for_a_long_lead_time() {
+    // 28 days against a 10-day lead time: the bootstrap draws 10 of the 28 days, where
+    // disjoint 10-day windows would be 2. Mean 10, so lead-time demand 100 plus safety.
+    let daily: Vec<i64> = (0..28).map(|i| 8 + (i % 5)).collect();
     let computed = compute(&daily, &LeadTime::fixed(10), &economics(), DEFAULTS);
-    assert_eq!(computed.method, Method::Normal);
-    // Mean 10, so lead-time demand 100 plus safety: above the mean, near the textbook.
+    assert_eq!(computed.method, Method::Bootstrap);
     assert!(computed.reorder_point > 100);
     assert!((computed.reorder_point - computed.textbook_reorder_point).abs() <= 12);
+}
+
+#[test]
+fn a_fast_mover_is_grouped_into_bins_without_moving_the_point_much() {
+    // 2,000 a day, sd about 577 (uniform 1,000..3,000), lead time 30: grouped into bins of
+    // 47 units. The normal formula is a fair reference here: lead-time demand is a sum of 30
+    // independent days (mean 60,000, sd 3,162).
+    let daily: Vec<i64> = (0..365).map(|i| 1_000 + (i * 7_919 % 2_001)).collect();
+    let computed = compute(&daily, &LeadTime::fixed(30), &economics(), DEFAULTS);
+    let stats = computed.demand;
+    let sigma = (30.0 * stats.std_dev.powi(2)).sqrt();
+    let normal = stats.mean * 30.0 + 1.644_85 * sigma;
+    // Ours adds the undershoot (here about 1,100 units on average).
+    let gap = computed.reorder_point as f64 - normal;
+    assert!(
+        (0.0..2_500.0).contains(&gap),
+        "point {} normal {normal}",
+        computed.reorder_point
+    );
 }
 
 #[test]
@@ -175,4 +198,19 @@ fn demand_stats_of_a_series() {
     assert_eq!(stats.adi, 2.0);
     // non-zero demands 4 and 8: mean 6, variance 4, cv^2 = 4 / 36
     assert!((stats.cv2 - 4.0 / 36.0).abs() < 1e-12);
+}
+
+#[test]
+fn the_reorder_quantity_covers_at_least_the_reorder_point() {
+    // 50 a day for a year, lead time 5: the point is above 250. Ordering is cheap (K = 1), so
+    // EOQ is sqrt(2 * 18250 * 1 / 2.5) = 121: one such PO would arrive to a position still
+    // below the point. The quantity is raised to the point.
+    let cheap = Economics {
+        ordering_cost_micros: 1_000_000,
+        ..economics()
+    };
+    let computed = compute(&[50; 365], &LeadTime::fixed(5), &cheap, DEFAULTS);
+    assert!((computed.eoq - 120.83).abs() < 0.01, "{}", computed.eoq);
+    assert!(computed.reorder_point > 250);
+    assert_eq!(computed.reorder_quantity, computed.reorder_point);
 }
