@@ -9,6 +9,7 @@ use prost::Message;
 const CONTEXTS: &[(&str, &str)] = &[
     ("inventory/stock/v1", "stock_descriptor.bin"),
     ("inventory/allocation/v1", "allocation_descriptor.bin"),
+    ("inventory/replenishment/v1", "replenishment_descriptor.bin"),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

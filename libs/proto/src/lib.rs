@@ -31,3 +31,16 @@ pub mod allocation {
         pub const SERVICE_NAME: &str = "inventory.allocation.v1.AllocationService";
     }
 }
+
+pub mod replenishment {
+    pub mod v1 {
+        tonic::include_proto!("inventory.replenishment.v1");
+
+        /// Encoded `FileDescriptorSet` of `inventory.replenishment.v1`, for server reflection.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/replenishment_descriptor.bin"));
+
+        /// Fully qualified service name, as health checks and reflection know it.
+        pub const SERVICE_NAME: &str = "inventory.replenishment.v1.ReplenishmentService";
+    }
+}

@@ -2,6 +2,16 @@
 //! decides when and how much to reorder, and runs purchase orders from draft to receipt.
 //!
 //! - [`domain`]: the reorder math (reorder point from the lead-time demand the history shows,
-//!   EOQ) and the X12 850 writer; pure, no I/O.
+//!   EOQ), the purchase order's life, the X12 850 writer; pure, no I/O;
+//! - [`store`]: PostgreSQL (suppliers, offers, purchase orders, receipts, the outbox);
+//! - [`api`]: the gRPC layer;
+//! - [`outbox`]: sends approved POs to suppliers (X12 850 through a transport);
+//! - [`app`]: wiring, used by the binary and by the tests.
 
+pub mod api;
+pub mod app;
 pub mod domain;
+pub mod outbox;
+pub mod store;
+
+pub use app::{DEFAULT_LISTEN, ReplenishmentApp};

@@ -216,6 +216,22 @@ pub fn write_850(
     Ok(out)
 }
 
+/// The X12 unit of measure code (355) for a product's unit as stock names it; EA (each)
+/// when there is no common code for it.
+pub fn unit_code(unit_of_measure: &str) -> &'static str {
+    match unit_of_measure.trim().to_ascii_lowercase().as_str() {
+        "kg" | "kilogram" | "kilograms" => "KG",
+        "g" | "gram" | "grams" => "GR",
+        "l" | "liter" | "litre" | "liters" | "litres" => "LT",
+        "m" | "meter" | "metre" | "meters" | "metres" => "MR",
+        "box" | "boxes" => "BX",
+        "pack" | "packs" => "PK",
+        "pallet" | "pallets" => "PL",
+        u if u.starts_with("case") => "CA",
+        _ => "EA",
+    }
+}
+
 fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), X12Error> {
     let got = value.chars().count();
     if got == 0 || got > max {

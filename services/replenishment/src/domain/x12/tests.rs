@@ -226,3 +226,12 @@ fn what_the_envelope_cannot_carry_is_refused() {
     long_number.po_number = "P".repeat(23);
     assert!(write_850(&partners(), &long_number, 1, at()).is_err());
 }
+
+#[test]
+fn units_map_to_x12_codes() {
+    assert_eq!(unit_code("each"), "EA");
+    assert_eq!(unit_code("kg"), "KG");
+    assert_eq!(unit_code("case-of-12"), "CA");
+    assert_eq!(unit_code("Litre"), "LT");
+    assert_eq!(unit_code("bunch"), "EA");
+}

@@ -1,0 +1,222 @@
+//! Sending approved purchase orders: a transactional outbox.
+//!
+//! Approval queues the PO in the same transaction (`po_outbox`), so a crash after approval
+//! loses nothing. The sender takes one due PO at a time under its row lock (other replicas
+//! skip it), writes its X12 850 with the control number drawn at approval, hands it to the
+//! transport, and in the same transaction marks the PO SENT and takes it off the outbox. A
+//! crash between delivery and commit sends it again with the same control number and the same
+//! file name: the supplier sees a repeat of one interchange, never a second PO. A failed
+//! delivery is retried with backoff, the error kept on the outbox row.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use inventory_core::ServiceError;
+use inventory_runtime::{Stopping, db_error};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+use crate::domain::purchase_order;
+use crate::domain::x12;
+use crate::store;
+
+/// Where 850 documents go.
+#[tonic::async_trait]
+pub trait EdiTransport: Send + Sync + 'static {
+    /// Delivers `document` under `name`; delivering the same name again replaces it.
+    async fn deliver(&self, name: &str, document: &str) -> Result<(), String>;
+}
+
+/// A drop directory (the usual hand-off to an EDI gateway or VAN): each document is written
+/// to a temporary file and renamed into place, so the gateway never reads half a document.
+pub struct DropDirectory {
+    dir: PathBuf,
+}
+
+impl DropDirectory {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+}
+
+#[tonic::async_trait]
+impl EdiTransport for DropDirectory {
+    async fn deliver(&self, name: &str, document: &str) -> Result<(), String> {
+        let dir = self.dir.clone();
+        let name = name.to_owned();
+        let document = document.to_owned();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let partial = dir.join(format!(".{name}.partial"));
+            std::fs::write(&partial, document.as_bytes())?;
+            std::fs::File::open(&partial)?.sync_all()?;
+            std::fs::rename(&partial, dir.join(&name))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("drop directory {}: {e}", self.dir.display()))
+    }
+}
+
+/// How this side identifies itself in the envelope.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub qualifier: String,
+    pub id: String,
+    /// ISA15: P when true, T (test) otherwise.
+    pub production: bool,
+}
+
+#[derive(Clone)]
+pub struct Outbox {
+    pool: PgPool,
+    transport: Arc<dyn EdiTransport>,
+    sender: Sender,
+    /// Woken when a PO is approved, so it goes out at once rather than at the next poll.
+    wake: Arc<Notify>,
+    poll: Duration,
+}
+
+/// Most POs sent in one round before the sender looks at the clock again.
+const ROUND: usize = 100;
+
+impl Outbox {
+    pub fn new(
+        pool: PgPool,
+        transport: Arc<dyn EdiTransport>,
+        sender: Sender,
+        poll: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            transport,
+            sender,
+            wake: Arc::new(Notify::new()),
+            poll,
+        }
+    }
+
+    /// Call after committing an approval.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub async fn run(self, mut stopping: Stopping) {
+        loop {
+            match self.send_due().await {
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "purchase order outbox round failed"),
+            }
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.poll) => {}
+                () = stopping.wait() => return,
+            }
+        }
+    }
+
+    /// Sends every PO due now (up to a round); returns how many went out.
+    pub async fn send_due(&self) -> Result<usize, ServiceError> {
+        let mut sent = 0;
+        for _ in 0..ROUND {
+            match self.send_next().await? {
+                Some(true) => sent += 1,
+                Some(false) => {}
+                None => break,
+            }
+        }
+        Ok(sent)
+    }
+
+    /// One due PO: Some(true) sent, Some(false) failed or dropped, None when nothing is due.
+    async fn send_next(&self) -> Result<Option<bool>, ServiceError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let Some((po, attempts)) = store::next_due(&mut tx).await? else {
+            return Ok(None);
+        };
+        let status = po.status()?;
+        if purchase_order::mark_sent(status).is_err() {
+            // Cancelled (or otherwise moved on) while queued: nothing to send.
+            store::dequeue(&mut tx, po.po_id).await?;
+            tx.commit().await.map_err(db_error)?;
+            return Ok(Some(false));
+        }
+        let supplier = store::supplier(&mut tx, po.supplier_id)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("PO without its supplier".into()))?;
+        let now = Utc::now();
+        let outcome = match self.document(&po, &supplier, now) {
+            Ok((name, document)) => self.transport.deliver(&name, &document).await,
+            Err(error) => Err(error.to_string()),
+        };
+        let delivered = match outcome {
+            Ok(()) => {
+                let expected = now + chrono::Duration::days(i64::from(po.lead_time_days));
+                store::mark_sent(&mut tx, po.po_id, now, expected).await?;
+                tracing::info!(po_id = %po.po_id, po_number = po.po_number, "purchase order sent");
+                true
+            }
+            Err(error) => {
+                let retry_at = now + backoff(attempts);
+                tracing::warn!(po_id = %po.po_id, attempts = attempts + 1, %error, "purchase order not delivered; will retry");
+                store::retry_later(&mut tx, po.po_id, &error, retry_at).await?;
+                false
+            }
+        };
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(delivered))
+    }
+
+    /// The 850 of `po` and its file name.
+    fn document(
+        &self,
+        po: &store::PurchaseOrder,
+        supplier: &store::Supplier,
+        now: DateTime<Utc>,
+    ) -> Result<(String, String), x12::X12Error> {
+        let control = po.control_number.unwrap_or(0);
+        let number = po_number(po.po_number);
+        let document = x12::write_850(
+            &x12::Partners {
+                sender_qualifier: self.sender.qualifier.clone(),
+                sender_id: self.sender.id.clone(),
+                receiver_qualifier: supplier.edi_qualifier.clone(),
+                receiver_id: supplier.edi_id.clone(),
+                production: self.sender.production,
+            },
+            &x12::PurchaseOrder {
+                po_number: number.clone(),
+                order_date: now.date_naive(),
+                requested_delivery: Some(
+                    (now + chrono::Duration::days(i64::from(po.lead_time_days))).date_naive(),
+                ),
+                ship_to_name: po.ship_to_name.clone(),
+                ship_to_id: po.warehouse_id.to_string(),
+                lines: vec![x12::Line {
+                    quantity: po.ordered_qty,
+                    unit: po.unit_code.clone(),
+                    unit_price_micros: po.unit_cost_micros,
+                    buyer_part: po.product_id.to_string(),
+                    vendor_part: (!po.supplier_part_number.is_empty())
+                        .then(|| po.supplier_part_number.clone()),
+                }],
+            },
+            control,
+            now,
+        )?;
+        Ok((format!("{number}-{control:09}.x12"), document))
+    }
+}
+
+/// PO-00000042: what the 850's BEG03 and people see.
+pub fn po_number(number: i64) -> String {
+    format!("PO-{number:08}")
+}
+
+/// 1 s, doubling, at most 10 minutes.
+fn backoff(attempts: i32) -> chrono::Duration {
+    let seconds = 1_i64 << attempts.clamp(0, 10);
+    chrono::Duration::seconds(seconds.min(600))
+}

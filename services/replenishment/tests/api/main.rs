@@ -1,0 +1,8 @@
+//! The replenishment service's tests, one binary: the real service over gRPC on a fresh
+//! database, beside a real stock service on the same database (see `helpers`).
+
+mod helpers;
+mod orders;
+mod platform;
+mod receipts;
+mod suppliers;
