@@ -57,9 +57,7 @@ CREATE TABLE purchase_orders (
     unit_cost_micros      bigint NOT NULL,
     lead_time_days        integer NOT NULL,
     expected_delivery     timestamptz NOT NULL,
-    -- What the 850 needs, as it stood when the PO was drafted.
-    ship_to_name          text NOT NULL DEFAULT '',
-    unit_code             text NOT NULL DEFAULT 'EA',
+    -- The supplier's part number as the offer said when the PO was drafted (850 VP).
     supplier_part_number  text NOT NULL DEFAULT '',
     created_by            text NOT NULL,
     create_time           timestamptz NOT NULL DEFAULT now(),
@@ -97,8 +95,7 @@ CREATE TABLE purchase_orders (
         status IN ('DRAFT', 'PENDING_APPROVAL') OR decide_time IS NOT NULL),
     CONSTRAINT purchase_orders_text_lengths CHECK (
         length(created_by) BETWEEN 1 AND 128 AND length(decided_by) <= 128
-        AND length(decision_note) <= 512 AND length(ship_to_name) <= 512
-        AND length(unit_code) BETWEEN 1 AND 2 AND length(supplier_part_number) <= 48)
+        AND length(decision_note) <= 512 AND length(supplier_part_number) <= 48)
 );
 -- At most one open PO per (product, warehouse), whatever drafts it and however many replicas.
 CREATE UNIQUE INDEX purchase_orders_one_open

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use inventory_proto::replenishment::v1 as pb;
 use inventory_runtime::{App, Config, RuntimeError, ServiceHost, ServiceSpec, Settings};
-use inventory_stock_client::GrpcStockClient;
+use inventory_stock_client::{FeedConsumer, GrpcStockClient};
 
 use crate::api::{ReplenishmentApi, Rules};
 use crate::outbox::{DropDirectory, Outbox, Sender};
+use crate::planning::{DemandFeed, FEED, Planner, PolicyDefaults};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -53,23 +54,84 @@ impl App for ReplenishmentApp {
                 "EDI_SENDER_QUALIFIER must be 2 characters and EDI_SENDER_ID 1 to 15".into(),
             ));
         }
+        let policy_defaults = PolicyDefaults {
+            // REORDER_SERVICE_LEVEL: the target cycle service level of computed policies.
+            service_level: settings.get("REORDER_SERVICE_LEVEL", 0.95)?,
+            // ORDERING_COST_MICROS and HOLDING_RATE: EOQ's cost per order and yearly holding
+            // cost as a share of the unit cost.
+            ordering_cost_micros: settings.get("ORDERING_COST_MICROS", 50_000_000)?,
+            holding_rate: settings.get("HOLDING_RATE", 0.25)?,
+        };
+        if !(policy_defaults.service_level > 0.0 && policy_defaults.service_level < 1.0) {
+            return Err(RuntimeError::Config(
+                "REORDER_SERVICE_LEVEL must be between 0 and 1 (exclusive)".into(),
+            ));
+        }
+        if policy_defaults.ordering_cost_micros < 0
+            || !policy_defaults.holding_rate.is_finite()
+            || policy_defaults.holding_rate < 0.0
+        {
+            return Err(RuntimeError::Config(
+                "ORDERING_COST_MICROS and HOLDING_RATE must not be negative".into(),
+            ));
+        }
+        // REORDER_SCAN_INTERVAL_MS (hourly) and POLICY_RECOMPUTE_INTERVAL_MS (daily).
+        let scan_every = settings.millis("REORDER_SCAN_INTERVAL_MS", 3_600_000)?;
+        let recompute_every = settings.millis("POLICY_RECOMPUTE_INTERVAL_MS", 86_400_000)?;
+        if scan_every.is_zero() || recompute_every.is_zero() {
+            return Err(RuntimeError::Config(
+                "REORDER_SCAN_INTERVAL_MS and POLICY_RECOMPUTE_INTERVAL_MS must be positive".into(),
+            ));
+        }
         let drop_dir = settings.text("EDI_DROP_DIR", "edi-outbox");
         let poll = settings.millis("OUTBOX_POLL_MS", 5_000)?;
         let mut host = ServiceHost::build(config, SPEC).await?;
         let stock = Arc::new(GrpcStockClient::from_settings(settings)?);
         let outbox = Outbox::new(
             host.pool.clone(),
+            stock.clone(),
             Arc::new(DropDirectory::new(drop_dir)),
             sender,
             poll,
         );
         let sending = outbox.clone();
         host.background.spawn(|stopping| sending.run(stopping));
+        let feed = FeedConsumer::new(FEED, host.pool.clone(), stock.clone(), Arc::new(DemandFeed));
+        host.background.spawn(|stopping| feed.run(stopping));
+        let planner = Planner::new(host.pool.clone(), stock.clone(), policy_defaults);
+        let (scanner, woken) = (planner.clone(), outbox.clone());
+        let threshold = rules.auto_approve_below_micros;
+        host.background.every(scan_every, move || {
+            let (scanner, woken) = (scanner.clone(), woken.clone());
+            async move {
+                match scanner.scan(false, threshold).await {
+                    Ok(decisions) => {
+                        let drafted = decisions.iter().filter(|d| d.po_id.is_some()).count();
+                        tracing::info!(drafted, "reorder scan");
+                        woken.wake();
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "reorder scan failed; next one at the next interval")
+                    }
+                }
+            }
+        });
+        let recomputer = planner.clone();
+        host.background.every(recompute_every, move || {
+            let recomputer = recomputer.clone();
+            async move {
+                match recomputer.recompute_all().await {
+                    Ok(count) => tracing::info!(count, "reorder policies recomputed"),
+                    Err(error) => tracing::warn!(%error, "recomputing reorder policies failed"),
+                }
+            }
+        });
         let api = ReplenishmentApi::new(
             host.pool.clone(),
             host.page_tokens.clone(),
             stock,
             outbox,
+            planner,
             rules,
         );
         Ok(Self { host, api })

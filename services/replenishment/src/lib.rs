@@ -6,12 +6,15 @@
 //! - [`store`]: PostgreSQL (suppliers, offers, purchase orders, receipts, the outbox);
 //! - [`api`]: the gRPC layer;
 //! - [`outbox`]: sends approved POs to suppliers (X12 850 through a transport);
+//! - [`planning`]: reorder policies and the scan, with their inputs gathered (demand and
+//!   positions from stock's feed);
 //! - [`app`]: wiring, used by the binary and by the tests.
 
 pub mod api;
 pub mod app;
 pub mod domain;
 pub mod outbox;
+pub mod planning;
 pub mod store;
 
 pub use app::{DEFAULT_LISTEN, ReplenishmentApp};

@@ -15,6 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
 use inventory_runtime::{Stopping, db_error};
+use inventory_stock_client::StockClient;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
@@ -72,6 +73,9 @@ pub struct Sender {
 #[derive(Clone)]
 pub struct Outbox {
     pool: PgPool,
+    /// Asked at send time for the ship-to name and the product's unit: stock is their
+    /// authority.
+    stock: Arc<dyn StockClient>,
     transport: Arc<dyn EdiTransport>,
     sender: Sender,
     /// Woken when a PO is approved, so it goes out at once rather than at the next poll.
@@ -85,12 +89,14 @@ const ROUND: usize = 100;
 impl Outbox {
     pub fn new(
         pool: PgPool,
+        stock: Arc<dyn StockClient>,
         transport: Arc<dyn EdiTransport>,
         sender: Sender,
         poll: Duration,
     ) -> Self {
         Self {
             pool,
+            stock,
             transport,
             sender,
             wake: Arc::new(Notify::new()),
@@ -147,9 +153,9 @@ impl Outbox {
             .await?
             .ok_or_else(|| ServiceError::Internal("PO without its supplier".into()))?;
         let now = Utc::now();
-        let outcome = match self.document(&po, &supplier, now) {
+        let outcome = match self.document(&po, &supplier, now).await {
             Ok((name, document)) => self.transport.deliver(&name, &document).await,
-            Err(error) => Err(error.to_string()),
+            Err(error) => Err(error),
         };
         let delivered = match outcome {
             Ok(()) => {
@@ -170,12 +176,22 @@ impl Outbox {
     }
 
     /// The 850 of `po` and its file name.
-    fn document(
+    async fn document(
         &self,
         po: &store::PurchaseOrder,
         supplier: &store::Supplier,
         now: DateTime<Utc>,
-    ) -> Result<(String, String), x12::X12Error> {
+    ) -> Result<(String, String), String> {
+        let warehouse = self
+            .stock
+            .get_warehouse(po.warehouse_id.to_string())
+            .await
+            .map_err(|e| format!("warehouse {} from stock: {e}", po.warehouse_id))?;
+        let product = self
+            .stock
+            .get_product(po.product_id.to_string())
+            .await
+            .map_err(|e| format!("product {} from stock: {e}", po.product_id))?;
         let control = po.control_number.unwrap_or(0);
         let number = po_number(po.po_number);
         let document = x12::write_850(
@@ -192,11 +208,11 @@ impl Outbox {
                 requested_delivery: Some(
                     (now + chrono::Duration::days(i64::from(po.lead_time_days))).date_naive(),
                 ),
-                ship_to_name: po.ship_to_name.clone(),
+                ship_to_name: warehouse.name,
                 ship_to_id: po.warehouse_id.to_string(),
                 lines: vec![x12::Line {
                     quantity: po.ordered_qty,
-                    unit: po.unit_code.clone(),
+                    unit: x12::unit_code(&product.unit_of_measure).to_owned(),
                     unit_price_micros: po.unit_cost_micros,
                     buyer_part: po.product_id.to_string(),
                     vendor_part: (!po.supplier_part_number.is_empty())
@@ -205,7 +221,8 @@ impl Outbox {
             },
             control,
             now,
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         Ok((format!("{number}-{control:09}.x12"), document))
     }
 }

@@ -5,7 +5,7 @@ use inventory_proto::replenishment::v1 as pb;
 
 use crate::domain::purchase_order::Status;
 use crate::outbox::po_number;
-use crate::store;
+use crate::store::{self, planning};
 
 pub fn supplier(s: &store::Supplier) -> pb::Supplier {
     pb::Supplier {
@@ -91,4 +91,57 @@ pub fn receipt(r: &store::Receipt) -> pb::Receipt {
 /// quantity x unit cost, None past i64 (10^12 units at 10^12 micros do not fit).
 pub fn total_cost(quantity: i64, unit_cost_micros: i64) -> Option<i64> {
     quantity.checked_mul(unit_cost_micros)
+}
+
+pub fn policy(p: &planning::Policy) -> pb::ReorderPolicy {
+    pb::ReorderPolicy {
+        product_id: p.product_id.to_string(),
+        warehouse_id: p.warehouse_id.to_string(),
+        source: match p.source.as_str() {
+            "FIXED" => pb::PolicySource::Fixed,
+            "COMPUTED" => pb::PolicySource::Computed,
+            _ => pb::PolicySource::Unspecified,
+        }
+        .into(),
+        reorder_point: p.reorder_point,
+        reorder_quantity: p.reorder_quantity,
+        service_level: p.service_level,
+        method: match p.method.as_str() {
+            "BOOTSTRAP" => pb::ComputationMethod::Bootstrap,
+            "PRODUCT_DEFAULTS" => pb::ComputationMethod::ProductDefaults,
+            _ => pb::ComputationMethod::Unspecified,
+        }
+        .into(),
+        average_daily_demand: p.average_daily_demand,
+        demand_std_dev: p.demand_std_dev,
+        history_days: p.history_days,
+        lead_time_days: p.lead_time_days,
+        lead_time_std_dev: p.lead_time_std_dev,
+        safety_stock: p.safety_stock,
+        economic_order_quantity: p.eoq,
+        textbook_reorder_point: p.textbook_reorder_point,
+        compute_time: p.computed_time.map(timestamp),
+        updated_by: p.updated_by.clone(),
+        update_time: Some(timestamp(p.update_time)),
+    }
+}
+
+pub fn decision(d: &planning::Decision) -> pb::ReorderDecision {
+    pb::ReorderDecision {
+        product_id: d.product_id.to_string(),
+        warehouse_id: d.warehouse_id.to_string(),
+        quantity_available: d.quantity_available,
+        reorder_point: d.reorder_point,
+        quantity: d.quantity.unwrap_or(0),
+        supplier_id: d.supplier_id.map(|s| s.to_string()).unwrap_or_default(),
+        unit_cost_micros: d.unit_cost_micros.unwrap_or(0),
+        po_id: d.po_id.map(|p| p.to_string()).unwrap_or_default(),
+        status: d
+            .status
+            .as_deref()
+            .and_then(Status::parse)
+            .map(status)
+            .unwrap_or(pb::PurchaseOrderStatus::Unspecified)
+            .into(),
+    }
 }

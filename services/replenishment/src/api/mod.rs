@@ -1,10 +1,11 @@
-//! The gRPC layer: `suppliers` (suppliers and their offers) and `orders` (purchase orders from
-//! creation to receipt). Requests become commands in `parse`, rows become messages in
+//! The gRPC layer: `suppliers` (suppliers and their offers), `orders` (purchase orders from
+//! creation to receipt) and `policies` (reorder policies and the scan). Requests become commands in `parse`, rows become messages in
 //! `convert`; every mutation runs once per request id (a receipt once per receipt id).
 
 mod convert;
 mod orders;
 mod parse;
+mod policies;
 mod suppliers;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::outbox::Outbox;
+use crate::planning::Planner;
 
 /// The ErrorInfo domain of this service's refusals.
 pub const DOMAIN: &str = "replenishment";
@@ -37,6 +39,7 @@ pub struct ReplenishmentApi {
     pages: PageTokens,
     stock: Arc<dyn StockClient>,
     outbox: Outbox,
+    planner: Planner,
     rules: Rules,
 }
 
@@ -46,6 +49,7 @@ impl ReplenishmentApi {
         pages: PageTokens,
         stock: Arc<dyn StockClient>,
         outbox: Outbox,
+        planner: Planner,
         rules: Rules,
     ) -> Self {
         Self {
@@ -53,6 +57,7 @@ impl ReplenishmentApi {
             pages,
             stock,
             outbox,
+            planner,
             rules,
         }
     }
@@ -132,5 +137,23 @@ impl ReplenishmentService for ReplenishmentApi {
         r: Request<pb::ReceivePurchaseOrderRequest>,
     ) -> Result<Response<pb::ReceivePurchaseOrderResponse>, Status> {
         reply(self.receive(r.into_inner()).await)
+    }
+    async fn set_reorder_policy(
+        &self,
+        r: Request<pb::SetReorderPolicyRequest>,
+    ) -> Result<Response<pb::SetReorderPolicyResponse>, Status> {
+        reply(self.set_policy(r.into_inner()).await)
+    }
+    async fn get_reorder_policy(
+        &self,
+        r: Request<pb::GetReorderPolicyRequest>,
+    ) -> Result<Response<pb::GetReorderPolicyResponse>, Status> {
+        reply(self.get_policy(r.into_inner()).await)
+    }
+    async fn run_reorder_scan(
+        &self,
+        r: Request<pb::RunReorderScanRequest>,
+    ) -> Result<Response<pb::RunReorderScanResponse>, Status> {
+        reply(self.run_scan(r.into_inner()).await)
     }
 }

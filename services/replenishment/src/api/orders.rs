@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::{DOMAIN, ReplenishmentApi, convert, parse};
 use crate::domain::purchase_order::{self, ReceiptRefused, Refused, Status};
-use crate::domain::x12;
 use crate::outbox::po_number;
 use crate::store;
 
@@ -42,9 +41,8 @@ impl ReplenishmentApi {
     ) -> Result<pb::CreatePurchaseOrderResponse, ServiceError> {
         let cmd = parse::create_po(&req)?;
         // Both must exist in stock (NOT_FOUND otherwise); asked before any write.
-        let product = self.stock.get_product(cmd.product_id.to_string()).await?;
-        let warehouse = self
-            .stock
+        self.stock.get_product(cmd.product_id.to_string()).await?;
+        self.stock
             .get_warehouse(cmd.warehouse_id.to_string())
             .await?;
         let key = RequestKey::new("CreatePurchaseOrder", &cmd.request_id, &req);
@@ -76,8 +74,6 @@ impl ReplenishmentApi {
                 unit_cost_micros: offer.unit_cost_micros,
                 lead_time_days,
                 expected_delivery: at + chrono::Duration::days(i64::from(lead_time_days)),
-                ship_to_name: warehouse.name.clone(),
-                unit_code: x12::unit_code(&product.unit_of_measure).to_owned(),
                 supplier_part_number: offer.supplier_part_number.clone(),
                 created_by: cmd.actor.clone(),
                 create_time: at,

@@ -273,3 +273,65 @@ fn status(s: pb::PurchaseOrderStatus) -> Option<Status> {
         pb::PurchaseOrderStatus::Cancelled => Status::Cancelled,
     })
 }
+
+pub fn pair(product_id: &str, warehouse_id: &str) -> Result<(Uuid, Uuid), ServiceError> {
+    let mut v = Violations::new();
+    let product = v.uuid("product_id", product_id);
+    let warehouse = v.uuid("warehouse_id", warehouse_id);
+    v.finish()?;
+    Ok((product.unwrap_or_default(), warehouse.unwrap_or_default()))
+}
+
+pub struct SetPolicy {
+    pub request_id: String,
+    pub product_id: Uuid,
+    pub warehouse_id: Uuid,
+    /// (reorder point, reorder quantity) of a FIXED policy; None for a computed one.
+    pub fixed: Option<(i64, i64)>,
+    pub service_level: f64,
+    pub actor: String,
+}
+
+pub fn set_policy(
+    req: &pb::SetReorderPolicyRequest,
+    default_service_level: f64,
+) -> Result<SetPolicy, ServiceError> {
+    let mut v = Violations::new();
+    let request_id = v.request_id("request_id", &req.request_id);
+    let product_id = v.uuid("product_id", &req.product_id);
+    let warehouse_id = v.uuid("warehouse_id", &req.warehouse_id);
+    let source: Option<pb::PolicySource> = v.known_enum("source", req.source);
+    let mut fixed = None;
+    let mut service_level = default_service_level;
+    match source {
+        Some(pb::PolicySource::Fixed) => {
+            let point = v.quantity_or_zero("reorder_point", req.reorder_point);
+            let quantity = v.positive("reorder_quantity", req.reorder_quantity);
+            fixed = point.zip(quantity);
+        }
+        Some(pb::PolicySource::Computed) if req.service_level != 0.0 => {
+            if req.service_level.is_finite() && req.service_level > 0.0 && req.service_level < 1.0 {
+                service_level = req.service_level;
+            } else {
+                v.add(
+                    "service_level",
+                    format!(
+                        "must be between 0 and 1 (exclusive), got {}",
+                        req.service_level
+                    ),
+                );
+            }
+        }
+        _ => {}
+    }
+    let actor = v.key("actor", &req.actor);
+    v.finish()?;
+    Ok(SetPolicy {
+        request_id: request_id.unwrap_or_default(),
+        product_id: product_id.unwrap_or_default(),
+        warehouse_id: warehouse_id.unwrap_or_default(),
+        fixed,
+        service_level,
+        actor: actor.unwrap_or_default(),
+    })
+}

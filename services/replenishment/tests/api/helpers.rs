@@ -19,6 +19,7 @@ pub struct TestApp {
     pub client: ReplenishmentServiceClient<Channel>,
     pub server: TestServer,
     pub stock: StockServer,
+    pub database: Arc<TestDatabase>,
     /// Where the 850s are dropped; removed with the app.
     pub drop_dir: PathBuf,
 }
@@ -44,8 +45,32 @@ impl TestApp {
     pub async fn spawn_with(vars: &[(&str, &str)]) -> Self {
         let database = Arc::new(TestDatabase::create().await);
         let stock = StockServer::spawn_on(database.clone(), &[]).await;
-        let url = stock.url();
         let drop_dir = std::env::temp_dir().join(format!("edi-{}", new_id()));
+        let server = Self::replenishment(&database, &stock, &drop_dir, vars).await;
+        let client = ReplenishmentServiceClient::new(server.channel().await);
+        Self {
+            client,
+            server,
+            stock,
+            database,
+            drop_dir,
+        }
+    }
+
+    /// Starts (again) a replenishment service on the app's database, as a restart would.
+    pub async fn restart(&mut self) {
+        self.server.stop().await;
+        self.server = Self::replenishment(&self.database, &self.stock, &self.drop_dir, &[]).await;
+        self.client = ReplenishmentServiceClient::new(self.server.channel().await);
+    }
+
+    async fn replenishment(
+        database: &Arc<TestDatabase>,
+        stock: &StockServer,
+        drop_dir: &std::path::Path,
+        vars: &[(&str, &str)],
+    ) -> TestServer {
+        let url = stock.url();
         let dir = drop_dir.display().to_string();
         let threshold = THRESHOLD.to_string();
         let vars: Vec<(&str, &str)> = [
@@ -57,14 +82,7 @@ impl TestApp {
         .into_iter()
         .chain(vars.iter().copied())
         .collect();
-        let server = TestServer::spawn::<ReplenishmentApp>(database, &vars).await;
-        let client = ReplenishmentServiceClient::new(server.channel().await);
-        Self {
-            client,
-            server,
-            stock,
-            drop_dir,
-        }
+        TestServer::spawn::<ReplenishmentApp>(database.clone(), &vars).await
     }
 
     pub async fn warehouse(&self, name: &str) -> String {
@@ -326,4 +344,114 @@ pub fn segments<'a>(document: &'a str, id: &str) -> Vec<Vec<&'a str>> {
         .map(|s| s.split('*').collect::<Vec<_>>())
         .filter(|e| e.first() == Some(&id))
         .collect()
+}
+
+impl TestApp {
+    /// Receives `quantity` into stock (not against a PO).
+    pub async fn stock_up(&self, setup: &Setup, quantity: i64) {
+        self.stock
+            .client
+            .clone()
+            .receive_stock(stock::ReceiveStockRequest {
+                request_id: new_id(),
+                product_id: setup.product_id.clone(),
+                warehouse_id: setup.warehouse_id.clone(),
+                quantity,
+                reference_id: "opening stock".to_owned(),
+                actor: "test".to_owned(),
+            })
+            .await
+            .expect("receive");
+    }
+
+    /// Reserves and ships `quantity` for a new order: one SHIP in stock's log.
+    pub async fn ship(&self, setup: &Setup, quantity: i64) {
+        let order_id = new_id();
+        let mut client = self.stock.client.clone();
+        client
+            .reserve_stock(stock::ReserveStockRequest {
+                request_id: new_id(),
+                order_id: order_id.clone(),
+                line: Some(stock::ReservationLine {
+                    order_line_id: "1".to_owned(),
+                    product_id: setup.product_id.clone(),
+                    warehouse_id: setup.warehouse_id.clone(),
+                    quantity,
+                }),
+                expire_time: None,
+                actor: "test".to_owned(),
+            })
+            .await
+            .expect("reserve");
+        client
+            .ship_reservation(stock::ShipReservationRequest {
+                request_id: new_id(),
+                order_id,
+                order_line_id: "1".to_owned(),
+                warehouse_id: setup.warehouse_id.clone(),
+                quantity,
+                actor: "test".to_owned(),
+            })
+            .await
+            .expect("ship");
+    }
+
+    pub async fn policy(&self, setup: &Setup) -> pb::GetReorderPolicyResponse {
+        self.client
+            .clone()
+            .get_reorder_policy(pb::GetReorderPolicyRequest {
+                product_id: setup.product_id.clone(),
+                warehouse_id: setup.warehouse_id.clone(),
+            })
+            .await
+            .expect("get policy")
+            .into_inner()
+    }
+
+    /// Waits (up to 10 s) until the feed has brought the pair's available to `available`.
+    pub async fn feed_shows(&self, setup: &Setup, available: i64) {
+        for _ in 0..200 {
+            if self.policy(setup).await.quantity_available == available {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the feed never showed {available} available");
+    }
+
+    pub async fn set_fixed_policy(&self, setup: &Setup, point: i64, quantity: i64) {
+        self.client
+            .clone()
+            .set_reorder_policy(pb::SetReorderPolicyRequest {
+                request_id: new_id(),
+                product_id: setup.product_id.clone(),
+                warehouse_id: setup.warehouse_id.clone(),
+                source: pb::PolicySource::Fixed.into(),
+                reorder_point: point,
+                reorder_quantity: quantity,
+                service_level: 0.0,
+                actor: "buyer@example.com".to_owned(),
+            })
+            .await
+            .expect("set policy");
+    }
+
+    pub async fn scan(&self, dry_run: bool) -> pb::RunReorderScanResponse {
+        self.client
+            .clone()
+            .run_reorder_scan(pb::RunReorderScanRequest { dry_run })
+            .await
+            .expect("scan")
+            .into_inner()
+    }
+
+    pub async fn purchase_orders(&self) -> Vec<pb::PurchaseOrder> {
+        self.client
+            .clone()
+            .list_purchase_orders(pb::ListPurchaseOrdersRequest::default())
+            .await
+            .expect("list")
+            .into_inner()
+            .purchase_orders
+    }
 }

@@ -4,5 +4,6 @@
 mod helpers;
 mod orders;
 mod platform;
+mod policies;
 mod receipts;
 mod suppliers;

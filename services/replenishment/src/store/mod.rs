@@ -1,5 +1,8 @@
-//! PostgreSQL: suppliers, offers, purchase orders, receipts and the outbox. Every statement
-//! is here; the handlers decide, this module reads and writes.
+//! PostgreSQL: suppliers, offers, purchase orders, receipts and the outbox here; stock
+//! positions, demand, policies and the scan in [`planning`]. Every statement is in this
+//! module; the handlers decide, it reads and writes.
+
+pub mod planning;
 
 use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
@@ -45,8 +48,6 @@ pub struct PurchaseOrder {
     pub unit_cost_micros: i64,
     pub lead_time_days: i32,
     pub expected_delivery: DateTime<Utc>,
-    pub ship_to_name: String,
-    pub unit_code: String,
     pub supplier_part_number: String,
     pub created_by: String,
     pub create_time: DateTime<Utc>,
@@ -77,8 +78,8 @@ pub struct Receipt {
 }
 
 const PO_COLUMNS: &str = "po_id, po_number, supplier_id, product_id, warehouse_id, ordered_qty,
-    received_qty, status, unit_cost_micros, lead_time_days, expected_delivery, ship_to_name,
-    unit_code, supplier_part_number, created_by, create_time, decided_by, decide_time,
+    received_qty, status, unit_cost_micros, lead_time_days, expected_delivery,
+    supplier_part_number, created_by, create_time, decided_by, decide_time,
     decision_note, control_number, send_time, update_time";
 
 pub async fn insert_supplier(tx: &mut Tx, s: &Supplier) -> Result<Supplier, ServiceError> {
@@ -221,11 +222,10 @@ pub async fn offer_for(
 pub async fn insert_po(tx: &mut Tx, po: &PurchaseOrder) -> Result<PurchaseOrder, ServiceError> {
     let inserted = sqlx::query_as(&format!(
         "INSERT INTO purchase_orders (po_id, supplier_id, product_id, warehouse_id, ordered_qty,
-             status, unit_cost_micros, lead_time_days, expected_delivery, ship_to_name,
-             unit_code, supplier_part_number, created_by, create_time, decided_by, decide_time,
+             status, unit_cost_micros, lead_time_days, expected_delivery,
+             supplier_part_number, created_by, create_time, decided_by, decide_time,
              decision_note, control_number, update_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $18, $14)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $12)
          RETURNING {PO_COLUMNS}"
     ))
     .bind(po.po_id)
@@ -237,8 +237,6 @@ pub async fn insert_po(tx: &mut Tx, po: &PurchaseOrder) -> Result<PurchaseOrder,
     .bind(po.unit_cost_micros)
     .bind(po.lead_time_days)
     .bind(po.expected_delivery)
-    .bind(&po.ship_to_name)
-    .bind(&po.unit_code)
     .bind(&po.supplier_part_number)
     .bind(&po.created_by)
     .bind(po.create_time)
