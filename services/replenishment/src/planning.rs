@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::policy::{self, Computed, Defaults, Economics, LeadTime, Method};
+use crate::store::planning::Replace;
 use crate::store::{self, planning};
 
 /// The name of the feed cursor of demand and positions.
@@ -119,6 +120,7 @@ impl Planner {
         let mut made = 0;
         loop {
             let mut conn = self.pool.acquire().await.map_err(db_error)?;
+            planning::sync_points(&mut conn).await?;
             let pairs = planning::pairs_without_policy(&mut conn, ROUND).await?;
             drop(conn);
             if pairs.is_empty() {
@@ -135,8 +137,15 @@ impl Planner {
                 };
                 let level = self.defaults.service_level;
                 let computed = self.compute(&product, warehouse_id, level).await?;
-                self.store_computed(product_id, warehouse_id, level, &computed, "reorder-scan")
-                    .await?;
+                self.store_computed(
+                    product_id,
+                    warehouse_id,
+                    level,
+                    &computed,
+                    "reorder-scan",
+                    Replace::IfAbsent,
+                )
+                .await?;
                 made += 1;
             }
         }
@@ -163,6 +172,7 @@ impl Planner {
                     level,
                     &computed,
                     "daily-recompute",
+                    Replace::IfComputed,
                 )
                 .await?;
                 done += 1;
@@ -177,11 +187,13 @@ impl Planner {
         service_level: f64,
         computed: &Computed,
         by: &str,
+        replace: Replace,
     ) -> Result<planning::Policy, ServiceError> {
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         planning::upsert_policy(
             &mut conn,
             &computed_row(product_id, warehouse_id, service_level, computed, by),
+            replace,
         )
         .await
     }

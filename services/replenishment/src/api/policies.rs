@@ -60,7 +60,7 @@ impl ReplenishmentApi {
         };
         let key = RequestKey::new("SetReorderPolicy", &cmd.request_id, &req);
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
-            let stored = planning::upsert_policy(&mut tx, &row).await?;
+            let stored = planning::upsert_policy(&mut tx, &row, planning::Replace::Always).await?;
             let response = pb::SetReorderPolicyResponse {
                 policy: Some(convert::policy(&stored)),
             };

@@ -46,8 +46,10 @@ pub async fn apply_feed(
         let (keys, values): (Vec<_>, Vec<_>) = positions.into_iter().unzip();
         sqlx::query(
             "INSERT INTO stock_positions (product_id, warehouse_id, quantity_available,
-                                          last_sequence)
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[])
+                                          last_sequence, reorder_point)
+             SELECT t.*, p.reorder_point
+               FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::int8[]) AS t(pr, wh, a, s)
+               LEFT JOIN reorder_policies p ON p.product_id = t.pr AND p.warehouse_id = t.wh
              ON CONFLICT (product_id, warehouse_id) DO UPDATE
                 SET quantity_available = EXCLUDED.quantity_available,
                     last_sequence = EXCLUDED.last_sequence
@@ -209,14 +211,28 @@ pub async fn policy(
         .map_err(db_error)
 }
 
-pub async fn upsert_policy(conn: &mut PgConnection, p: &Policy) -> Result<Policy, ServiceError> {
-    sqlx::query_as(
-        "INSERT INTO reorder_policies (product_id, warehouse_id, source, reorder_point,
-             reorder_quantity, service_level, method, average_daily_demand, demand_std_dev,
-             history_days, lead_time_days, lead_time_std_dev, safety_stock, eoq,
-             textbook_reorder_point, computed_time, updated_by, update_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-         ON CONFLICT (product_id, warehouse_id) DO UPDATE
+/// When a stored policy gives way to a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    /// Always (a person set it).
+    Always,
+    /// Only when there is none (a default for a new pair).
+    IfAbsent,
+    /// Only a computed one (the daily recomputation never overwrites fixed numbers).
+    IfComputed,
+}
+
+/// Stores a policy (as `replace` allows) and copies its reorder point to the pair's stock
+/// position, in one statement. Returns the policy as it stands.
+pub async fn upsert_policy(
+    conn: &mut PgConnection,
+    p: &Policy,
+    replace: Replace,
+) -> Result<Policy, ServiceError> {
+    let conflict = match replace {
+        Replace::IfAbsent => "DO NOTHING",
+        Replace::Always | Replace::IfComputed => {
+            "DO UPDATE
             SET source = EXCLUDED.source, reorder_point = EXCLUDED.reorder_point,
                 reorder_quantity = EXCLUDED.reorder_quantity,
                 service_level = EXCLUDED.service_level, method = EXCLUDED.method,
@@ -227,9 +243,27 @@ pub async fn upsert_policy(conn: &mut PgConnection, p: &Policy) -> Result<Policy
                 safety_stock = EXCLUDED.safety_stock, eoq = EXCLUDED.eoq,
                 textbook_reorder_point = EXCLUDED.textbook_reorder_point,
                 computed_time = EXCLUDED.computed_time, updated_by = EXCLUDED.updated_by,
-                update_time = EXCLUDED.update_time
-         RETURNING *",
-    )
+                update_time = EXCLUDED.update_time"
+        }
+    };
+    let only_computed = if replace == Replace::IfComputed {
+        "WHERE reorder_policies.source = 'COMPUTED'"
+    } else {
+        ""
+    };
+    sqlx::query(&format!(
+        "WITH stored AS (
+             INSERT INTO reorder_policies (product_id, warehouse_id, source, reorder_point,
+                 reorder_quantity, service_level, method, average_daily_demand, demand_std_dev,
+                 history_days, lead_time_days, lead_time_std_dev, safety_stock, eoq,
+                 textbook_reorder_point, computed_time, updated_by, update_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     $17, $18)
+             ON CONFLICT (product_id, warehouse_id) {conflict} {only_computed}
+             RETURNING reorder_point)
+         UPDATE stock_positions s SET reorder_point = stored.reorder_point
+           FROM stored WHERE s.product_id = $1 AND s.warehouse_id = $2"
+    ))
     .bind(p.product_id)
     .bind(p.warehouse_id)
     .bind(&p.source)
@@ -248,9 +282,27 @@ pub async fn upsert_policy(conn: &mut PgConnection, p: &Policy) -> Result<Policy
     .bind(p.computed_time)
     .bind(&p.updated_by)
     .bind(p.update_time)
-    .fetch_one(conn)
+    .execute(&mut *conn)
     .await
-    .map_err(db_error)
+    .map_err(db_error)?;
+    policy(conn, p.product_id, p.warehouse_id)
+        .await?
+        .ok_or_else(|| ServiceError::Internal("policy missing right after storing it".into()))
+}
+
+/// Copies the points of policies to positions that lack them (a position the feed created
+/// while its policy was being stored).
+pub async fn sync_points(conn: &mut PgConnection) -> Result<u64, ServiceError> {
+    let done = sqlx::query(
+        "UPDATE stock_positions s SET reorder_point = p.reorder_point
+           FROM reorder_policies p
+          WHERE s.reorder_point IS NULL
+            AND p.product_id = s.product_id AND p.warehouse_id = s.warehouse_id",
+    )
+    .execute(conn)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected())
 }
 
 /// Pairs the feed has seen that have no policy yet.
@@ -259,10 +311,8 @@ pub async fn pairs_without_policy(
     limit: i64,
 ) -> Result<Vec<(Uuid, Uuid)>, ServiceError> {
     sqlx::query_as(
-        "SELECT s.product_id, s.warehouse_id FROM stock_positions s
-          WHERE NOT EXISTS (SELECT 1 FROM reorder_policies p
-                             WHERE p.product_id = s.product_id AND p.warehouse_id = s.warehouse_id)
-          ORDER BY 1, 2 LIMIT $1",
+        "SELECT product_id, warehouse_id FROM stock_positions
+          WHERE reorder_point IS NULL ORDER BY 1, 2 LIMIT $1",
     )
     .bind(limit)
     .fetch_all(conn)
@@ -311,8 +361,9 @@ const PLANNED: &str = "
     due AS (
         SELECT p.product_id, p.warehouse_id, s.quantity_available, p.reorder_point,
                p.reorder_quantity
-          FROM reorder_policies p JOIN stock_positions s USING (product_id, warehouse_id)
-         WHERE s.quantity_available < p.reorder_point
+          FROM stock_positions s JOIN reorder_policies p USING (product_id, warehouse_id)
+         WHERE s.quantity_available - s.reorder_point < 0
+           AND s.quantity_available < p.reorder_point
            AND NOT EXISTS (
                SELECT 1 FROM purchase_orders o
                 WHERE o.product_id = p.product_id AND o.warehouse_id = p.warehouse_id
