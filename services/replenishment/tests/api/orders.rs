@@ -356,3 +356,37 @@ async fn purchase_orders_are_listed_by_status_newest_first_in_pages() {
         .purchase_orders;
     assert!(sent.is_empty());
 }
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_with_the_same_control_number() {
+    // The drop directory's path is taken by a file: delivery fails until it is cleared.
+    let blocked = std::env::temp_dir().join(format!("edi-blocked-{}", new_id()));
+    std::fs::write(&blocked, b"not a directory").expect("block the path");
+    let dir = blocked.display().to_string();
+    let app = TestApp::spawn_with(&[("EDI_DROP_DIR", dir.as_str())]).await;
+    let setup = app.setup().await;
+    let po = app.create_po(&setup, 10).await.expect("create");
+    assert_eq!(po.status(), pb::PurchaseOrderStatus::Approved);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let waiting = app.get_po(&po.po_id).await.purchase_order.expect("po");
+    assert_eq!(
+        waiting.status(),
+        pb::PurchaseOrderStatus::Approved,
+        "not sent yet"
+    );
+
+    std::fs::remove_file(&blocked).expect("unblock");
+    let sent = app.sent(&po.po_id).await;
+    assert_eq!(sent.control_number, po.control_number);
+    let files: Vec<String> = std::fs::read_dir(&blocked)
+        .expect("drop directory")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".x12"))
+        .collect();
+    assert_eq!(
+        files,
+        [format!("{}-{:09}.x12", po.po_number, po.control_number)]
+    );
+    let _ = std::fs::remove_dir_all(&blocked);
+}
