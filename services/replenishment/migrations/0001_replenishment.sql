@@ -9,13 +9,16 @@ CREATE TABLE suppliers (
     channel                 text NOT NULL,
     edi_qualifier           text NOT NULL DEFAULT '',
     edi_id                  text NOT NULL DEFAULT '',
+    api_endpoint            text NOT NULL DEFAULT '',
     default_lead_time_days  integer NOT NULL,
     create_time             timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT suppliers_name_length CHECK (length(name) BETWEEN 1 AND 256),
-    CONSTRAINT suppliers_channel_known CHECK (channel IN ('EDI')),
+    CONSTRAINT suppliers_channel_known CHECK (channel IN ('EDI', 'API')),
     -- ISA07/ISA08: a 2-character qualifier and an id of at most 15.
     CONSTRAINT suppliers_edi_partner CHECK (
         channel <> 'EDI' OR (length(edi_qualifier) = 2 AND length(edi_id) BETWEEN 1 AND 15)),
+    CONSTRAINT suppliers_api_endpoint CHECK (
+        channel <> 'API' OR (api_endpoint ~ '^https?://' AND length(api_endpoint) <= 2048)),
     CONSTRAINT suppliers_lead_time_range CHECK (default_lead_time_days BETWEEN 0 AND 365)
 );
 

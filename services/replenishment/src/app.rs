@@ -11,6 +11,7 @@ use inventory_stock_client::{FeedConsumer, GrpcStockClient};
 use crate::api::{ReplenishmentApi, Rules};
 use crate::outbox::{DropDirectory, Outbox, Sender};
 use crate::planning::{DemandFeed, FEED, Planner, PolicyDefaults};
+use crate::supplier_api::HttpSupplierApi;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -84,6 +85,9 @@ impl App for ReplenishmentApp {
             ));
         }
         let drop_dir = settings.text("EDI_DROP_DIR", "edi-outbox");
+        // SUPPLIER_API_TIMEOUT_MS: how long a supplier's API may take to accept a PO.
+        let api = HttpSupplierApi::new(settings.millis("SUPPLIER_API_TIMEOUT_MS", 10_000)?)
+            .map_err(RuntimeError::Config)?;
         let poll = settings.millis("OUTBOX_POLL_MS", 5_000)?;
         let mut host = ServiceHost::build(config, SPEC).await?;
         let stock = Arc::new(GrpcStockClient::from_settings(settings)?);
@@ -91,6 +95,7 @@ impl App for ReplenishmentApp {
             host.pool.clone(),
             stock.clone(),
             Arc::new(DropDirectory::new(drop_dir)),
+            Arc::new(api),
             sender,
             poll,
         );

@@ -5,7 +5,8 @@
 //!   EOQ), the purchase order's life, the X12 850 writer; pure, no I/O;
 //! - [`store`]: PostgreSQL (suppliers, offers, purchase orders, receipts, the outbox);
 //! - [`api`]: the gRPC layer;
-//! - [`outbox`]: sends approved POs to suppliers (X12 850 through a transport);
+//! - [`outbox`]: sends approved POs to suppliers (X12 850 through a transport, or a call
+//!   to the supplier's API through [`supplier_api`]);
 //! - [`planning`]: reorder policies and the scan, with their inputs gathered (demand and
 //!   positions from stock's feed);
 //! - [`app`]: wiring, used by the binary and by the tests.
@@ -16,5 +17,6 @@ pub mod domain;
 pub mod outbox;
 pub mod planning;
 pub mod store;
+pub mod supplier_api;
 
 pub use app::{DEFAULT_LISTEN, ReplenishmentApp};

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use crate::domain::purchase_order;
 use crate::domain::x12;
 use crate::store;
+use crate::supplier_api::{ApiOrder, SupplierApi};
 
 /// Where 850 documents go.
 #[tonic::async_trait]
@@ -77,6 +78,7 @@ pub struct Outbox {
     /// authority.
     stock: Arc<dyn StockClient>,
     transport: Arc<dyn EdiTransport>,
+    api: Arc<dyn SupplierApi>,
     sender: Sender,
     /// Woken when a PO is approved, so it goes out at once rather than at the next poll.
     wake: Arc<Notify>,
@@ -91,6 +93,7 @@ impl Outbox {
         pool: PgPool,
         stock: Arc<dyn StockClient>,
         transport: Arc<dyn EdiTransport>,
+        api: Arc<dyn SupplierApi>,
         sender: Sender,
         poll: Duration,
     ) -> Self {
@@ -98,6 +101,7 @@ impl Outbox {
             pool,
             stock,
             transport,
+            api,
             sender,
             wake: Arc::new(Notify::new()),
             poll,
@@ -153,10 +157,7 @@ impl Outbox {
             .await?
             .ok_or_else(|| ServiceError::Internal("PO without its supplier".into()))?;
         let now = Utc::now();
-        let outcome = match self.document(&po, &supplier, now).await {
-            Ok((name, document)) => self.transport.deliver(&name, &document).await,
-            Err(error) => Err(error),
-        };
+        let outcome = self.deliver(&po, &supplier, now).await;
         let delivered = match outcome {
             Ok(()) => {
                 let expected = now + chrono::Duration::days(i64::from(po.lead_time_days));
@@ -175,13 +176,13 @@ impl Outbox {
         Ok(Some(delivered))
     }
 
-    /// The 850 of `po` and its file name.
-    async fn document(
+    /// Hands `po` to its supplier by the supplier's channel.
+    async fn deliver(
         &self,
         po: &store::PurchaseOrder,
         supplier: &store::Supplier,
         now: DateTime<Utc>,
-    ) -> Result<(String, String), String> {
+    ) -> Result<(), String> {
         let warehouse = self
             .stock
             .get_warehouse(po.warehouse_id.to_string())
@@ -192,6 +193,23 @@ impl Outbox {
             .get_product(po.product_id.to_string())
             .await
             .map_err(|e| format!("product {} from stock: {e}", po.product_id))?;
+        if supplier.channel == "API" {
+            let order = api_order(po, &warehouse.name, &product.unit_of_measure, now);
+            return self.api.send(&supplier.api_endpoint, &order).await;
+        }
+        let (name, document) = self.document(po, supplier, &warehouse.name, &product, now)?;
+        self.transport.deliver(&name, &document).await
+    }
+
+    /// The 850 of `po` and its file name.
+    fn document(
+        &self,
+        po: &store::PurchaseOrder,
+        supplier: &store::Supplier,
+        ship_to_name: &str,
+        product: &inventory_proto::stock::v1::Product,
+        now: DateTime<Utc>,
+    ) -> Result<(String, String), String> {
         let control = po.control_number.unwrap_or(0);
         let number = po_number(po.po_number);
         let document = x12::write_850(
@@ -208,7 +226,7 @@ impl Outbox {
                 requested_delivery: Some(
                     (now + chrono::Duration::days(i64::from(po.lead_time_days))).date_naive(),
                 ),
-                ship_to_name: warehouse.name,
+                ship_to_name: ship_to_name.to_owned(),
                 ship_to_id: po.warehouse_id.to_string(),
                 lines: vec![x12::Line {
                     quantity: po.ordered_qty,
@@ -224,6 +242,39 @@ impl Outbox {
         )
         .map_err(|e| e.to_string())?;
         Ok((format!("{number}-{control:09}.x12"), document))
+    }
+}
+
+/// What an API supplier receives: the PO with everything needed to fill it.
+fn api_order(
+    po: &store::PurchaseOrder,
+    ship_to_name: &str,
+    unit_of_measure: &str,
+    now: DateTime<Utc>,
+) -> ApiOrder {
+    let control = po.control_number.unwrap_or(0);
+    let delivery = now + chrono::Duration::days(i64::from(po.lead_time_days));
+    ApiOrder {
+        idempotency_key: format!("{}:{control}", po.po_id),
+        body: serde_json::json!({
+            "po_id": po.po_id.to_string(),
+            "po_number": po_number(po.po_number),
+            "control_number": control,
+            "order_date": now.date_naive().to_string(),
+            "requested_delivery": delivery.date_naive().to_string(),
+            "ship_to": {
+                "warehouse_id": po.warehouse_id.to_string(),
+                "name": ship_to_name,
+            },
+            "lines": [{
+                "line": 1,
+                "product_id": po.product_id.to_string(),
+                "supplier_part_number": po.supplier_part_number,
+                "quantity": po.ordered_qty,
+                "unit_of_measure": unit_of_measure,
+                "unit_price_micros": po.unit_cost_micros,
+            }],
+        }),
     }
 }
 

@@ -13,9 +13,11 @@ pub fn supplier(s: &store::Supplier) -> pb::Supplier {
         name: s.name.clone(),
         channel: match s.channel.as_str() {
             "EDI" => pb::SupplierChannel::Edi,
+            "API" => pb::SupplierChannel::Api,
             _ => pb::SupplierChannel::Unspecified,
         }
         .into(),
+        api_endpoint: s.api_endpoint.clone(),
         edi_qualifier: s.edi_qualifier.clone(),
         edi_id: s.edi_id.clone(),
         default_lead_time_days: s.default_lead_time_days,

@@ -7,16 +7,21 @@ use uuid::Uuid;
 
 use crate::domain::purchase_order::Status;
 use crate::store::PoFilter;
+use crate::supplier_api::check_endpoint;
 
 /// A receipt id leaves room for the prefix of the request id derived from it in stock.
 pub const MAX_RECEIPT_ID_LEN: usize = 100;
 const MAX_NAME_LEN: usize = 256;
 const MAX_PART_NUMBER_LEN: usize = 48;
 const MAX_LEAD_TIME_DAYS: i32 = 365;
+const MAX_ENDPOINT_LEN: usize = 2048;
 
 pub struct CreateSupplier {
     pub request_id: String,
     pub name: String,
+    /// EDI or API, as stored.
+    pub channel: &'static str,
+    pub api_endpoint: String,
     pub edi_qualifier: String,
     pub edi_id: String,
     pub default_lead_time_days: i32,
@@ -66,6 +71,22 @@ pub fn create_supplier(req: &pb::CreateSupplierRequest) -> Result<CreateSupplier
     } else {
         (String::new(), String::new())
     };
+    let api_endpoint = if channel == Some(pb::SupplierChannel::Api) {
+        if req.api_endpoint.chars().count() > MAX_ENDPOINT_LEN {
+            v.add(
+                "api_endpoint",
+                format!("must be at most {MAX_ENDPOINT_LEN} characters"),
+            );
+        } else if let Err(problem) = check_endpoint(&req.api_endpoint) {
+            v.add(
+                "api_endpoint",
+                format!("{problem}, got {}", excerpt(&req.api_endpoint)),
+            );
+        }
+        req.api_endpoint.clone()
+    } else {
+        String::new()
+    };
     let lead = v.in_range(
         "default_lead_time_days",
         req.default_lead_time_days,
@@ -76,6 +97,12 @@ pub fn create_supplier(req: &pb::CreateSupplierRequest) -> Result<CreateSupplier
     Ok(CreateSupplier {
         request_id: request_id.unwrap_or_default(),
         name: name.unwrap_or_default(),
+        channel: if channel == Some(pb::SupplierChannel::Api) {
+            "API"
+        } else {
+            "EDI"
+        },
+        api_endpoint,
         edi_qualifier,
         edi_id,
         default_lead_time_days: lead.unwrap_or_default(),

@@ -22,9 +22,10 @@ impl ReplenishmentApi {
                 &store::Supplier {
                     supplier_id: Uuid::now_v7(),
                     name: cmd.name,
-                    channel: "EDI".to_owned(),
+                    channel: cmd.channel.to_owned(),
                     edi_qualifier: cmd.edi_qualifier,
                     edi_id: cmd.edi_id,
+                    api_endpoint: cmd.api_endpoint,
                     default_lead_time_days: cmd.default_lead_time_days,
                     create_time: now(),
                 },

@@ -19,6 +19,7 @@ pub struct Supplier {
     pub channel: String,
     pub edi_qualifier: String,
     pub edi_id: String,
+    pub api_endpoint: String,
     pub default_lead_time_days: i32,
     pub create_time: DateTime<Utc>,
 }
@@ -85,10 +86,9 @@ const PO_COLUMNS: &str = "po_id, po_number, supplier_id, product_id, warehouse_i
 pub async fn insert_supplier(tx: &mut Tx, s: &Supplier) -> Result<Supplier, ServiceError> {
     sqlx::query_as(
         "INSERT INTO suppliers (supplier_id, name, channel, edi_qualifier, edi_id,
-                                default_lead_time_days, create_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING supplier_id, name, channel, edi_qualifier, edi_id, default_lead_time_days,
-                   create_time",
+                                default_lead_time_days, create_time, api_endpoint)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING *",
     )
     .bind(s.supplier_id)
     .bind(&s.name)
@@ -97,6 +97,7 @@ pub async fn insert_supplier(tx: &mut Tx, s: &Supplier) -> Result<Supplier, Serv
     .bind(&s.edi_id)
     .bind(s.default_lead_time_days)
     .bind(s.create_time)
+    .bind(&s.api_endpoint)
     .fetch_one(&mut **tx)
     .await
     .map_err(db_error)

@@ -140,6 +140,7 @@ impl TestApp {
                 edi_qualifier: "ZZ".to_owned(),
                 edi_id: edi_id.to_owned(),
                 default_lead_time_days: 7,
+                api_endpoint: String::new(),
             })
             .await
             .expect("create supplier")

@@ -1,6 +1,7 @@
 //! The replenishment service's tests, one binary: the real service over gRPC on a fresh
 //! database, beside a real stock service on the same database (see `helpers`).
 
+mod api_suppliers;
 mod helpers;
 mod orders;
 mod platform;

@@ -186,3 +186,78 @@ async fn goods_are_not_received_against_an_unsent_po() {
     assert_eq!(missing.code(), Code::NotFound);
     assert_eq!(app.on_hand(&setup.product_id, &setup.warehouse_id).await, 0);
 }
+
+#[tokio::test]
+async fn bad_receipts_decisions_and_reads_are_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let setup = app.setup().await;
+    let po = app.create_po(&setup, 400).await.expect("create pending");
+    let mut client = app.client.clone();
+
+    let receipt = client
+        .receive_purchase_order(pb::ReceivePurchaseOrderRequest {
+            receipt_id: "R".repeat(101),
+            po_id: "nope".to_owned(),
+            quantity: 0,
+            lot: " lot".to_owned(),
+            actor: String::new(),
+        })
+        .await
+        .expect_err("bad receipt");
+    assert_eq!(
+        crate::helpers::bad_fields(&receipt),
+        ["receipt_id", "po_id", "quantity", "lot"]
+    );
+    let reject = client
+        .reject_purchase_order(pb::RejectPurchaseOrderRequest {
+            request_id: String::new(),
+            po_id: po.po_id.clone(),
+            approver: String::new(),
+            reason: "x".repeat(513),
+        })
+        .await
+        .expect_err("bad rejection");
+    assert_eq!(
+        crate::helpers::bad_fields(&reject),
+        ["request_id", "approver", "reason"]
+    );
+    let cancel = client
+        .cancel_purchase_order(pb::CancelPurchaseOrderRequest {
+            request_id: crate::helpers::new_id(),
+            po_id: String::new(),
+            actor: "buyer".to_owned(),
+            reason: String::new(),
+        })
+        .await
+        .expect_err("no PO");
+    assert_eq!(crate::helpers::bad_fields(&cancel), ["po_id"]);
+    let get = client
+        .get_purchase_order(pb::GetPurchaseOrderRequest {
+            po_id: "PO-1".to_owned(),
+        })
+        .await
+        .expect_err("not an id");
+    assert_eq!(crate::helpers::bad_fields(&get), ["po_id"]);
+    let list = client
+        .list_purchase_orders(pb::ListPurchaseOrdersRequest {
+            status: 99,
+            supplier_id: "x".to_owned(),
+            page_size: -1,
+            ..Default::default()
+        })
+        .await
+        .expect_err("bad filters");
+    assert_eq!(crate::helpers::bad_fields(&list), ["status", "supplier_id"]);
+    let scan_page = client
+        .list_purchase_orders(pb::ListPurchaseOrdersRequest {
+            page_token: "forged".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("forged token");
+    assert_eq!(crate::helpers::bad_fields(&scan_page), ["page_token"]);
+    // Nothing changed.
+    let unchanged = app.get_po(&po.po_id).await.purchase_order.expect("po");
+    assert_eq!(unchanged.status(), pb::PurchaseOrderStatus::PendingApproval);
+    assert_eq!(app.on_hand(&setup.product_id, &setup.warehouse_id).await, 0);
+}

@@ -116,6 +116,7 @@ async fn a_bad_supplier_is_refused_naming_every_field() {
             edi_qualifier: "Z".to_owned(),
             edi_id: "SIXTEEN-CHARS-ID".to_owned(),
             default_lead_time_days: -1,
+            api_endpoint: String::new(),
         })
         .await
         .expect_err("bad supplier");
@@ -134,6 +135,7 @@ async fn a_bad_supplier_is_refused_naming_every_field() {
             edi_qualifier: "ZZ".to_owned(),
             edi_id: "AC*ME".to_owned(),
             default_lead_time_days: 3,
+            api_endpoint: String::new(),
         })
         .await
         .expect_err("a separator in an EDI id");
@@ -203,4 +205,29 @@ async fn an_offer_needs_a_known_supplier_and_product_and_sane_numbers() {
         .into_inner()
         .offers;
     assert!(offers.is_empty(), "nothing was written: {offers:?}");
+}
+
+#[tokio::test]
+async fn an_api_supplier_needs_an_http_endpoint() {
+    let app = TestApp::spawn().await;
+    for endpoint in [
+        "",
+        "ftp://acme.example/orders",
+        "https://user:pw@acme.example/",
+    ] {
+        let status = app
+            .client
+            .clone()
+            .create_supplier(pb::CreateSupplierRequest {
+                request_id: new_id(),
+                name: "Acme".to_owned(),
+                channel: pb::SupplierChannel::Api.into(),
+                api_endpoint: endpoint.to_owned(),
+                default_lead_time_days: 3,
+                ..Default::default()
+            })
+            .await
+            .expect_err("bad endpoint");
+        assert_eq!(bad_fields(&status), ["api_endpoint"], "{endpoint}");
+    }
 }
