@@ -67,6 +67,10 @@ CREATE TABLE purchase_orders (
     decided_by            text NOT NULL DEFAULT '',
     decide_time           timestamptz,
     decision_note         text NOT NULL DEFAULT '',
+    -- Cancellation keeps its own record: a PO approved and then cancelled shows both.
+    cancelled_by          text NOT NULL DEFAULT '',
+    cancel_time           timestamptz,
+    cancel_reason         text NOT NULL DEFAULT '',
     control_number        bigint,
     send_time             timestamptz,
     update_time           timestamptz NOT NULL DEFAULT now(),
@@ -95,10 +99,12 @@ CREATE TABLE purchase_orders (
     CONSTRAINT purchase_orders_sent_has_send_time CHECK (
         (status IN ('SENT', 'PARTIAL', 'COMPLETE')) = (send_time IS NOT NULL)),
     CONSTRAINT purchase_orders_decided CHECK (
-        status IN ('DRAFT', 'PENDING_APPROVAL') OR decide_time IS NOT NULL),
+        status IN ('DRAFT', 'PENDING_APPROVAL', 'CANCELLED') OR decide_time IS NOT NULL),
+    CONSTRAINT purchase_orders_cancelled CHECK ((status = 'CANCELLED') = (cancel_time IS NOT NULL)),
     CONSTRAINT purchase_orders_text_lengths CHECK (
         length(created_by) BETWEEN 1 AND 128 AND length(decided_by) <= 128
-        AND length(decision_note) <= 512 AND length(supplier_part_number) <= 48)
+        AND length(decision_note) <= 512 AND length(supplier_part_number) <= 48
+        AND length(cancelled_by) <= 128 AND length(cancel_reason) <= 512)
 );
 -- At most one open PO per (product, warehouse), whatever drafts it and however many replicas.
 CREATE UNIQUE INDEX purchase_orders_one_open

@@ -62,3 +62,5 @@ CREATE TABLE reorder_policies (
     CONSTRAINT reorder_policies_service_level_range CHECK (service_level > 0 AND service_level < 1),
     CONSTRAINT reorder_policies_updated_by_length CHECK (length(updated_by) <= 128)
 );
+-- Policies changed since the last scan, whose points the positions must carry.
+CREATE INDEX reorder_policies_update_time_idx ON reorder_policies (update_time);

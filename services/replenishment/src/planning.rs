@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use inventory_core::ServiceError;
 use inventory_proto::stock::v1 as stock;
 use inventory_runtime::{Tx, db_error};
@@ -51,7 +51,13 @@ pub struct Planner {
     pool: PgPool,
     stock: Arc<dyn StockClient>,
     pub defaults: PolicyDefaults,
+    /// When the last copy of changed points to positions started: the next looks at policies
+    /// changed since (less a margin for transactions still in flight then).
+    synced: Arc<std::sync::Mutex<Option<DateTime<Utc>>>>,
 }
+
+/// How long a policy change may take to commit, for the copy of points.
+const SYNC_MARGIN_SECONDS: i64 = 300;
 
 impl Planner {
     pub fn new(pool: PgPool, stock: Arc<dyn StockClient>, defaults: PolicyDefaults) -> Self {
@@ -59,6 +65,7 @@ impl Planner {
             pool,
             stock,
             defaults,
+            synced: Arc::default(),
         }
     }
 
@@ -114,44 +121,74 @@ impl Planner {
     }
 
     /// Gives every pair the feed has seen without a policy a computed one at the default
-    /// service level. Returns how many.
+    /// service level. Returns how many. A pair that cannot be given one (its product gone
+    /// from stock, say) is logged and left for the next scan; stock being unreachable ends
+    /// the round.
     pub async fn ensure_policies(&self) -> Result<usize, ServiceError> {
         let mut products: HashMap<Uuid, stock::Product> = HashMap::new();
         let mut made = 0;
+        let mut after = None;
         loop {
             let mut conn = self.pool.acquire().await.map_err(db_error)?;
-            planning::sync_points(&mut conn).await?;
-            let pairs = planning::pairs_without_policy(&mut conn, ROUND).await?;
-            drop(conn);
-            if pairs.is_empty() {
-                return Ok(made);
+            if after.is_none() {
+                self.sync_points(&mut conn).await?;
             }
+            let pairs = planning::pairs_without_policy(&mut conn, after, ROUND).await?;
+            drop(conn);
+            let Some(last) = pairs.last() else {
+                return Ok(made);
+            };
+            after = Some(*last);
             for (product_id, warehouse_id) in pairs {
-                let product = match products.get(&product_id) {
-                    Some(p) => p.clone(),
-                    None => {
-                        let p = self.stock.get_product(product_id.to_string()).await?;
-                        products.insert(product_id, p.clone());
-                        p
-                    }
-                };
                 let level = self.defaults.service_level;
-                let computed = self.compute(&product, warehouse_id, level).await?;
-                self.store_computed(
-                    product_id,
-                    warehouse_id,
-                    level,
-                    &computed,
-                    "reorder-scan",
-                    Replace::IfAbsent,
-                )
-                .await?;
-                made += 1;
+                let outcome = async {
+                    let product = match products.get(&product_id) {
+                        Some(p) => p.clone(),
+                        None => {
+                            let p = self.stock.get_product(product_id.to_string()).await?;
+                            products.insert(product_id, p.clone());
+                            p
+                        }
+                    };
+                    let computed = self.compute(&product, warehouse_id, level).await?;
+                    self.store_computed(
+                        product_id,
+                        warehouse_id,
+                        level,
+                        &computed,
+                        "reorder-scan",
+                        Replace::IfAbsent,
+                    )
+                    .await
+                }
+                .await;
+                match outcome {
+                    Ok(_) => made += 1,
+                    Err(error) => skip_or_stop(error, product_id, warehouse_id)?,
+                }
             }
         }
     }
 
-    /// Recomputes every computed policy from the history as it stands (daily).
+    /// Copies changed points to positions (see `planning::sync_points`); the first time in a
+    /// process, for every policy.
+    async fn sync_points(&self, conn: &mut sqlx::PgConnection) -> Result<(), ServiceError> {
+        let started = Utc::now();
+        let since = self
+            .synced
+            .lock()
+            .map(|last| last.map(|t| t - Duration::seconds(SYNC_MARGIN_SECONDS)))
+            .unwrap_or(None)
+            .unwrap_or_default();
+        planning::sync_points(conn, since).await?;
+        if let Ok(mut last) = self.synced.lock() {
+            *last = Some(started);
+        }
+        Ok(())
+    }
+
+    /// Recomputes every computed policy from the history as it stands (daily); failures are
+    /// handled as in [`Planner::ensure_policies`].
     pub async fn recompute_all(&self) -> Result<usize, ServiceError> {
         let mut after = None;
         let mut done = 0;
@@ -164,18 +201,24 @@ impl Planner {
             };
             after = Some((last.0, last.1));
             for (product_id, warehouse_id, level) in batch {
-                let product = self.stock.get_product(product_id.to_string()).await?;
-                let computed = self.compute(&product, warehouse_id, level).await?;
-                self.store_computed(
-                    product_id,
-                    warehouse_id,
-                    level,
-                    &computed,
-                    "daily-recompute",
-                    Replace::IfComputed,
-                )
-                .await?;
-                done += 1;
+                let outcome = async {
+                    let product = self.stock.get_product(product_id.to_string()).await?;
+                    let computed = self.compute(&product, warehouse_id, level).await?;
+                    self.store_computed(
+                        product_id,
+                        warehouse_id,
+                        level,
+                        &computed,
+                        "daily-recompute",
+                        Replace::IfComputed,
+                    )
+                    .await
+                }
+                .await;
+                match outcome {
+                    Ok(_) => done += 1,
+                    Err(error) => skip_or_stop(error, product_id, warehouse_id)?,
+                }
             }
         }
     }
@@ -205,16 +248,31 @@ impl Planner {
         dry_run: bool,
         auto_approve_below_micros: i64,
     ) -> Result<Vec<planning::Decision>, ServiceError> {
-        self.ensure_policies().await?;
         if dry_run {
+            // Read-only: pairs without a policy yet are left out (a real scan gives them one
+            // first).
             let mut conn = self.pool.acquire().await.map_err(db_error)?;
             return planning::plan_scan(&mut conn).await;
         }
+        self.ensure_policies().await?;
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         let decisions = planning::run_scan(&mut tx, auto_approve_below_micros, Utc::now()).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(decisions)
     }
+}
+
+/// A failed pair: the round goes on without it, unless stock or the database is down.
+fn skip_or_stop(
+    error: ServiceError,
+    product_id: Uuid,
+    warehouse_id: Uuid,
+) -> Result<(), ServiceError> {
+    if matches!(error, ServiceError::Unavailable(_)) {
+        return Err(error);
+    }
+    tracing::warn!(%product_id, %warehouse_id, %error, "no policy computed for this pair; next round");
+    Ok(())
 }
 
 /// A computed policy as stored.

@@ -80,6 +80,9 @@ impl ReplenishmentApi {
                 decided_by: String::new(),
                 decide_time: None,
                 decision_note: String::new(),
+                cancelled_by: String::new(),
+                cancel_time: None,
+                cancel_reason: String::new(),
                 control_number: None,
                 send_time: None,
                 update_time: at,
@@ -221,6 +224,24 @@ impl ReplenishmentApi {
         req: pb::ReceivePurchaseOrderRequest,
     ) -> Result<pb::ReceivePurchaseOrderResponse, ServiceError> {
         let cmd = parse::receive(&req)?;
+        // A receipt id names one delivery for good: the same id for another PO or quantity is
+        // refused by name (the stored receipt outlives the request-id record).
+        {
+            let mut conn = self.pool.acquire().await.map_err(db_error)?;
+            if let Some(known) = store::receipt(&mut conn, &cmd.receipt_id).await?
+                && (known.po_id != cmd.po_id || known.quantity != cmd.quantity)
+            {
+                return Err(ServiceError::invalid(
+                    "receipt_id",
+                    format!(
+                        "{} was already recorded for purchase order {} with quantity {}",
+                        inventory_core::validate::excerpt(&cmd.receipt_id),
+                        known.po_id,
+                        known.quantity
+                    ),
+                ));
+            }
+        }
         // Receipt ids live beside request ids: prefixed, they cannot collide.
         let key = RequestKey::new(
             "ReceivePurchaseOrder",
@@ -230,6 +251,16 @@ impl ReplenishmentApi {
         let tolerance = self.rules.receipt_tolerance_percent;
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
             let po = store::lock_po(&mut tx, cmd.po_id).await?;
+            // Recorded before and its request-id record since purged: the receipt as it was.
+            if let Some(known) = store::receipt(&mut tx, &cmd.receipt_id).await? {
+                return Ok((
+                    tx,
+                    pb::ReceivePurchaseOrderResponse {
+                        purchase_order: Some(convert::purchase_order(&po)),
+                        receipt: Some(convert::receipt(&known)),
+                    },
+                ));
+            }
             let received = purchase_order::receive(
                 po.status()?,
                 po.ordered_qty,
@@ -271,6 +302,11 @@ impl ReplenishmentApi {
             let po =
                 store::record_receipt(&mut tx, &receipt, received.status, received.received_qty)
                     .await?;
+            // The position the scan reads moves now, with the PO: a PO completed here must not
+            // leave the pair looking short (and ordered again) until the feed catches up.
+            if let Some(transaction) = &answer.transaction {
+                store::planning::apply_feed(&mut tx, std::slice::from_ref(transaction)).await?;
+            }
             Ok((
                 tx,
                 pb::ReceivePurchaseOrderResponse {
@@ -293,6 +329,19 @@ async fn decide(
 ) -> Result<(Tx, store::PurchaseOrder), ServiceError> {
     let po = store::lock_po(&mut tx, cmd.po_id).await?;
     let next = transition(po.status()?).map_err(|r| refused(r, &po, action))?;
+    // A delivery that failed may still have reached the supplier (a timeout after it arrived):
+    // cancelling here would leave the supplier filling an order we no longer expect.
+    if next == Status::Cancelled && store::delivery_attempts(&mut tx, po.po_id).await? > 0 {
+        return Err(ServiceError::FailedPrecondition {
+            reason: "PO_DELIVERY_IN_DOUBT",
+            domain: DOMAIN,
+            message: format!(
+                "purchase order {} may have reached its supplier (a delivery was attempted); it cannot be cancelled here",
+                po_number(po.po_number)
+            ),
+            metadata: vec![("po_id", po.po_id.to_string())],
+        });
+    }
     let control_number = if next == Status::Approved {
         Some(store::next_control_number(&mut tx).await?)
     } else {

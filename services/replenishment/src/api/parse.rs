@@ -1,7 +1,7 @@
 //! Requests to commands: every field checked, every bad one named in one INVALID_ARGUMENT.
 
 use inventory_core::ServiceError;
-use inventory_core::validate::{Violations, excerpt};
+use inventory_core::validate::{MAX_QUANTITY, Violations, excerpt};
 use inventory_proto::replenishment::v1 as pb;
 use uuid::Uuid;
 
@@ -143,6 +143,21 @@ pub fn set_offer(req: &pb::SetSupplierOfferRequest) -> Result<SetOffer, ServiceE
         0,
         MAX_LEAD_TIME_DAYS,
     );
+    // The smallest order must itself be an order stock can take.
+    if let (Some(minimum), Some(pack)) = (minimum, pack) {
+        let smallest = i128::from(minimum).div_euclid(i128::from(pack)) * i128::from(pack)
+            + if minimum % pack == 0 {
+                0
+            } else {
+                i128::from(pack)
+            };
+        if smallest > i128::from(MAX_QUANTITY) {
+            v.add(
+                "offer.minimum_order_quantity",
+                format!("rounded up to packs of {pack} it is {smallest}, more than {MAX_QUANTITY}"),
+            );
+        }
+    }
     let part = if offer.supplier_part_number.is_empty() {
         String::new()
     } else {

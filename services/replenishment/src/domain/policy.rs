@@ -20,6 +20,8 @@
 //! per unit-year), at least the reorder point (one PO is open at a time, so a smaller one would
 //! leave every cycle short), rounded up to the pack multiple and at least the minimum order.
 
+/// The largest point or quantity a policy holds (stock's bound on any quantity).
+pub const MAX_UNITS: i64 = 1_000_000_000_000;
 /// Days of history below which the product's own defaults are used.
 pub const MIN_HISTORY_DAYS: usize = 28;
 
@@ -200,8 +202,9 @@ pub fn compute(
             round_order(defaults.reorder_quantity.max(1) as f64, economics),
         )
     } else {
-        let undershoot = undershoot(daily);
-        let lead_demand = lead_time_demand(daily, lead_time);
+        let width = bin_width(daily, lead_time);
+        let undershoot = undershoot(daily, width);
+        let lead_demand = lead_time_demand(daily, lead_time, width);
         let point = 1 + quantile_of_sum(&lead_demand, &undershoot, economics.service_level);
         // At most one PO is open per (product, warehouse): one smaller than the reorder point
         // would arrive to a position still below it, and every later cycle would start short.
@@ -212,6 +215,9 @@ pub fn compute(
         };
         (Method::Bootstrap, point, quantity)
     };
+    // Within what the store and stock accept, however extreme the history.
+    let reorder_point = reorder_point.min(MAX_UNITS);
+    let reorder_quantity = reorder_quantity.min(MAX_UNITS);
     let mean_lead_demand = (demand.mean * lead_mean).round() as i64;
     Computed {
         method,
@@ -284,11 +290,8 @@ impl Binned {
 /// Lead-time demand by bootstrap: the sum of L days each drawn from the days of the history
 /// (so it uses every day, not only the ~days/L disjoint windows), for each lead time the
 /// supplier has shown, weighted by how often it showed it.
-fn lead_time_demand(daily: &[i64], lead_time: &LeadTime) -> Binned {
-    let largest_lead = lead_time.samples.iter().copied().max().unwrap_or(0).max(1) as i64;
+fn lead_time_demand(daily: &[i64], lead_time: &LeadTime, width: i64) -> Binned {
     let largest_day = daily.iter().copied().max().unwrap_or(0).max(0);
-    let bins_per_day = (MAX_BINS as i64 / largest_lead).clamp(1, DAY_BINS);
-    let width = (largest_day / bins_per_day + i64::from(largest_day % bins_per_day != 0)).max(1);
     let mut day = vec![0.0; usize::try_from(largest_day / width).unwrap_or(0) + 2];
     for &d in daily {
         // Nearest bin: unbiased, so grouping does not move the mean.
@@ -337,28 +340,42 @@ fn convolve(a: &[f64], b: &[f64]) -> Vec<f64> {
     out
 }
 
-/// The undershoot distribution `P(U = k) = P(D > k) / E[D]`, k = 0, 1, ..; empty (no
-/// undershoot) when there was no demand.
-fn undershoot(daily: &[i64]) -> Vec<f64> {
+/// Units per bin: a day's demand spans at most [`DAY_BINS`] bins, and the longest lead time's
+/// sum at most [`MAX_BINS`], so a fast mover (or one huge day) costs no more than a slow one.
+fn bin_width(daily: &[i64], lead_time: &LeadTime) -> i64 {
+    let largest_lead = lead_time.samples.iter().copied().max().unwrap_or(0).max(1) as i64;
+    let largest_day = daily.iter().copied().max().unwrap_or(0).max(0);
+    let bins_per_day = (MAX_BINS as i64 / largest_lead).clamp(1, DAY_BINS);
+    (largest_day / bins_per_day + i64::from(largest_day % bins_per_day != 0)).max(1)
+}
+
+/// The undershoot distribution `P(U = k) = P(D > k) / E[D]`, grouped into bins of `width`
+/// units (bin j holds k in [j*width, (j+1)*width)); empty (no undershoot) when there was no
+/// demand. A day of demand d adds 1/(n E[D]) to every k below d.
+fn undershoot(daily: &[i64], width: i64) -> Vec<f64> {
     let n = daily.len() as f64;
     let total: i64 = daily.iter().map(|&d| d.max(0)).sum();
     if total == 0 {
         return Vec::new();
     }
     let mean = total as f64 / n;
-    let largest = daily.iter().copied().max().unwrap_or(0).max(0) as usize;
-    let mut counts = vec![0_u64; largest + 1];
+    let largest = daily.iter().copied().max().unwrap_or(0).max(0);
+    let bins = usize::try_from(largest / width + 1).unwrap_or(1);
+    let mut mass = vec![0.0; bins];
     for &d in daily {
-        counts[d.max(0) as usize] += 1;
+        for (j, m) in mass.iter_mut().enumerate() {
+            let start = j as i64 * width;
+            let covered = (d.max(0) - start).clamp(0, width);
+            if covered == 0 {
+                break;
+            }
+            *m += covered as f64 / n / mean;
+        }
     }
-    // above[k] = number of days with demand > k
-    let mut above = vec![0_u64; largest];
-    let mut running = 0_u64;
-    for k in (0..largest).rev() {
-        running += counts[k + 1];
-        above[k] = running;
+    while mass.len() > 1 && mass.last() == Some(&0.0) {
+        mass.pop();
     }
-    above.iter().map(|&a| a as f64 / n / mean).collect()
+    mass
 }
 
 /// The smallest x with `P(W + U <= x) >= level`.
@@ -369,6 +386,7 @@ fn quantile_of_sum(demand: &Binned, undershoot: &[f64], level: f64) -> i64 {
         running += m;
         prefix.push(running);
     }
+    // Undershoot bin j counts as j*width units, like the demand bins.
     let cdf = |x: i64| -> f64 {
         if undershoot.is_empty() {
             return demand.cdf(&prefix, x);
@@ -376,14 +394,14 @@ fn quantile_of_sum(demand: &Binned, undershoot: &[f64], level: f64) -> i64 {
         undershoot
             .iter()
             .enumerate()
-            .map(|(k, p)| p * demand.cdf(&prefix, x - k as i64))
+            .map(|(j, p)| p * demand.cdf(&prefix, x - j as i64 * demand.width))
             .sum()
     };
     // The total mass is 1 up to rounding: search below the top, and never for more.
     let level = level.min(running - 1e-12);
     let (mut low, mut high) = (
         0_i64,
-        demand.mass.len() as i64 * demand.width + undershoot.len() as i64,
+        (demand.mass.len() + undershoot.len()) as i64 * demand.width,
     );
     while low < high {
         let mid = low + (high - low) / 2;

@@ -55,6 +55,9 @@ pub struct PurchaseOrder {
     pub decided_by: String,
     pub decide_time: Option<DateTime<Utc>>,
     pub decision_note: String,
+    pub cancelled_by: String,
+    pub cancel_time: Option<DateTime<Utc>>,
+    pub cancel_reason: String,
     pub control_number: Option<i64>,
     pub send_time: Option<DateTime<Utc>>,
     pub update_time: DateTime<Utc>,
@@ -81,7 +84,8 @@ pub struct Receipt {
 const PO_COLUMNS: &str = "po_id, po_number, supplier_id, product_id, warehouse_id, ordered_qty,
     received_qty, status, unit_cost_micros, lead_time_days, expected_delivery,
     supplier_part_number, created_by, create_time, decided_by, decide_time,
-    decision_note, control_number, send_time, update_time";
+    decision_note, cancelled_by, cancel_time, cancel_reason, control_number, send_time,
+    update_time";
 
 pub async fn insert_supplier(tx: &mut Tx, s: &Supplier) -> Result<Supplier, ServiceError> {
     sqlx::query_as(
@@ -304,23 +308,35 @@ pub async fn decide(
     control_number: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<PurchaseOrder, ServiceError> {
-    sqlx::query_as(&format!(
-        "UPDATE purchase_orders
-            SET status = $2, decided_by = $3, decision_note = $4,
-                control_number = coalesce($5, control_number), decide_time = $6,
-                update_time = $6
-          WHERE po_id = $1
-         RETURNING {PO_COLUMNS}"
-    ))
-    .bind(po_id)
-    .bind(status.as_str())
-    .bind(by)
-    .bind(note)
-    .bind(control_number)
-    .bind(at)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db_error)
+    // A cancellation is recorded beside the approval, never over it.
+    let sql = if status == Status::Cancelled {
+        format!(
+            "UPDATE purchase_orders
+                SET status = $2, cancelled_by = $3, cancel_reason = $4, cancel_time = $6,
+                    control_number = coalesce($5, control_number), update_time = $6
+              WHERE po_id = $1
+             RETURNING {PO_COLUMNS}"
+        )
+    } else {
+        format!(
+            "UPDATE purchase_orders
+                SET status = $2, decided_by = $3, decision_note = $4,
+                    control_number = coalesce($5, control_number), decide_time = $6,
+                    update_time = $6
+              WHERE po_id = $1
+             RETURNING {PO_COLUMNS}"
+        )
+    };
+    sqlx::query_as(&sql)
+        .bind(po_id)
+        .bind(status.as_str())
+        .bind(by)
+        .bind(note)
+        .bind(control_number)
+        .bind(at)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)
 }
 
 pub struct PoFilter {
@@ -391,6 +407,17 @@ pub async fn record_receipt(
     .map_err(db_error)
 }
 
+pub async fn receipt(
+    conn: &mut PgConnection,
+    receipt_id: &str,
+) -> Result<Option<Receipt>, ServiceError> {
+    sqlx::query_as("SELECT * FROM po_receipts WHERE receipt_id = $1")
+        .bind(receipt_id)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_error)
+}
+
 pub async fn receipts(conn: &mut PgConnection, po_id: Uuid) -> Result<Vec<Receipt>, ServiceError> {
     sqlx::query_as("SELECT * FROM po_receipts WHERE po_id = $1 ORDER BY create_time, receipt_id")
         .bind(po_id)
@@ -407,6 +434,17 @@ pub async fn enqueue(tx: &mut Tx, po_id: Uuid) -> Result<(), ServiceError> {
         .await
         .map_err(db_error)?;
     Ok(())
+}
+
+/// Deliveries of a queued PO tried so far (0 when not queued).
+pub async fn delivery_attempts(tx: &mut Tx, po_id: Uuid) -> Result<i32, ServiceError> {
+    let attempts: Option<i32> =
+        sqlx::query_scalar("SELECT attempts FROM po_outbox WHERE po_id = $1")
+            .bind(po_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    Ok(attempts.unwrap_or(0))
 }
 
 /// Takes a PO off the outbox (sent, or cancelled before it was).

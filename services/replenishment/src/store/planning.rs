@@ -290,30 +290,50 @@ pub async fn upsert_policy(
         .ok_or_else(|| ServiceError::Internal("policy missing right after storing it".into()))
 }
 
-/// Copies the points of policies to positions that lack them (a position the feed created
-/// while its policy was being stored).
-pub async fn sync_points(conn: &mut PgConnection) -> Result<u64, ServiceError> {
-    let done = sqlx::query(
+/// Copies the points of policies to positions that lack them or hold another, for policies
+/// changed since `since`: a position the feed created while its policy was being stored
+/// (neither transaction sees the other's row) would otherwise keep the wrong point.
+pub async fn sync_points(
+    conn: &mut PgConnection,
+    since: DateTime<Utc>,
+) -> Result<u64, ServiceError> {
+    let missing = sqlx::query(
         "UPDATE stock_positions s SET reorder_point = p.reorder_point
            FROM reorder_policies p
           WHERE s.reorder_point IS NULL
             AND p.product_id = s.product_id AND p.warehouse_id = s.warehouse_id",
     )
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    let stale = sqlx::query(
+        "UPDATE stock_positions s SET reorder_point = p.reorder_point
+           FROM reorder_policies p
+          WHERE p.update_time >= $1
+            AND p.product_id = s.product_id AND p.warehouse_id = s.warehouse_id
+            AND s.reorder_point IS DISTINCT FROM p.reorder_point",
+    )
+    .bind(since)
     .execute(conn)
     .await
     .map_err(db_error)?;
-    Ok(done.rows_affected())
+    Ok(missing.rows_affected() + stale.rows_affected())
 }
 
-/// Pairs the feed has seen that have no policy yet.
+/// Pairs the feed has seen that have no policy yet, in key order after `after`.
 pub async fn pairs_without_policy(
     conn: &mut PgConnection,
+    after: Option<(Uuid, Uuid)>,
     limit: i64,
 ) -> Result<Vec<(Uuid, Uuid)>, ServiceError> {
     sqlx::query_as(
         "SELECT product_id, warehouse_id FROM stock_positions
-          WHERE reorder_point IS NULL ORDER BY 1, 2 LIMIT $1",
+          WHERE reorder_point IS NULL
+            AND ($1::uuid IS NULL OR (product_id, warehouse_id) > ($1, $2))
+          ORDER BY 1, 2 LIMIT $3",
     )
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
     .bind(limit)
     .fetch_all(conn)
     .await

@@ -390,3 +390,63 @@ async fn a_failed_delivery_is_retried_with_the_same_control_number() {
     );
     let _ = std::fs::remove_dir_all(&blocked);
 }
+
+#[tokio::test]
+async fn a_po_whose_delivery_was_attempted_cannot_be_cancelled_and_cancelling_keeps_the_approval() {
+    let blocked = std::env::temp_dir().join(format!("edi-blocked-{}", new_id()));
+    std::fs::write(&blocked, b"not a directory").expect("block the path");
+    let dir = blocked.display().to_string();
+    let app = TestApp::spawn_with(&[("EDI_DROP_DIR", dir.as_str())]).await;
+    let setup = app.setup().await;
+    let pending = app.create_po(&setup, 400).await.expect("create");
+    let approved = app.approve(&pending.po_id).await.expect("approve");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let cancel = |po_id: String| {
+        let mut client = app.client.clone();
+        async move {
+            client
+                .cancel_purchase_order(pb::CancelPurchaseOrderRequest {
+                    request_id: new_id(),
+                    po_id,
+                    actor: "buyer@example.com".to_owned(),
+                    reason: "found cheaper".to_owned(),
+                })
+                .await
+        }
+    };
+    let doubt = cancel(approved.po_id.clone())
+        .await
+        .expect_err("a delivery was attempted");
+    assert_eq!(error_info(&doubt, DOMAIN).0, "PO_DELIVERY_IN_DOUBT");
+    let _ = std::fs::remove_file(&blocked);
+    let _ = std::fs::remove_dir_all(&blocked);
+
+    // Approved and cancelled before any delivery: both records stay.
+    let other = TestApp::spawn_with(&[("OUTBOX_POLL_MS", "600000")]).await;
+    let setup = other.setup().await;
+    let pending = other.create_po(&setup, 400).await.expect("create");
+    let cancelled = other
+        .client
+        .clone()
+        .cancel_purchase_order(pb::CancelPurchaseOrderRequest {
+            request_id: new_id(),
+            po_id: pending.po_id.clone(),
+            actor: "buyer@example.com".to_owned(),
+            reason: "found cheaper".to_owned(),
+        })
+        .await
+        .expect("cancel a pending PO")
+        .into_inner()
+        .purchase_order
+        .expect("po");
+    assert_eq!(cancelled.status(), pb::PurchaseOrderStatus::Cancelled);
+    assert_eq!(
+        (
+            cancelled.cancelled_by.as_str(),
+            cancelled.cancel_reason.as_str()
+        ),
+        ("buyer@example.com", "found cheaper")
+    );
+    assert!(cancelled.cancel_time.is_some());
+    assert!(cancelled.decided_by.is_empty(), "never approved");
+}

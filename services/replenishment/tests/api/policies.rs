@@ -173,18 +173,20 @@ async fn a_pair_without_a_policy_gets_the_default_one_at_the_scan() {
 }
 
 #[tokio::test]
-async fn demand_counts_every_shipment_once_across_a_restart() {
+async fn demand_counts_every_shipment_once_when_stopped_mid_stream() {
     let mut app = TestApp::spawn().await;
     let setup = app.setup().await;
     app.stock_up(&setup, 1_000).await;
+    // Stopped while the feed is still at work on the first shipments, more shipped while it
+    // is down, then started again.
     for quantity in [3, 4, 5] {
         app.ship(&setup, quantity).await;
     }
-    app.feed_shows(&setup, 988).await;
-    app.restart().await;
+    app.server.stop().await;
     for quantity in [6, 7] {
         app.ship(&setup, quantity).await;
     }
+    app.restart().await;
     app.feed_shows(&setup, 975).await;
     let mut conn = app.database.connect("replenishment").await;
     let shipped: i64 = sqlx::query_scalar(

@@ -103,6 +103,7 @@ async fn a_duplicate_receipt_changes_nothing() {
         .await
         .expect_err("the same receipt id with another quantity");
     assert_eq!(other.code(), Code::InvalidArgument);
+    assert_eq!(crate::helpers::bad_fields(&other), ["receipt_id"]);
     assert_eq!(
         app.on_hand(&setup.product_id, &setup.warehouse_id).await,
         30
@@ -260,4 +261,48 @@ async fn bad_receipts_decisions_and_reads_are_refused_naming_the_field() {
     let unchanged = app.get_po(&po.po_id).await.purchase_order.expect("po");
     assert_eq!(unchanged.status(), pb::PurchaseOrderStatus::PendingApproval);
     assert_eq!(app.on_hand(&setup.product_id, &setup.warehouse_id).await, 0);
+}
+
+#[tokio::test]
+async fn a_receipt_replayed_after_its_request_record_is_purged_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let setup = app.setup().await;
+    let po = app.create_po(&setup, 100).await.expect("create");
+    app.sent(&po.po_id).await;
+    let first = app.receive(&po.po_id, "R-1", 30).await.expect("receipt");
+    // What the hourly purge does once the retention has passed, here and in stock.
+    for schema in ["replenishment", "stock"] {
+        let mut conn = app.database.connect(schema).await;
+        sqlx::query("DELETE FROM idempotency_keys")
+            .execute(&mut conn)
+            .await
+            .expect("purge");
+    }
+    let late = app
+        .receive(&po.po_id, "R-1", 30)
+        .await
+        .expect("late duplicate");
+    assert_eq!(late.receipt, first.receipt);
+    assert_eq!(late.purchase_order.expect("po").received_qty, 30);
+    assert_eq!(
+        app.on_hand(&setup.product_id, &setup.warehouse_id).await,
+        30
+    );
+    app.assert_ledger_clean().await;
+}
+
+#[tokio::test]
+async fn a_completing_receipt_moves_the_position_the_scan_reads_at_once() {
+    let app = TestApp::spawn().await;
+    let setup = app.setup().await;
+    app.set_fixed_policy(&setup, 50, 100).await;
+    app.stock_up(&setup, 10).await;
+    app.feed_shows(&setup, 10).await;
+    let scan = app.scan(false).await;
+    let po_id = scan.decisions[0].po_id.clone();
+    app.sent(&po_id).await;
+    app.receive(&po_id, "R-1", 100).await.expect("complete");
+    // Whatever the feed has applied yet, the scan sees 110 now and orders nothing.
+    assert_eq!(app.policy(&setup).await.quantity_available, 110);
+    assert_eq!(app.scan(false).await.drafted, 0);
 }
