@@ -2,14 +2,16 @@
 -- demand (both derived from stock's transaction feed, the cursor moving in the same
 -- transaction), and the reorder policy of each pair.
 
--- Available per (product, warehouse), as of the last transaction of the pair the feed applied,
--- beside a copy of the pair's reorder point (NULL: no policy yet) kept with every policy
--- change, so the scan finds the pairs below their point through one index instead of joining
--- every pair with its policy.
+-- Available per (product, warehouse), as of the last transaction of the pair the feed applied
+-- (NULL: a policy was set before the feed saw the pair), beside a copy of the pair's reorder
+-- point (NULL: no policy yet) written by every policy change, so the scan finds the pairs
+-- below their point through one index instead of joining every pair with its policy. Both
+-- writers upsert the row, so whichever comes second waits for the first on the key and
+-- neither loses the other's column.
 CREATE TABLE stock_positions (
     product_id          uuid NOT NULL,
     warehouse_id        uuid NOT NULL,
-    quantity_available  bigint NOT NULL,
+    quantity_available  bigint,
     last_sequence       bigint NOT NULL,
     reorder_point       bigint,
     PRIMARY KEY (product_id, warehouse_id)
@@ -62,5 +64,4 @@ CREATE TABLE reorder_policies (
     CONSTRAINT reorder_policies_service_level_range CHECK (service_level > 0 AND service_level < 1),
     CONSTRAINT reorder_policies_updated_by_length CHECK (length(updated_by) <= 128)
 );
--- Policies changed since the last scan, whose points the positions must carry.
-CREATE INDEX reorder_policies_update_time_idx ON reorder_policies (update_time);
+

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{Duration, Utc};
 use inventory_core::ServiceError;
 use inventory_proto::stock::v1 as stock;
 use inventory_runtime::{Tx, db_error};
@@ -51,13 +51,7 @@ pub struct Planner {
     pool: PgPool,
     stock: Arc<dyn StockClient>,
     pub defaults: PolicyDefaults,
-    /// When the last copy of changed points to positions started: the next looks at policies
-    /// changed since (less a margin for transactions still in flight then).
-    synced: Arc<std::sync::Mutex<Option<DateTime<Utc>>>>,
 }
-
-/// How long a policy change may take to commit, for the copy of points.
-const SYNC_MARGIN_SECONDS: i64 = 300;
 
 impl Planner {
     pub fn new(pool: PgPool, stock: Arc<dyn StockClient>, defaults: PolicyDefaults) -> Self {
@@ -65,7 +59,6 @@ impl Planner {
             pool,
             stock,
             defaults,
-            synced: Arc::default(),
         }
     }
 
@@ -130,9 +123,6 @@ impl Planner {
         let mut after = None;
         loop {
             let mut conn = self.pool.acquire().await.map_err(db_error)?;
-            if after.is_none() {
-                self.sync_points(&mut conn).await?;
-            }
             let pairs = planning::pairs_without_policy(&mut conn, after, ROUND).await?;
             drop(conn);
             let Some(last) = pairs.last() else {
@@ -168,23 +158,6 @@ impl Planner {
                 }
             }
         }
-    }
-
-    /// Copies changed points to positions (see `planning::sync_points`); the first time in a
-    /// process, for every policy.
-    async fn sync_points(&self, conn: &mut sqlx::PgConnection) -> Result<(), ServiceError> {
-        let started = Utc::now();
-        let since = self
-            .synced
-            .lock()
-            .map(|last| last.map(|t| t - Duration::seconds(SYNC_MARGIN_SECONDS)))
-            .unwrap_or(None)
-            .unwrap_or_default();
-        planning::sync_points(conn, since).await?;
-        if let Ok(mut last) = self.synced.lock() {
-            *last = Some(started);
-        }
-        Ok(())
     }
 
     /// Recomputes every computed policy from the history as it stands (daily); failures are

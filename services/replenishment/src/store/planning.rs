@@ -92,13 +92,14 @@ pub async fn position(
     product_id: Uuid,
     warehouse_id: Uuid,
 ) -> Result<Option<i64>, ServiceError> {
-    sqlx::query_scalar(
+    sqlx::query_scalar::<_, Option<i64>>(
         "SELECT quantity_available FROM stock_positions WHERE product_id = $1 AND warehouse_id = $2",
     )
     .bind(product_id)
     .bind(warehouse_id)
     .fetch_optional(conn)
     .await
+    .map(Option::flatten)
     .map_err(db_error)
 }
 
@@ -223,7 +224,8 @@ pub enum Replace {
 }
 
 /// Stores a policy (as `replace` allows) and copies its reorder point to the pair's stock
-/// position, in one statement. Returns the policy as it stands.
+/// position (creating it, availability unknown, when the feed has not seen the pair), in one
+/// statement. Returns the policy as it stands.
 pub async fn upsert_policy(
     conn: &mut PgConnection,
     p: &Policy,
@@ -261,8 +263,11 @@ pub async fn upsert_policy(
                      $17, $18)
              ON CONFLICT (product_id, warehouse_id) {conflict} {only_computed}
              RETURNING reorder_point)
-         UPDATE stock_positions s SET reorder_point = stored.reorder_point
-           FROM stored WHERE s.product_id = $1 AND s.warehouse_id = $2"
+         INSERT INTO stock_positions (product_id, warehouse_id, quantity_available,
+                                      last_sequence, reorder_point)
+         SELECT $1, $2, NULL, 0, reorder_point FROM stored
+         ON CONFLICT (product_id, warehouse_id)
+            DO UPDATE SET reorder_point = EXCLUDED.reorder_point"
     ))
     .bind(p.product_id)
     .bind(p.warehouse_id)
@@ -288,36 +293,6 @@ pub async fn upsert_policy(
     policy(conn, p.product_id, p.warehouse_id)
         .await?
         .ok_or_else(|| ServiceError::Internal("policy missing right after storing it".into()))
-}
-
-/// Copies the points of policies to positions that lack them or hold another, for policies
-/// changed since `since`: a position the feed created while its policy was being stored
-/// (neither transaction sees the other's row) would otherwise keep the wrong point.
-pub async fn sync_points(
-    conn: &mut PgConnection,
-    since: DateTime<Utc>,
-) -> Result<u64, ServiceError> {
-    let missing = sqlx::query(
-        "UPDATE stock_positions s SET reorder_point = p.reorder_point
-           FROM reorder_policies p
-          WHERE s.reorder_point IS NULL
-            AND p.product_id = s.product_id AND p.warehouse_id = s.warehouse_id",
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    let stale = sqlx::query(
-        "UPDATE stock_positions s SET reorder_point = p.reorder_point
-           FROM reorder_policies p
-          WHERE p.update_time >= $1
-            AND p.product_id = s.product_id AND p.warehouse_id = s.warehouse_id
-            AND s.reorder_point IS DISTINCT FROM p.reorder_point",
-    )
-    .bind(since)
-    .execute(conn)
-    .await
-    .map_err(db_error)?;
-    Ok(missing.rows_affected() + stale.rows_affected())
 }
 
 /// Pairs the feed has seen that have no policy yet, in key order after `after`.

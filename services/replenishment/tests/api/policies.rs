@@ -10,6 +10,11 @@ async fn shipping_below_the_reorder_point_makes_the_scan_draft_exactly_one_po() 
     let app = TestApp::spawn().await;
     let setup = app.setup().await;
     app.set_fixed_policy(&setup, 50, 100).await;
+    assert_eq!(
+        app.scan(false).await.drafted,
+        0,
+        "before the feed has seen the pair its available is unknown, not 0"
+    );
     app.stock_up(&setup, 60).await;
     app.feed_shows(&setup, 60).await;
     assert_eq!(app.scan(false).await.drafted, 0, "60 is not below 50");
