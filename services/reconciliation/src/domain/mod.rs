@@ -1,0 +1,7 @@
+//! Pure reconciliation rules: no database, no network.
+
+pub mod abc;
+pub mod kpi;
+pub mod schedule;
+pub mod tolerance;
+pub mod variance;
