@@ -259,3 +259,13 @@ pub fn workspace_path(manifest_dir: &str, value: &str) -> String {
     .display()
     .to_string()
 }
+
+/// Benchmarks number their rows: product n has the id `PRODUCT_ID_PREFIX` + n in 12 hex
+/// digits, warehouse n the same under `WAREHOUSE_ID_PREFIX`.
+pub const PRODUCT_ID_PREFIX: &str = "00000000-0000-4000-8000-";
+pub const WAREHOUSE_ID_PREFIX: &str = "10000000-0000-4000-8000-";
+
+/// SQL for the uuid `prefix` followed by the SQL expression `n` as 12 hex digits.
+pub fn numbered_uuid_sql(prefix: &str, n: &str) -> String {
+    format!("('{prefix}' || lpad(to_hex({n}), 12, '0'))::uuid")
+}

@@ -1,6 +1,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use inventory_proto::stock::v1 as stock;
 use inventory_proto::stock::v1::stock_service_client::StockServiceClient;
 use inventory_runtime::{App, RuntimeError};
 use stock_service::StockApp;
@@ -8,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use crate::TestDatabase;
+use crate::{TestDatabase, new_id};
 
 /// A service running in the test's process on port 0, stopped when dropped.
 pub struct TestServer {
@@ -104,5 +105,104 @@ impl StockServer {
 
     pub fn url(&self) -> String {
         self.server.url()
+    }
+
+    /// A fulfillment warehouse at (latitude, longitude); its id.
+    pub async fn create_warehouse(&self, name: &str, (latitude, longitude): (f64, f64)) -> String {
+        self.client
+            .clone()
+            .create_warehouse(stock::CreateWarehouseRequest {
+                request_id: new_id(),
+                warehouse: Some(stock::Warehouse {
+                    name: name.to_owned(),
+                    r#type: stock::WarehouseType::Fulfillment.into(),
+                    location: Some(stock::GeoPoint {
+                        latitude,
+                        longitude,
+                    }),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create warehouse")
+            .into_inner()
+            .warehouse
+            .expect("warehouse")
+            .warehouse_id
+    }
+
+    /// A product counted in "each"; its id.
+    pub async fn create_product(&self, sku: &str) -> String {
+        self.client
+            .clone()
+            .create_product(stock::CreateProductRequest {
+                request_id: new_id(),
+                product: Some(stock::Product {
+                    sku: sku.to_owned(),
+                    name: format!("Product {sku}"),
+                    unit_of_measure: "each".to_owned(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create product")
+            .into_inner()
+            .product
+            .expect("product")
+            .product_id
+    }
+
+    /// Receives `quantity` under `reference_id` (not through another service).
+    pub async fn receive(
+        &self,
+        product_id: &str,
+        warehouse_id: &str,
+        quantity: i64,
+        reference_id: &str,
+    ) {
+        self.client
+            .clone()
+            .receive_stock(stock::ReceiveStockRequest {
+                request_id: new_id(),
+                product_id: product_id.to_owned(),
+                warehouse_id: warehouse_id.to_owned(),
+                quantity,
+                reference_id: reference_id.to_owned(),
+                actor: "test".to_owned(),
+            })
+            .await
+            .expect("receive");
+    }
+
+    /// (on hand, reserved) of a pair; None while stock has no row for it.
+    pub async fn level(&self, product_id: &str, warehouse_id: &str) -> Option<(i64, i64)> {
+        let answer = self
+            .client
+            .clone()
+            .get_inventory(stock::GetInventoryRequest {
+                product_id: product_id.to_owned(),
+                warehouse_id: warehouse_id.to_owned(),
+            })
+            .await;
+        match answer {
+            Ok(response) => response
+                .into_inner()
+                .inventory
+                .map(|i| (i.quantity_on_hand, i.quantity_reserved)),
+            Err(status) if status.code() == tonic::Code::NotFound => None,
+            Err(status) => panic!("inventory: {status}"),
+        }
+    }
+
+    /// Stock's ledger check finds no drift.
+    pub async fn assert_ledger_clean(&self) {
+        let report = self
+            .client
+            .clone()
+            .check_ledger(stock::CheckLedgerRequest {})
+            .await
+            .expect("ledger")
+            .into_inner();
+        assert!(report.drifts.is_empty(), "{:?}", report.drifts);
     }
 }

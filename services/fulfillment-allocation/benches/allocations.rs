@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use inventory_benchkit::{
-    Rng, admin, client_counts, cores, execute, free_port, latency_histogram, machine_jiffies, ms,
-    pgbench, postgres_cpu_seconds, process_cpu_seconds, seconds, start_service, stop_service,
-    wait_serving, workspace_path,
+    PRODUCT_ID_PREFIX, Rng, WAREHOUSE_ID_PREFIX, admin, client_counts, cores, execute, free_port,
+    latency_histogram, machine_jiffies, ms, numbered_uuid_sql, pgbench, postgres_cpu_seconds,
+    process_cpu_seconds, seconds, start_service, stop_service, wait_serving, workspace_path,
 };
 use inventory_proto::allocation::v1 as pb;
 use inventory_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
@@ -110,15 +110,11 @@ fn stock_binary() -> Result<String, String> {
 }
 
 fn warehouse_id(w: usize) -> String {
-    format!("10000000-0000-4000-8000-{:012x}", w + 1)
+    format!("{WAREHOUSE_ID_PREFIX}{:012x}", w + 1)
 }
 
 fn product_id(n: usize) -> String {
-    format!("00000000-0000-4000-8000-{n:012x}")
-}
-
-fn product_id_sql(n: &str) -> String {
-    format!("('00000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid")
+    format!("{PRODUCT_ID_PREFIX}{n:012x}")
 }
 
 async fn seed(url: &str, products: usize) -> Result<(), String> {
@@ -156,7 +152,7 @@ async fn seed(url: &str, products: usize) -> Result<(), String> {
                          {STOCK_PER_ROW}, 0, {STOCK_PER_ROW}, 0, 'bench-seed', 'bench-seed'
                     FROM inventory ORDER BY product_id, warehouse_id;",
             warehouses = warehouses.join(", "),
-            product = product_id_sql("n"),
+            product = numbered_uuid_sql(PRODUCT_ID_PREFIX, "n"),
             central = warehouse_id(CENTRAL),
         ),
     )
@@ -332,7 +328,7 @@ async fn check(
 
 /// The textbook order transaction on the central warehouse's rows.
 fn textbook_script() -> String {
-    let row = |v: &str| product_id_sql(&format!(":{v}::bigint"));
+    let row = |v: &str| numbered_uuid_sql(PRODUCT_ID_PREFIX, &format!(":{v}::bigint"));
     let central = warehouse_id(CENTRAL);
     let log = |v: &str, on_hand: &str, reserved: &str| {
         format!(

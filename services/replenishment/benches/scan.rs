@@ -19,7 +19,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inventory_benchkit::workspace_path;
+use inventory_benchkit::{
+    PRODUCT_ID_PREFIX, WAREHOUSE_ID_PREFIX, numbered_uuid_sql, workspace_path,
+};
 use inventory_runtime::{Background, Settings};
 use inventory_stock_client::{FeedConsumer, GrpcStockClient};
 use inventory_testkit::{StockServer, TestDatabase};
@@ -70,11 +72,6 @@ async fn run(sql: &str, pool: &sqlx::PgPool) -> Result<(), String> {
         .map_err(|e| format!("{e}\n{sql}"))
 }
 
-/// A uuid from a number, in SQL.
-fn id(prefix: &str, n: &str) -> String {
-    format!("('{prefix}' || lpad(to_hex({n}), 12, '0'))::uuid")
-}
-
 async fn scan(o: &Options) -> Result<serde_json::Value, String> {
     let database = TestDatabase::create().await;
     let pool = database.migrate("replenishment", &MIGRATOR).await;
@@ -99,9 +96,11 @@ async fn scan(o: &Options) -> Result<serde_json::Value, String> {
              SELECT {product_of_pair}, {warehouse_of_pair},
                     CASE WHEN n % 100 = 0 THEN 50 ELSE 1000 END, n + 1, 100
                FROM generate_series(0, {pairs} - 1) n;",
-            product = id("00000000-0000-4000-8000-", "n"),
-            product_of_pair = id("00000000-0000-4000-8000-", &format!("n / {WAREHOUSES} + 1")),
-            warehouse_of_pair = id("10000000-0000-4000-8000-", &format!("n % {WAREHOUSES} + 1")),
+            product = numbered_uuid_sql(PRODUCT_ID_PREFIX, "n"),
+            product_of_pair =
+                numbered_uuid_sql(PRODUCT_ID_PREFIX, &format!("n / {WAREHOUSES} + 1")),
+            warehouse_of_pair =
+                numbered_uuid_sql(WAREHOUSE_ID_PREFIX, &format!("n % {WAREHOUSES} + 1")),
             pairs = o.pairs,
         ),
         &pool,
@@ -209,13 +208,14 @@ async fn feed(o: &Options) -> Result<serde_json::Value, String> {
                     CASE WHEN n % 2 = 0 THEN 1 ELSE -1 END,
                     1000000, 0, 'bench', 'bench-' || n
                FROM generate_series(0, {events} - 1) n ORDER BY n;",
-            product = id("00000000-0000-4000-8000-", "n"),
-            warehouse = id("10000000-0000-4000-8000-", "n"),
-            product_of_pair = id(
-                "00000000-0000-4000-8000-",
+            product = numbered_uuid_sql(PRODUCT_ID_PREFIX, "n"),
+            warehouse = numbered_uuid_sql(WAREHOUSE_ID_PREFIX, "n"),
+            product_of_pair = numbered_uuid_sql(
+                PRODUCT_ID_PREFIX,
                 &format!("n % {pairs} / {WAREHOUSES} + 1")
             ),
-            warehouse_of_pair = id("10000000-0000-4000-8000-", &format!("n % {WAREHOUSES} + 1")),
+            warehouse_of_pair =
+                numbered_uuid_sql(WAREHOUSE_ID_PREFIX, &format!("n % {WAREHOUSES} + 1")),
             events = o.events,
         ),
         &stock_pool,

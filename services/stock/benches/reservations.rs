@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use inventory_benchkit::{
-    self as benchkit, Rng, admin, cores, database_counters, execute, free_port, latency_histogram,
-    machine_jiffies, ms, postgres_cpu_seconds, process_cpu_seconds, start_service, stop_service,
-    wait_serving,
+    self as benchkit, PRODUCT_ID_PREFIX, Rng, admin, cores, database_counters, execute, free_port,
+    latency_histogram, machine_jiffies, ms, numbered_uuid_sql, postgres_cpu_seconds,
+    process_cpu_seconds, start_service, stop_service, wait_serving,
 };
 use inventory_proto::stock::v1 as pb;
 use pb::stock_service_client::StockServiceClient;
@@ -166,7 +166,7 @@ impl Picker {
 }
 
 fn product_id(n: usize) -> String {
-    format!("00000000-0000-4000-8000-{n:012x}")
+    format!("{PRODUCT_ID_PREFIX}{n:012x}")
 }
 
 struct Case {
@@ -203,7 +203,7 @@ async fn seed(url: &str, products: usize) -> Result<(), String> {
                      {STOCK_PER_ROW}, 0, {STOCK_PER_ROW}, 0, 'bench-seed', 'bench-seed'
                 FROM products ORDER BY product_id;
          ANALYZE;",
-        product = product_id_sql("n"),
+        product = numbered_uuid_sql(PRODUCT_ID_PREFIX, "n"),
     )).await
 }
 
@@ -376,16 +376,11 @@ fn pgbench(case: &Case, opts: &Options, script: &str) -> Result<f64, String> {
     )
 }
 
-/// SQL for the id of product number `n` (an SQL expression), as [`product_id`] builds it.
-fn product_id_sql(n: &str) -> String {
-    format!("('00000000-0000-4000-8000-' || lpad(to_hex({n}), 12, '0'))::uuid")
-}
-
 /// The pgbench scripts' row condition, after `product_id = `.
 fn product_sql() -> String {
     format!(
         "{} AND warehouse_id = '{WAREHOUSE}'",
-        product_id_sql(":n::bigint")
+        numbered_uuid_sql(PRODUCT_ID_PREFIX, ":n::bigint")
     )
 }
 
@@ -406,7 +401,7 @@ INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type, 
 COMMIT;
 ",
         choice = workload.pgbench_choice(),
-        product = product_id_sql(":n::bigint"),
+        product = numbered_uuid_sql(PRODUCT_ID_PREFIX, ":n::bigint"),
     )
 }
 

@@ -44,83 +44,26 @@ impl TestApp {
         }
     }
 
-    pub async fn warehouse(&self, name: &str, (latitude, longitude): (f64, f64)) -> String {
-        self.stock
-            .client
-            .clone()
-            .create_warehouse(stock::CreateWarehouseRequest {
-                request_id: new_id(),
-                warehouse: Some(stock::Warehouse {
-                    name: name.to_owned(),
-                    r#type: stock::WarehouseType::Fulfillment.into(),
-                    location: Some(stock::GeoPoint {
-                        latitude,
-                        longitude,
-                    }),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("create warehouse")
-            .into_inner()
-            .warehouse
-            .expect("warehouse")
-            .warehouse_id
+    pub async fn warehouse(&self, name: &str, location: (f64, f64)) -> String {
+        self.stock.create_warehouse(name, location).await
     }
 
     pub async fn product(&self, sku: &str) -> String {
-        self.stock
-            .client
-            .clone()
-            .create_product(stock::CreateProductRequest {
-                request_id: new_id(),
-                product: Some(stock::Product {
-                    sku: sku.to_owned(),
-                    name: format!("Product {sku}"),
-                    unit_of_measure: "each".to_owned(),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("create product")
-            .into_inner()
-            .product
-            .expect("product")
-            .product_id
+        self.stock.create_product(sku).await
     }
 
     pub async fn receive(&self, product_id: &str, warehouse_id: &str, quantity: i64) {
         self.stock
-            .client
-            .clone()
-            .receive_stock(stock::ReceiveStockRequest {
-                request_id: new_id(),
-                product_id: product_id.to_owned(),
-                warehouse_id: warehouse_id.to_owned(),
-                quantity,
-                reference_id: "PO-1".to_owned(),
-                actor: "test".to_owned(),
-            })
-            .await
-            .expect("receive");
+            .receive(product_id, warehouse_id, quantity, "PO-1")
+            .await;
     }
 
     /// (on hand, reserved) in stock.
     pub async fn stock_level(&self, product_id: &str, warehouse_id: &str) -> (i64, i64) {
-        let inventory = self
-            .stock
-            .client
-            .clone()
-            .get_inventory(stock::GetInventoryRequest {
-                product_id: product_id.to_owned(),
-                warehouse_id: warehouse_id.to_owned(),
-            })
+        self.stock
+            .level(product_id, warehouse_id)
             .await
-            .expect("inventory")
-            .into_inner()
-            .inventory
-            .expect("inventory");
-        (inventory.quantity_on_hand, inventory.quantity_reserved)
+            .expect("inventory row")
     }
 
     /// Every reservation stock holds for an order, whatever its status.
@@ -138,15 +81,7 @@ impl TestApp {
     }
 
     pub async fn assert_ledger_clean(&self) {
-        let report = self
-            .stock
-            .client
-            .clone()
-            .check_ledger(stock::CheckLedgerRequest {})
-            .await
-            .expect("ledger")
-            .into_inner();
-        assert!(report.drifts.is_empty(), "{:?}", report.drifts);
+        self.stock.assert_ledger_clean().await;
     }
 
     pub async fn allocate(

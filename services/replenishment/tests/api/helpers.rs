@@ -86,48 +86,11 @@ impl TestApp {
     }
 
     pub async fn warehouse(&self, name: &str) -> String {
-        self.stock
-            .client
-            .clone()
-            .create_warehouse(stock::CreateWarehouseRequest {
-                request_id: new_id(),
-                warehouse: Some(stock::Warehouse {
-                    name: name.to_owned(),
-                    r#type: stock::WarehouseType::Fulfillment.into(),
-                    location: Some(stock::GeoPoint {
-                        latitude: 52.52,
-                        longitude: 13.405,
-                    }),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("create warehouse")
-            .into_inner()
-            .warehouse
-            .expect("warehouse")
-            .warehouse_id
+        self.stock.create_warehouse(name, (52.52, 13.405)).await
     }
 
     pub async fn product(&self, sku: &str) -> String {
-        self.stock
-            .client
-            .clone()
-            .create_product(stock::CreateProductRequest {
-                request_id: new_id(),
-                product: Some(stock::Product {
-                    sku: sku.to_owned(),
-                    name: format!("Product {sku}"),
-                    unit_of_measure: "each".to_owned(),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .expect("create product")
-            .into_inner()
-            .product
-            .expect("product")
-            .product_id
+        self.stock.create_product(sku).await
     }
 
     pub async fn supplier(&self, name: &str, edi_id: &str) -> String {
@@ -285,24 +248,10 @@ impl TestApp {
 
     /// On hand in stock (0 when stock has no row yet).
     pub async fn on_hand(&self, product_id: &str, warehouse_id: &str) -> i64 {
-        match self
-            .stock
-            .client
-            .clone()
-            .get_inventory(stock::GetInventoryRequest {
-                product_id: product_id.to_owned(),
-                warehouse_id: warehouse_id.to_owned(),
-            })
+        self.stock
+            .level(product_id, warehouse_id)
             .await
-        {
-            Ok(response) => response
-                .into_inner()
-                .inventory
-                .map(|i| i.quantity_on_hand)
-                .unwrap_or(0),
-            Err(status) if status.code() == tonic::Code::NotFound => 0,
-            Err(status) => panic!("inventory: {status}"),
-        }
+            .map_or(0, |(on_hand, _)| on_hand)
     }
 
     /// The 850 files in the drop directory, by name.
@@ -326,15 +275,7 @@ impl TestApp {
     }
 
     pub async fn assert_ledger_clean(&self) {
-        let report = self
-            .stock
-            .client
-            .clone()
-            .check_ledger(stock::CheckLedgerRequest {})
-            .await
-            .expect("ledger")
-            .into_inner();
-        assert!(report.drifts.is_empty(), "{:?}", report.drifts);
+        self.stock.assert_ledger_clean().await;
     }
 }
 
@@ -351,18 +292,13 @@ impl TestApp {
     /// Receives `quantity` into stock (not against a PO).
     pub async fn stock_up(&self, setup: &Setup, quantity: i64) {
         self.stock
-            .client
-            .clone()
-            .receive_stock(stock::ReceiveStockRequest {
-                request_id: new_id(),
-                product_id: setup.product_id.clone(),
-                warehouse_id: setup.warehouse_id.clone(),
+            .receive(
+                &setup.product_id,
+                &setup.warehouse_id,
                 quantity,
-                reference_id: "opening stock".to_owned(),
-                actor: "test".to_owned(),
-            })
-            .await
-            .expect("receive");
+                "opening stock",
+            )
+            .await;
     }
 
     /// Reserves and ships `quantity` for a new order: one SHIP in stock's log.
