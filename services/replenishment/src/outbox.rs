@@ -157,10 +157,11 @@ impl Outbox {
             .await?
             .ok_or_else(|| ServiceError::Internal("PO without its supplier".into()))?;
         let now = Utc::now();
-        let outcome = self.deliver(&po, &supplier, now).await;
+        // What the supplier is asked for and what the PO then expects: one date.
+        let expected = now + chrono::Duration::days(i64::from(po.lead_time_days));
+        let outcome = self.deliver(&po, &supplier, now, expected).await;
         let delivered = match outcome {
             Ok(()) => {
-                let expected = now + chrono::Duration::days(i64::from(po.lead_time_days));
                 store::mark_sent(&mut tx, po.po_id, now, expected).await?;
                 tracing::info!(po_id = %po.po_id, po_number = po.po_number, "purchase order sent");
                 true
@@ -182,6 +183,7 @@ impl Outbox {
         po: &store::PurchaseOrder,
         supplier: &store::Supplier,
         now: DateTime<Utc>,
+        expected: DateTime<Utc>,
     ) -> Result<(), String> {
         let warehouse = self
             .stock
@@ -194,10 +196,17 @@ impl Outbox {
             .await
             .map_err(|e| format!("product {} from stock: {e}", po.product_id))?;
         if supplier.channel == "API" {
-            let order = api_order(po, &warehouse.name, &product.unit_of_measure, now);
+            let order = api_order(po, &warehouse.name, &product.unit_of_measure, now, expected);
             return self.api.send(&supplier.api_endpoint, &order).await;
         }
-        let (name, document) = self.document(po, supplier, &warehouse.name, &product, now)?;
+        let (name, document) = self.document(
+            po,
+            supplier,
+            &warehouse.name,
+            &product.unit_of_measure,
+            now,
+            expected,
+        )?;
         self.transport.deliver(&name, &document).await
     }
 
@@ -207,8 +216,9 @@ impl Outbox {
         po: &store::PurchaseOrder,
         supplier: &store::Supplier,
         ship_to_name: &str,
-        product: &inventory_proto::stock::v1::Product,
+        unit_of_measure: &str,
         now: DateTime<Utc>,
+        expected: DateTime<Utc>,
     ) -> Result<(String, String), String> {
         let control = po.control_number.unwrap_or(0);
         let number = po_number(po.po_number);
@@ -223,14 +233,12 @@ impl Outbox {
             &x12::PurchaseOrder {
                 po_number: number.clone(),
                 order_date: now.date_naive(),
-                requested_delivery: Some(
-                    (now + chrono::Duration::days(i64::from(po.lead_time_days))).date_naive(),
-                ),
+                requested_delivery: Some(expected.date_naive()),
                 ship_to_name: ship_to_name.to_owned(),
                 ship_to_id: po.warehouse_id.to_string(),
                 lines: vec![x12::Line {
                     quantity: po.ordered_qty,
-                    unit: x12::unit_code(&product.unit_of_measure).to_owned(),
+                    unit: x12::unit_code(unit_of_measure).to_owned(),
                     unit_price_micros: po.unit_cost_micros,
                     buyer_part: po.product_id.to_string(),
                     vendor_part: (!po.supplier_part_number.is_empty())
@@ -251,9 +259,9 @@ fn api_order(
     ship_to_name: &str,
     unit_of_measure: &str,
     now: DateTime<Utc>,
+    expected: DateTime<Utc>,
 ) -> ApiOrder {
     let control = po.control_number.unwrap_or(0);
-    let delivery = now + chrono::Duration::days(i64::from(po.lead_time_days));
     ApiOrder {
         idempotency_key: format!("{}:{control}", po.po_id),
         body: serde_json::json!({
@@ -261,7 +269,7 @@ fn api_order(
             "po_number": po_number(po.po_number),
             "control_number": control,
             "order_date": now.date_naive().to_string(),
-            "requested_delivery": delivery.date_naive().to_string(),
+            "requested_delivery": expected.date_naive().to_string(),
             "ship_to": {
                 "warehouse_id": po.warehouse_id.to_string(),
                 "name": ship_to_name,

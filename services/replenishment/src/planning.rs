@@ -62,15 +62,15 @@ impl Planner {
         }
     }
 
-    /// The policy of a pair at `service_level`, from a year of its history at most.
+    /// The policy of (`product_id`, `warehouse_id`) at `service_level`, from a year of its
+    /// history at most; `product` is stock's record of `product_id`.
     pub async fn compute(
         &self,
+        product_id: Uuid,
         product: &stock::Product,
         warehouse_id: Uuid,
         service_level: f64,
     ) -> Result<Computed, ServiceError> {
-        let product_id = Uuid::parse_str(&product.product_id)
-            .map_err(|_| ServiceError::Internal("stock answered a product without an id".into()))?;
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         let offer = store::offer_for(&mut conn, product_id, None).await?;
         let offered_lead = match &offer {
@@ -130,7 +130,6 @@ impl Planner {
             };
             after = Some(*last);
             for (product_id, warehouse_id) in pairs {
-                let level = self.defaults.service_level;
                 let outcome = async {
                     let product = match products.get(&product_id) {
                         Some(p) => p.clone(),
@@ -140,12 +139,11 @@ impl Planner {
                             p
                         }
                     };
-                    let computed = self.compute(&product, warehouse_id, level).await?;
-                    self.store_computed(
-                        product_id,
+                    let level = self.defaults.service_level;
+                    self.refresh(
+                        &product,
                         warehouse_id,
                         level,
-                        &computed,
                         "reorder-scan",
                         Replace::IfAbsent,
                     )
@@ -176,12 +174,10 @@ impl Planner {
             for (product_id, warehouse_id, level) in batch {
                 let outcome = async {
                     let product = self.stock.get_product(product_id.to_string()).await?;
-                    let computed = self.compute(&product, warehouse_id, level).await?;
-                    self.store_computed(
-                        product_id,
+                    self.refresh(
+                        &product,
                         warehouse_id,
                         level,
-                        &computed,
                         "daily-recompute",
                         Replace::IfComputed,
                     )
@@ -196,19 +192,24 @@ impl Planner {
         }
     }
 
-    pub async fn store_computed(
+    /// Computes the pair's policy and stores it as `replace` allows.
+    async fn refresh(
         &self,
-        product_id: Uuid,
+        product: &stock::Product,
         warehouse_id: Uuid,
         service_level: f64,
-        computed: &Computed,
         by: &str,
         replace: Replace,
     ) -> Result<planning::Policy, ServiceError> {
+        let product_id = Uuid::parse_str(&product.product_id)
+            .map_err(|_| ServiceError::Internal("stock answered a product without an id".into()))?;
+        let computed = self
+            .compute(product_id, product, warehouse_id, service_level)
+            .await?;
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         planning::upsert_policy(
             &mut conn,
-            &computed_row(product_id, warehouse_id, service_level, computed, by),
+            &computed_row(product_id, warehouse_id, service_level, &computed, by),
             replace,
         )
         .await
@@ -246,6 +247,36 @@ fn skip_or_stop(
     }
     tracing::warn!(%product_id, %warehouse_id, %error, "no policy computed for this pair; next round");
     Ok(())
+}
+
+/// A purchasing team's (reorder point, reorder quantity) as stored: no numbers behind them.
+pub fn fixed_row(
+    product_id: Uuid,
+    warehouse_id: Uuid,
+    (reorder_point, reorder_quantity): (i64, i64),
+    service_level: f64,
+    by: &str,
+) -> planning::Policy {
+    planning::Policy {
+        product_id,
+        warehouse_id,
+        source: "FIXED".to_owned(),
+        reorder_point,
+        reorder_quantity,
+        service_level,
+        method: String::new(),
+        average_daily_demand: 0.0,
+        demand_std_dev: 0.0,
+        history_days: 0,
+        lead_time_days: 0.0,
+        lead_time_std_dev: 0.0,
+        safety_stock: 0,
+        eoq: 0.0,
+        textbook_reorder_point: 0,
+        computed_time: None,
+        updated_by: by.to_owned(),
+        update_time: Utc::now(),
+    }
 }
 
 /// A computed policy as stored.

@@ -1,12 +1,11 @@
 //! Reorder policies and the reorder scan.
 
 use inventory_core::ServiceError;
-use inventory_core::time::now;
 use inventory_proto::replenishment::v1 as pb;
 use inventory_runtime::{RequestKey, db_error, idempotency};
 
 use super::{ReplenishmentApi, convert, parse};
-use crate::planning::computed_row;
+use crate::planning::{computed_row, fixed_row};
 use crate::store::planning;
 
 /// Decisions listed in a scan's answer; the counts cover all of them.
@@ -24,30 +23,22 @@ impl ReplenishmentApi {
             .get_warehouse(cmd.warehouse_id.to_string())
             .await?;
         let row = match cmd.fixed {
-            Some((reorder_point, reorder_quantity)) => planning::Policy {
-                product_id: cmd.product_id,
-                warehouse_id: cmd.warehouse_id,
-                source: "FIXED".to_owned(),
-                reorder_point,
-                reorder_quantity,
-                service_level: cmd.service_level,
-                method: String::new(),
-                average_daily_demand: 0.0,
-                demand_std_dev: 0.0,
-                history_days: 0,
-                lead_time_days: 0.0,
-                lead_time_std_dev: 0.0,
-                safety_stock: 0,
-                eoq: 0.0,
-                textbook_reorder_point: 0,
-                computed_time: None,
-                updated_by: cmd.actor.clone(),
-                update_time: now(),
-            },
+            Some((point, quantity)) => fixed_row(
+                cmd.product_id,
+                cmd.warehouse_id,
+                (point, quantity),
+                cmd.service_level,
+                &cmd.actor,
+            ),
             None => {
                 let computed = self
                     .planner
-                    .compute(&product, cmd.warehouse_id, cmd.service_level)
+                    .compute(
+                        cmd.product_id,
+                        &product,
+                        cmd.warehouse_id,
+                        cmd.service_level,
+                    )
                     .await?;
                 computed_row(
                     cmd.product_id,
@@ -86,7 +77,10 @@ impl ReplenishmentApi {
                 let product = self.stock.get_product(product_id.to_string()).await?;
                 self.stock.get_warehouse(warehouse_id.to_string()).await?;
                 let level = self.planner.defaults.service_level;
-                let computed = self.planner.compute(&product, warehouse_id, level).await?;
+                let computed = self
+                    .planner
+                    .compute(product_id, &product, warehouse_id, level)
+                    .await?;
                 computed_row(product_id, warehouse_id, level, &computed, "")
             }
         };
