@@ -10,6 +10,10 @@ const CONTEXTS: &[(&str, &str)] = &[
     ("inventory/stock/v1", "stock_descriptor.bin"),
     ("inventory/allocation/v1", "allocation_descriptor.bin"),
     ("inventory/replenishment/v1", "replenishment_descriptor.bin"),
+    (
+        "inventory/reconciliation/v1",
+        "reconciliation_descriptor.bin",
+    ),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -44,3 +44,16 @@ pub mod replenishment {
         pub const SERVICE_NAME: &str = "inventory.replenishment.v1.ReplenishmentService";
     }
 }
+
+pub mod reconciliation {
+    pub mod v1 {
+        tonic::include_proto!("inventory.reconciliation.v1");
+
+        /// Encoded `FileDescriptorSet` of `inventory.reconciliation.v1`, for server reflection.
+        pub const FILE_DESCRIPTOR_SET: &[u8] =
+            include_bytes!(concat!(env!("OUT_DIR"), "/reconciliation_descriptor.bin"));
+
+        /// Fully qualified service name, as health checks and reflection know it.
+        pub const SERVICE_NAME: &str = "inventory.reconciliation.v1.ReconciliationService";
+    }
+}

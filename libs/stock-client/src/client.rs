@@ -59,6 +59,16 @@ pub trait StockClient: Send + Sync {
         request: pb::ListInventoryRequest,
     ) -> Result<pb::ListInventoryResponse, StockError>;
     async fn get_product(&self, product_id: String) -> Result<pb::Product, StockError>;
+    /// 1 to 1000 products by id, in request order.
+    async fn batch_get_products(
+        &self,
+        product_ids: Vec<String>,
+    ) -> Result<Vec<pb::Product>, StockError>;
+    /// One page of the log, filtered.
+    async fn list_transactions(
+        &self,
+        request: pb::ListTransactionsRequest,
+    ) -> Result<pb::ListTransactionsResponse, StockError>;
     async fn list_products(
         &self,
         request: pb::ListProductsRequest,
@@ -264,6 +274,28 @@ impl StockClient for GrpcStockClient {
     ) -> Result<pb::ListInventoryResponse, StockError> {
         self.unary("ListInventory", request, |mut c, r| async move {
             c.list_inventory(r).await
+        })
+        .await
+    }
+
+    async fn batch_get_products(
+        &self,
+        product_ids: Vec<String>,
+    ) -> Result<Vec<pb::Product>, StockError> {
+        let request = pb::BatchGetProductsRequest { product_ids };
+        self.unary("BatchGetProducts", request, |mut c, r| async move {
+            c.batch_get_products(r).await
+        })
+        .await
+        .map(|r| r.products)
+    }
+
+    async fn list_transactions(
+        &self,
+        request: pb::ListTransactionsRequest,
+    ) -> Result<pb::ListTransactionsResponse, StockError> {
+        self.unary("ListTransactions", request, |mut c, r| async move {
+            c.list_transactions(r).await
         })
         .await
     }

@@ -4,5 +4,16 @@
 //!
 //! - [`domain`]: pure rules (variance at the moment of counting, approval tolerances, ABC
 //!   classification, shrinkage and accuracy, the cycle-count schedule); no I/O.
+//! - [`counting`]: judging counted lines against stock's log and applying approved ones as
+//!   ADJUST transactions, exactly once.
+//! - [`feed`]: what is kept from stock's log (positions, shipments, adjustments).
+//! - [`store`]: every SQL statement; [`api`]: the gRPC handlers; [`app`]: settings and start.
 
+pub mod api;
+pub mod app;
+pub mod counting;
 pub mod domain;
+pub mod feed;
+pub mod store;
+
+pub use app::{DEFAULT_LISTEN, MIGRATOR, ReconciliationApp, SPEC};

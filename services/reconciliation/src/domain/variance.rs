@@ -36,13 +36,27 @@ pub fn system_count_at(
     opening: i64,
     uncertainty: Duration,
 ) -> SystemCount {
+    system_count_during(counted_at, counted_at, movements, opening, uncertainty)
+}
+
+/// Like [`system_count_at`] for a count made of several submissions from `first` to `last`:
+/// a movement between them (or within `uncertainty` of either) changed the shelf while it was
+/// being counted, so the sum cannot be trusted and the count is ambiguous.
+pub fn system_count_during(
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    movements: &[Movement],
+    opening: i64,
+    uncertainty: Duration,
+) -> SystemCount {
+    let counted_at = last;
     let mut ordered: Vec<&Movement> = movements.iter().collect();
     ordered.sort_by_key(|m| m.sequence);
     let mut on_hand = opening;
     let mut as_of = 0;
     let mut previous = opening;
     for m in ordered {
-        let close = (m.time - counted_at).abs() <= uncertainty;
+        let close = m.time >= first - uncertainty && m.time <= last + uncertainty;
         if close && m.on_hand_after != previous {
             return SystemCount::Ambiguous {
                 sequence: m.sequence,

@@ -4,6 +4,7 @@ use inventory_core::ServiceError;
 use inventory_core::time::now;
 use inventory_proto::stock::v1 as pb;
 use inventory_runtime::RequestKey;
+use uuid::Uuid;
 
 use super::{StockApi, convert, parse};
 use crate::domain::catalog::{Product, Warehouse};
@@ -50,6 +51,28 @@ impl StockApi {
         Ok(pb::GetProductResponse {
             product: Some(convert::product(product)),
         })
+    }
+
+    pub(super) async fn batch_get_products(
+        &self,
+        req: pb::BatchGetProductsRequest,
+    ) -> Result<pb::BatchGetProductsResponse, ServiceError> {
+        let ids = parse::product_ids(&req.product_ids)?;
+        let mut found: std::collections::HashMap<Uuid, Product> = self
+            .store
+            .get_products(&ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.product_id, p))
+            .collect();
+        let mut products = Vec::with_capacity(ids.len());
+        for id in ids {
+            let product = found
+                .remove(&id)
+                .ok_or_else(|| ServiceError::not_found("product", id))?;
+            products.push(convert::product(product));
+        }
+        Ok(pb::BatchGetProductsResponse { products })
     }
 
     pub(super) async fn list_products(

@@ -221,6 +221,12 @@ impl StockService for StockApi {
     ) -> Result<Response<pb::GetInventoryResponse>, Status> {
         reply(self.get_inventory(r.into_inner()).await)
     }
+    async fn batch_get_products(
+        &self,
+        r: Request<pb::BatchGetProductsRequest>,
+    ) -> Result<Response<pb::BatchGetProductsResponse>, Status> {
+        reply(self.batch_get_products(r.into_inner()).await)
+    }
     async fn batch_get_availability(
         &self,
         r: Request<pb::BatchGetAvailabilityRequest>,

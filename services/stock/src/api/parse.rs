@@ -519,6 +519,30 @@ pub fn batch_keys(
     Ok(keys.into_iter().flatten().collect())
 }
 
+/// The ids of a BatchGetProducts: 1 to 1000, each a UUID, none repeated.
+pub fn product_ids(ids: &[String]) -> Result<Vec<Uuid>, ServiceError> {
+    let mut v = Violations::new();
+    v.item_count("product_ids", ids.len(), MAX_BATCH_KEYS, "product ids");
+    if ids.len() > MAX_BATCH_KEYS {
+        return v.finish().map(|()| Vec::new());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let parsed: Vec<Option<Uuid>> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let field = format!("product_ids[{i}]");
+            let id = v.uuid(&field, raw)?;
+            if !seen.insert(id) {
+                v.add(&field, "repeats an earlier id");
+            }
+            Some(id)
+        })
+        .collect();
+    v.finish()?;
+    Ok(parsed.into_iter().flatten().collect())
+}
+
 /// A required id of a Get request.
 pub fn id(field: &str, value: &str) -> Result<Uuid, ServiceError> {
     let mut v = Violations::new();

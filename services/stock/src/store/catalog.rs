@@ -166,6 +166,17 @@ impl Store {
             .ok_or_else(|| ServiceError::not_found("product", product_id))
     }
 
+    /// The products of `ids` that exist, in no particular order.
+    pub async fn get_products(&self, ids: &[Uuid]) -> Result<Vec<Product>, ServiceError> {
+        let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE product_id = ANY($1)");
+        let rows = sqlx::query_as::<_, ProductRow>(&sql)
+            .bind(ids)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(rows.into_iter().map(Product::from).collect())
+    }
+
     /// Products after `after` in id order (ids are UUIDv7, so roughly creation order).
     pub async fn list_products(
         &self,

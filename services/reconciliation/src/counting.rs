@@ -1,0 +1,422 @@
+//! The work between this service and stock: unit costs and ABC classes, each counted line
+//! judged against stock's log, and approved lines applied as ADJUST transactions.
+//!
+//! Applying is exactly-once without a two-phase commit: the ADJUST's request id is derived
+//! from the line, and the request (variance and `expected_on_hand`) is stored before it is
+//! sent, so a retry or a restart sends the same request and stock answers it from its
+//! idempotency record. The request changes only after stock refused it (ON_HAND_CHANGED,
+//! which stores nothing there): the line is judged again against the fresh log first.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{Duration, Utc};
+use inventory_core::ServiceError;
+use inventory_core::time::{from_timestamp, timestamp};
+use inventory_proto::stock::v1 as stock;
+use inventory_runtime::db_error;
+use inventory_stock_client::{StockClient, StockError};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::abc::{Class, classify};
+use crate::domain::evaluate::{Counted, LogEntry, Outcome, PairLog, evaluate};
+use crate::domain::tolerance::{Decision, Exceeds, Tolerances};
+use crate::store::{self, Evaluation, Line};
+
+/// Who decided a line approved within tolerance.
+pub const AUTO_APPROVER: &str = "reconciliation-service";
+/// Stock's limit per batched call.
+const STOCK_BATCH: usize = 1000;
+/// How long a unit cost read from stock is trusted.
+const COST_FRESH_FOR: Duration = Duration::hours(1);
+/// Times a line is judged again after stock moved under it, per apply.
+const REEVALUATIONS: usize = 3;
+
+/// What this deployment decided about counting.
+#[derive(Debug, Clone, Copy)]
+pub struct CountRules {
+    pub tolerances: Tolerances,
+    /// How far apart a scanner's clock and stock's may be: a movement closer than this to a
+    /// count cannot be ordered against it.
+    pub uncertainty: Duration,
+    /// ADJUST calls in flight at once.
+    pub apply_concurrency: usize,
+}
+
+#[derive(Clone)]
+pub struct Counting {
+    pool: PgPool,
+    stock: Arc<dyn StockClient>,
+    pub rules: CountRules,
+}
+
+impl Counting {
+    pub fn new(pool: PgPool, stock: Arc<dyn StockClient>, rules: CountRules) -> Self {
+        Self { pool, stock, rules }
+    }
+
+    pub fn stock(&self) -> &Arc<dyn StockClient> {
+        &self.stock
+    }
+
+    /// Unit costs of `products`: from the cache when fresh, else from stock (NOT_FOUND for a
+    /// product stock does not know).
+    pub async fn costs(&self, products: &[Uuid]) -> Result<HashMap<Uuid, i64>, ServiceError> {
+        let mut conn = self.pool.acquire().await.map_err(db_error)?;
+        let mut known = store::costs(&mut conn, products, Utc::now() - COST_FRESH_FOR).await?;
+        let missing: Vec<Uuid> = products
+            .iter()
+            .filter(|p| !known.contains_key(p))
+            .copied()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in missing.chunks(STOCK_BATCH) {
+            let found = self
+                .stock
+                .batch_get_products(chunk.iter().map(Uuid::to_string).collect())
+                .await
+                .map_err(ServiceError::from)?;
+            let fetched: Vec<(Uuid, i64)> = chunk
+                .iter()
+                .zip(&found)
+                .map(|(id, p)| (*id, p.unit_cost_micros.max(0)))
+                .collect();
+            store::save_costs(&mut conn, &fetched).await?;
+            known.extend(fetched);
+        }
+        Ok(known)
+    }
+
+    /// ABC class of every product that shipped in the last year (the rest are C).
+    pub async fn classes(&self) -> Result<HashMap<Uuid, Class>, ServiceError> {
+        let since = Utc::now().date_naive() - Duration::days(365);
+        let shipped = {
+            let mut conn = self.pool.acquire().await.map_err(db_error)?;
+            store::shipped_by_product(&mut conn, since).await?
+        };
+        let ids: Vec<Uuid> = shipped.iter().map(|(p, _)| *p).collect();
+        let costs = self.costs(&ids).await?;
+        let moved: Vec<(Uuid, f64)> = shipped
+            .into_iter()
+            .map(|(p, units)| {
+                let cost = costs.get(&p).copied().unwrap_or(0);
+                let value = if cost > 0 {
+                    units as f64 * cost as f64
+                } else {
+                    units as f64
+                };
+                (p, value)
+            })
+            .collect();
+        Ok(classify(&moved).into_iter().collect())
+    }
+
+    /// Each line's pair as stock's log tells it, from `uncertainty` before its first count to
+    /// now. On hand is read before the log, so the log's last entry is never older.
+    async fn pair_logs(
+        &self,
+        warehouse_id: Uuid,
+        lines: &[&Line],
+    ) -> Result<HashMap<Uuid, PairLog>, ServiceError> {
+        let mut on_hand: HashMap<Uuid, i64> = HashMap::new();
+        for chunk in lines.chunks(STOCK_BATCH) {
+            let keys = chunk
+                .iter()
+                .map(|l| stock::InventoryKey {
+                    product_id: l.product_id.to_string(),
+                    warehouse_id: warehouse_id.to_string(),
+                })
+                .collect();
+            let levels = self
+                .stock
+                .batch_get_availability(keys)
+                .await
+                .map_err(ServiceError::from)?;
+            for (line, level) in chunk.iter().zip(levels) {
+                on_hand.insert(line.product_id, level.quantity_on_hand);
+            }
+        }
+        let Some(since) = lines.iter().filter_map(|l| l.first_count_time).min() else {
+            return Ok(HashMap::new());
+        };
+        // One product: its own log; several: the warehouse's, once.
+        let product_filter = match lines {
+            [only] => only.product_id.to_string(),
+            _ => String::new(),
+        };
+        let mut entries: HashMap<Uuid, Vec<LogEntry>> = HashMap::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .stock
+                .list_transactions(stock::ListTransactionsRequest {
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                    product_id: product_filter.clone(),
+                    warehouse_id: warehouse_id.to_string(),
+                    start_time: Some(timestamp(since - self.rules.uncertainty)),
+                    ..Default::default()
+                })
+                .await
+                .map_err(ServiceError::from)?;
+            for t in page.transactions {
+                let (Ok(product), Some(time)) = (
+                    t.product_id.parse::<Uuid>(),
+                    t.create_time
+                        .as_ref()
+                        .and_then(|c| from_timestamp("", c).ok()),
+                ) else {
+                    continue;
+                };
+                if on_hand.contains_key(&product) {
+                    entries.entry(product).or_default().push((
+                        t.sequence,
+                        time,
+                        t.on_hand_delta,
+                        t.on_hand_after,
+                    ));
+                }
+            }
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        Ok(on_hand
+            .into_iter()
+            .map(|(product, now)| {
+                let log = PairLog::new(entries.remove(&product).unwrap_or_default(), now);
+                (product, log)
+            })
+            .collect())
+    }
+
+    /// Judges `lines` (all counted, all of `warehouse_id`): what each should become.
+    /// `approved_by` keeps a manager's approval of a line whose variance has not changed.
+    pub async fn evaluate(
+        &self,
+        warehouse_id: Uuid,
+        lines: &[&Line],
+    ) -> Result<Vec<Evaluation>, ServiceError> {
+        let products: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+        let costs = self.costs(&products).await?;
+        let classes = self.classes().await?;
+        let logs = self.pair_logs(warehouse_id, lines).await?;
+        Ok(lines
+            .iter()
+            .filter_map(|line| {
+                let log = logs.get(&line.product_id)?;
+                let cost = costs.get(&line.product_id).copied().unwrap_or(0);
+                let class = classes.get(&line.product_id).copied().unwrap_or(Class::C);
+                judge(line, log, cost, class, &self.rules)
+            })
+            .collect())
+    }
+
+    /// Applies approved `lines` in stock, `apply_concurrency` at a time; returns how many
+    /// failed for now (they stay approved, and the background retry sends them again).
+    pub async fn apply_all(&self, lines: Vec<Line>) -> usize {
+        let lines = Arc::new(lines);
+        let next = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.rules.apply_concurrency.clamp(1, lines.len().max(1)) {
+            let (me, lines, next, failed) =
+                (self.clone(), lines.clone(), next.clone(), failed.clone());
+            workers.spawn(async move {
+                while let Some(line) = lines.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if let Err(error) = me.apply(line.clone()).await {
+                        tracing::warn!(line_id = %line.line_id, %error, "adjustment not applied yet");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+        while workers.join_next().await.is_some() {}
+        failed.load(Ordering::Relaxed)
+    }
+
+    /// Approved lines of any task still not in stock (a crash or an outage in between).
+    pub async fn apply_pending(&self) -> Result<usize, ServiceError> {
+        let lines = {
+            let mut conn = self.pool.acquire().await.map_err(db_error)?;
+            store::approved_lines(&mut conn, None, 1000).await?
+        };
+        let count = lines.len();
+        self.apply_all(lines).await;
+        Ok(count)
+    }
+
+    /// Applies one approved line in stock.
+    pub async fn apply(&self, mut line: Line) -> Result<(), ServiceError> {
+        for _ in 0..=REEVALUATIONS {
+            let (Some(variance), Some(expected)) = (line.variance, line.on_hand_at_evaluation)
+            else {
+                return Err(ServiceError::Internal(format!(
+                    "approved line {} has no variance",
+                    line.line_id
+                )));
+            };
+            let request = stock::AdjustStockRequest {
+                request_id: format!("count-line:{}", line.line_id),
+                product_id: line.product_id.to_string(),
+                warehouse_id: line.warehouse_id.to_string(),
+                quantity_delta: variance,
+                reason: "cycle count".into(),
+                reference_id: line.task_id.to_string(),
+                expected_on_hand: Some(expected),
+                actor: line.decided_by.clone().unwrap_or_default(),
+            };
+            let mut conn = self.pool.acquire().await.map_err(db_error)?;
+            match self.stock.adjust(request).await {
+                Ok(done) => {
+                    let txn = done.transaction.unwrap_or_default();
+                    let txn_id = txn.txn_id.parse::<Uuid>().map_err(|_| {
+                        ServiceError::Internal(format!("stock answered txn id {:?}", txn.txn_id))
+                    })?;
+                    return store::mark_applied(&mut conn, line.line_id, txn_id, txn.sequence)
+                        .await;
+                }
+                Err(StockError::OnHandChanged { .. }) => {
+                    drop(conn);
+                    match self.reevaluate(&line).await? {
+                        Some(fresh) => line = fresh,
+                        None => return Ok(()),
+                    }
+                }
+                Err(
+                    refused @ (StockError::Refused { .. }
+                    | StockError::InvalidArgument { .. }
+                    | StockError::NotFound(_)),
+                ) => {
+                    return store::mark_blocked(&mut conn, line.line_id, &refused.to_string())
+                        .await;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(ServiceError::Aborted(format!(
+            "stock kept moving under line {}; retried later",
+            line.line_id
+        )))
+    }
+
+    /// Judges an approved line again after stock moved: the line as it now stands if it is
+    /// still approved (to send again), None if it needs a person or a recount.
+    async fn reevaluate(&self, line: &Line) -> Result<Option<Line>, ServiceError> {
+        let counted = [line];
+        let evaluation = self
+            .evaluate(line.warehouse_id, &counted)
+            .await?
+            .into_iter()
+            .next();
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let current = store::lock_line(&mut tx, line.line_id).await?;
+        if current.status != "APPROVED" {
+            tx.commit().await.map_err(db_error)?;
+            return Ok(None);
+        }
+        match evaluation {
+            Some(e) if e.status == "RECOUNT_REQUIRED" => {
+                store::require_recount(&mut tx, &current).await?;
+            }
+            Some(mut e) => {
+                // A manager's approval stands for the variance they saw.
+                let by_manager = current.decided_by.as_deref() != Some(AUTO_APPROVER);
+                if by_manager && e.variance == current.variance {
+                    e.status = "APPROVED";
+                    e.decided_by = current.decided_by.clone();
+                    e.decision_comment = current.decision_comment.clone();
+                } else if by_manager && e.status == "APPROVED" {
+                    e.status = "PENDING_APPROVAL";
+                    e.decided_by = None;
+                    e.decision_comment = None;
+                }
+                store::store_evaluations(&mut tx, &[e], &["APPROVED"]).await?;
+            }
+            None => {}
+        }
+        let fresh = store::lock_line(&mut tx, line.line_id).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok((fresh.status == "APPROVED").then_some(fresh))
+    }
+}
+
+/// One counted line against its pair's log: the evaluation to store.
+fn judge(
+    line: &Line,
+    log: &PairLog,
+    unit_cost_micros: i64,
+    class: Class,
+    rules: &CountRules,
+) -> Option<Evaluation> {
+    let counted = Counted {
+        quantity: line.counted_quantity?,
+        first: line.first_count_time?,
+        last: line.count_time?,
+    };
+    let mut e = Evaluation {
+        line_id: line.line_id,
+        counted_quantity: counted.quantity,
+        count_time: counted.last,
+        status: "RECOUNT_REQUIRED",
+        system_quantity: None,
+        on_hand_at_evaluation: None,
+        variance: None,
+        variance_value_micros: None,
+        variance_percent: None,
+        unit_cost_micros,
+        abc_class: class.as_str(),
+        exceeded: String::new(),
+        decided_by: None,
+        decision_comment: None,
+    };
+    let outcome = evaluate(
+        &counted,
+        log,
+        unit_cost_micros,
+        class,
+        &rules.tolerances,
+        rules.uncertainty,
+    );
+    if let Outcome::Evaluated {
+        variance,
+        current,
+        decision,
+    } = outcome
+    {
+        e.system_quantity = Some(variance.system);
+        e.on_hand_at_evaluation = Some(current);
+        e.variance = Some(variance.units);
+        e.variance_value_micros = Some(saturate(variance.value_micros));
+        e.variance_percent = variance.percent;
+        match decision {
+            Decision::NoAdjustment => e.status = "MATCHED",
+            Decision::AutoApproved => {
+                e.status = "APPROVED";
+                e.decided_by = Some(AUTO_APPROVER.into());
+                e.decision_comment = Some(format!("within the class {} tolerance", class.as_str()));
+            }
+            Decision::NeedsApproval(exceeded) => {
+                e.status = "PENDING_APPROVAL";
+                e.exceeded = exceeded
+                    .iter()
+                    .map(|x| match x {
+                        Exceeds::Percent => "PERCENT",
+                        Exceeds::Value => "VALUE",
+                        Exceeds::NothingExpected => "NOTHING_EXPECTED",
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
+            }
+        }
+    }
+    Some(e)
+}
+
+fn saturate(value: i128) -> i64 {
+    i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX })
+}
