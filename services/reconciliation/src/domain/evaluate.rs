@@ -98,6 +98,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+    use crate::domain::tolerance::Exceeds;
 
     fn at(seconds: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_790_000_000 + seconds, 0)
@@ -121,7 +122,8 @@ mod tests {
             &counted(38, 0, 0),
             &log,
             1_000_000,
-            Class::C,
+            // 5% short: beyond A's 1%.
+            Class::A,
             &Tolerances::defaults(1_000_000_000),
             Duration::seconds(2),
         );
