@@ -1340,3 +1340,44 @@ async fn a_page_token_only_continues_the_listing_it_came_from() {
         .expect("same listing, next page");
     assert!(second.transactions[0].sequence > first.transactions[0].sequence);
 }
+
+#[tokio::test]
+async fn batch_products_answers_each_id_in_request_order_and_names_bad_ids() {
+    let app = TestApp::spawn().await;
+    let (p1, p2) = (app.product("BP-1").await, app.product("BP-2").await);
+    let mut client = app.client.clone();
+    let got = client
+        .batch_get_products(pb::BatchGetProductsRequest {
+            product_ids: vec![p2.clone(), p1.clone()],
+        })
+        .await
+        .expect("batch")
+        .into_inner()
+        .products;
+    let ids: Vec<&str> = got.iter().map(|p| p.product_id.as_str()).collect();
+    assert_eq!(ids, [p2.as_str(), p1.as_str()]);
+    assert_eq!(got[1].sku, "BP-1");
+
+    let unknown = new_id();
+    let status = client
+        .batch_get_products(pb::BatchGetProductsRequest {
+            product_ids: vec![p1.clone(), unknown.clone()],
+        })
+        .await
+        .expect_err("unknown product");
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains(&unknown), "{}", status.message());
+
+    let status = client
+        .batch_get_products(pb::BatchGetProductsRequest {
+            product_ids: vec![p1.clone(), "nope".into(), p1.clone()],
+        })
+        .await
+        .expect_err("bad ids");
+    assert_eq!(bad_fields(&status), ["product_ids[1]", "product_ids[2]"]);
+    let status = client
+        .batch_get_products(pb::BatchGetProductsRequest::default())
+        .await
+        .expect_err("no ids");
+    assert_eq!(bad_fields(&status), ["product_ids"]);
+}
