@@ -47,9 +47,9 @@ fn options() -> Result<Options, String> {
 
 /// What the counter finds for product `i` of 100 on hand.
 fn found(i: usize) -> i64 {
-    if i % 200 == 0 {
+    if i.is_multiple_of(200) {
         80
-    } else if i % 5 == 0 {
+    } else if i.is_multiple_of(5) {
         99
     } else {
         100
