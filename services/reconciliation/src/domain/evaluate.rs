@@ -98,7 +98,6 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::domain::tolerance::Exceeds;
 
     fn at(seconds: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_790_000_000 + seconds, 0)
