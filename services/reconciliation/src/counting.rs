@@ -34,6 +34,15 @@ const COST_FRESH_FOR: Duration = Duration::hours(1);
 /// Times a line is judged again after stock moved under it, per apply.
 const REEVALUATIONS: usize = 3;
 
+/// What an applier does about a line another applier is sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contention {
+    /// Waits for it (a caller who wants to answer with the outcome).
+    Wait,
+    /// Leaves it (the background retry).
+    Skip,
+}
+
 /// What this deployment decided about counting.
 #[derive(Debug, Clone, Copy)]
 pub struct CountRules {
@@ -79,6 +88,7 @@ impl Counting {
                 .batch_get_products(chunk.iter().map(Uuid::to_string).collect())
                 .await
                 .map_err(ServiceError::from)?;
+            answered_all("BatchGetProducts", chunk.len(), found.len())?;
             let fetched: Vec<(Uuid, i64)> = chunk
                 .iter()
                 .zip(&found)
@@ -135,6 +145,7 @@ impl Counting {
                 .batch_get_availability(keys)
                 .await
                 .map_err(ServiceError::from)?;
+            answered_all("BatchGetAvailability", chunk.len(), levels.len())?;
             for (line, level) in chunk.iter().zip(levels) {
                 on_hand.insert(line.product_id, level.quantity_on_hand);
             }
@@ -218,7 +229,7 @@ impl Counting {
 
     /// Applies approved `lines` in stock, `apply_concurrency` at a time; returns how many
     /// failed for now (they stay approved, and the background retry sends them again).
-    pub async fn apply_all(&self, lines: Vec<Line>) -> usize {
+    pub async fn apply_all(&self, lines: Vec<Line>, contention: Contention) -> usize {
         let lines = Arc::new(lines);
         let next = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
@@ -228,7 +239,7 @@ impl Counting {
                 (self.clone(), lines.clone(), next.clone(), failed.clone());
             workers.spawn(async move {
                 while let Some(line) = lines.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if let Err(error) = me.apply(line.clone()).await {
+                    if let Err(error) = me.apply(line.line_id, contention).await {
                         tracing::warn!(line_id = %line.line_id, %error, "adjustment not applied yet");
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
@@ -240,28 +251,43 @@ impl Counting {
     }
 
     /// Approved lines of any task still not in stock (a crash or an outage in between).
+    /// Every page of them, so lines that keep failing never hide the ones behind them.
     pub async fn apply_pending(&self) -> Result<usize, ServiceError> {
-        let lines = {
-            let mut conn = self.pool.acquire().await.map_err(db_error)?;
-            store::approved_lines(&mut conn, None, 1000).await?
-        };
-        let count = lines.len();
-        self.apply_all(lines).await;
-        Ok(count)
+        let mut after = None;
+        let mut count = 0;
+        loop {
+            let lines = {
+                let mut conn = self.pool.acquire().await.map_err(db_error)?;
+                store::approved_lines(&mut conn, None, after, 1000).await?
+            };
+            let Some(last) = lines.last().map(|l| l.line_id) else {
+                return Ok(count);
+            };
+            count += lines.len();
+            after = Some(last);
+            self.apply_all(lines, Contention::Skip).await;
+        }
     }
 
-    /// Applies one approved line in stock.
-    pub async fn apply(&self, mut line: Line) -> Result<(), ServiceError> {
+    /// Applies one approved line in stock. The applier holds the line's row lock while it
+    /// calls stock, so two appliers (a completion, an approval, the background retry) never
+    /// send it at once: the background retry skips a line another holds, a caller waits for
+    /// it (and then finds it applied).
+    pub async fn apply(&self, line_id: Uuid, contention: Contention) -> Result<(), ServiceError> {
+        let skip_locked = contention == Contention::Skip;
         for _ in 0..=REEVALUATIONS {
+            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            let Some(line) = store::claim_approved(&mut tx, line_id, skip_locked).await? else {
+                return Ok(());
+            };
             let (Some(variance), Some(expected)) = (line.variance, line.on_hand_at_evaluation)
             else {
                 return Err(ServiceError::Internal(format!(
-                    "approved line {} has no variance",
-                    line.line_id
+                    "approved line {line_id} has no variance"
                 )));
             };
             let request = stock::AdjustStockRequest {
-                request_id: format!("count-line:{}", line.line_id),
+                request_id: adjust_request_id(line_id),
                 product_id: line.product_id.to_string(),
                 warehouse_id: line.warehouse_id.to_string(),
                 quantity_delta: variance,
@@ -270,79 +296,151 @@ impl Counting {
                 expected_on_hand: Some(expected),
                 actor: line.decided_by.clone().unwrap_or_default(),
             };
-            let mut conn = self.pool.acquire().await.map_err(db_error)?;
             match self.stock.adjust(request).await {
                 Ok(done) => {
                     let txn = done.transaction.unwrap_or_default();
-                    let txn_id = txn.txn_id.parse::<Uuid>().map_err(|_| {
-                        ServiceError::Internal(format!("stock answered txn id {:?}", txn.txn_id))
-                    })?;
-                    return store::mark_applied(&mut conn, line.line_id, txn_id, txn.sequence)
-                        .await;
+                    return self.applied(tx, line_id, &txn).await;
                 }
                 Err(StockError::OnHandChanged { .. }) => {
-                    drop(conn);
-                    match self.reevaluate(&line).await? {
-                        Some(fresh) => line = fresh,
+                    // Stock stored nothing for this request. The lock (and its connection)
+                    // is let go while stock is asked again, then taken back.
+                    drop(tx);
+                    // An earlier request of the line may be in the log anyway (its record
+                    // here lost, and stock's replay purged since): that was the adjustment.
+                    let logged = self.logged_adjustment(&line).await?;
+                    let evaluation = match logged {
+                        Some(_) => None,
+                        None => self.evaluate(line.warehouse_id, &[&line]).await?.pop(),
+                    };
+                    let mut tx = self.pool.begin().await.map_err(db_error)?;
+                    match store::claim_approved(&mut tx, line_id, skip_locked).await? {
+                        Some(current) if current == line => {}
+                        // Another applier or a person got to it meanwhile: look again.
+                        Some(_) => continue,
                         None => return Ok(()),
                     }
+                    if let Some(txn) = logged {
+                        return self.applied(tx, line_id, &txn).await;
+                    }
+                    // Judged again and committed before anything is sent again, so a crash
+                    // never leaves stock holding a request this service does not know.
+                    rejudge(&mut tx, &line, evaluation).await?;
+                    tx.commit().await.map_err(db_error)?;
                 }
                 Err(
                     refused @ (StockError::Refused { .. }
                     | StockError::InvalidArgument { .. }
                     | StockError::NotFound(_)),
                 ) => {
-                    return store::mark_blocked(&mut conn, line.line_id, &refused.to_string())
-                        .await;
+                    // A request id stock knows with other numbers means it applied the line
+                    // already (never while this lock is held; a safeguard all the same).
+                    if let Some(txn) = self.logged_adjustment(&line).await? {
+                        return self.applied(tx, line_id, &txn).await;
+                    }
+                    store::mark_blocked(&mut tx, line_id, &refused.to_string()).await?;
+                    return tx.commit().await.map_err(db_error);
                 }
                 Err(other) => return Err(other.into()),
             }
         }
         Err(ServiceError::Aborted(format!(
-            "stock kept moving under line {}; retried later",
-            line.line_id
+            "stock kept moving under line {line_id}; retried later"
         )))
     }
 
-    /// Judges an approved line again after stock moved: the line as it now stands if it is
-    /// still approved (to send again), None if it needs a person or a recount.
-    async fn reevaluate(&self, line: &Line) -> Result<Option<Line>, ServiceError> {
-        let counted = [line];
-        let evaluation = self
-            .evaluate(line.warehouse_id, &counted)
-            .await?
-            .into_iter()
-            .next();
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let current = store::lock_line(&mut tx, line.line_id).await?;
-        if current.status != "APPROVED" {
-            tx.commit().await.map_err(db_error)?;
-            return Ok(None);
-        }
-        match evaluation {
-            Some(e) if e.status == "RECOUNT_REQUIRED" => {
-                store::require_recount(&mut tx, &current).await?;
-            }
-            Some(mut e) => {
-                // A manager's approval stands for the variance they saw.
-                let by_manager = current.decided_by.as_deref() != Some(AUTO_APPROVER);
-                if by_manager && e.variance == current.variance {
-                    e.status = "APPROVED";
-                    e.decided_by = current.decided_by.clone();
-                    e.decision_comment = current.decision_comment.clone();
-                } else if by_manager && e.status == "APPROVED" {
-                    e.status = "PENDING_APPROVAL";
-                    e.decided_by = None;
-                    e.decision_comment = None;
-                }
-                store::store_evaluations(&mut tx, &[e], &["APPROVED"]).await?;
-            }
-            None => {}
-        }
-        let fresh = store::lock_line(&mut tx, line.line_id).await?;
-        tx.commit().await.map_err(db_error)?;
-        Ok((fresh.status == "APPROVED").then_some(fresh))
+    async fn applied(
+        &self,
+        mut tx: inventory_runtime::Tx,
+        line_id: Uuid,
+        txn: &stock::InventoryTransaction,
+    ) -> Result<(), ServiceError> {
+        let txn_id = txn.txn_id.parse::<Uuid>().map_err(|_| {
+            ServiceError::Internal(format!("stock answered txn id {:?}", txn.txn_id))
+        })?;
+        store::mark_applied(&mut tx, line_id, txn_id, txn.sequence).await?;
+        tx.commit().await.map_err(db_error)
     }
+
+    /// The line's ADJUST in stock's log, found by its request id, if stock has one.
+    async fn logged_adjustment(
+        &self,
+        line: &Line,
+    ) -> Result<Option<stock::InventoryTransaction>, ServiceError> {
+        let wanted = adjust_request_id(line.line_id);
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .stock
+                .list_transactions(stock::ListTransactionsRequest {
+                    page_size: 1000,
+                    page_token,
+                    product_id: line.product_id.to_string(),
+                    warehouse_id: line.warehouse_id.to_string(),
+                    txn_type: stock::TransactionType::Adjust.into(),
+                    reference_id: line.task_id.to_string(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(ServiceError::from)?;
+            if let Some(found) = page
+                .transactions
+                .into_iter()
+                .find(|t| t.request_id == wanted)
+            {
+                return Ok(Some(found));
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(None);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+}
+
+/// Stores `evaluation`, a fresh judgement of the approved `line` (locked by `tx`) after stock
+/// moved under it: the same variance stays approved against the new on hand (a manager's
+/// approval stands for the variance they saw), another goes back to a person, an ambiguous
+/// one to a recount.
+async fn rejudge(
+    tx: &mut inventory_runtime::Tx,
+    line: &Line,
+    evaluation: Option<Evaluation>,
+) -> Result<(), ServiceError> {
+    match evaluation {
+        Some(e) if e.status == "RECOUNT_REQUIRED" => store::require_recount(tx, line).await,
+        Some(mut e) => {
+            let by_manager = line.decided_by.as_deref() != Some(AUTO_APPROVER);
+            if by_manager && e.variance == line.variance {
+                e.status = "APPROVED";
+                e.decided_by = line.decided_by.clone();
+                e.decision_comment = line.decision_comment.clone();
+            } else if by_manager && e.status == "APPROVED" {
+                e.status = "PENDING_APPROVAL";
+                e.decided_by = None;
+                e.decision_comment = None;
+            }
+            store::store_evaluations(tx, &[e], &["APPROVED"]).await?;
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// Stock answers one entry per key asked; anything else is a fault to report, not to guess
+/// around.
+pub fn answered_all(call: &str, asked: usize, answered: usize) -> Result<(), ServiceError> {
+    if asked == answered {
+        Ok(())
+    } else {
+        Err(ServiceError::Internal(format!(
+            "stock's {call} answered {answered} entries for {asked} asked"
+        )))
+    }
+}
+
+/// The request id of a line's ADJUST: the same for every attempt, so stock applies it once.
+fn adjust_request_id(line_id: Uuid) -> String {
+    format!("count-line:{line_id}")
 }
 
 /// One counted line against its pair's log: the evaluation to store.
@@ -361,6 +459,7 @@ fn judge(
     let mut e = Evaluation {
         line_id: line.line_id,
         counted_quantity: counted.quantity,
+        first_count_time: counted.first,
         count_time: counted.last,
         status: "RECOUNT_REQUIRED",
         system_quantity: None,

@@ -80,6 +80,11 @@ const LINE_COLUMNS: &str = "line_id, task_id, product_id, warehouse_id, location
     unit_cost_micros, abc_class, exceeded, decided_by, decide_time, decision_comment,
     stock_txn_id, stock_sequence, apply_time, blocked_reason";
 
+/// A line counted again forgets its last judgement: it is judged afresh.
+const CLEAR_JUDGEMENT: &str = "system_quantity = NULL, on_hand_at_evaluation = NULL,
+    variance = NULL, variance_value_micros = NULL, variance_percent = NULL, exceeded = '{}',
+    decided_by = NULL, decide_time = NULL, decision_comment = NULL";
+
 /// A new task and its lines: (line id, product, on hand now, unit cost).
 pub struct NewTask<'a> {
     pub task_id: Uuid,
@@ -276,6 +281,35 @@ pub async fn lines_of_task(
     .map_err(db_error)
 }
 
+/// Whether `person` submitted any count of the line.
+pub async fn counted_by(
+    conn: &mut PgConnection,
+    line_id: Uuid,
+    person: &str,
+) -> Result<bool, ServiceError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM count_submissions WHERE line_id = $1 AND counted_by = $2)",
+    )
+    .bind(line_id)
+    .bind(person)
+    .fetch_one(conn)
+    .await
+    .map_err(db_error)
+}
+
+pub async fn lines_in_status(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    status: &str,
+) -> Result<i64, ServiceError> {
+    sqlx::query_scalar("SELECT count(*) FROM count_lines WHERE task_id = $1 AND status = $2")
+        .bind(task_id)
+        .bind(status)
+        .fetch_one(conn)
+        .await
+        .map_err(db_error)
+}
+
 pub async fn line(conn: &mut PgConnection, line_id: Uuid) -> Result<Line, ServiceError> {
     sqlx::query_as::<_, Line>(&format!(
         "SELECT {LINE_COLUMNS} FROM count_lines WHERE line_id = $1"
@@ -368,10 +402,10 @@ pub async fn record_submissions(
     .await
     .map_err(db_error)?;
     // The sum since the last recount (or since the first submission).
-    sqlx::query(
+    sqlx::query(&format!(
         "UPDATE count_lines l
             SET status = 'COUNTED', counted_quantity = s.total, first_count_time = s.first,
-                count_time = s.last, counted_by = $2
+                count_time = s.last, counted_by = $2, {CLEAR_JUDGEMENT}
            FROM (SELECT s.line_id, sum(s.quantity) AS total, min(s.count_time) AS first,
                         max(s.count_time) AS last
                    FROM count_submissions s
@@ -379,8 +413,8 @@ pub async fn record_submissions(
                                        WHERE r.line_id = s.line_id AND r.recount) r ON true
                   WHERE s.line_id = ANY($1) AND s.submission >= coalesce(r.since, 0)
                   GROUP BY s.line_id) s
-          WHERE l.line_id = s.line_id",
-    )
+          WHERE l.line_id = s.line_id"
+    ))
     .bind(&lines)
     .bind(counted_by)
     .execute(&mut **tx)
@@ -394,6 +428,7 @@ pub struct Evaluation {
     pub line_id: Uuid,
     /// The count it judged: a submission since then makes the evaluation stale.
     pub counted_quantity: i64,
+    pub first_count_time: DateTime<Utc>,
     pub count_time: DateTime<Utc>,
     pub status: &'static str,
     pub system_quantity: Option<i64>,
@@ -419,6 +454,7 @@ pub async fn store_evaluations(
     let mut ids = Vec::new();
     let mut counted = Vec::new();
     let mut times = Vec::new();
+    let mut firsts = Vec::new();
     let mut statuses = Vec::new();
     let mut systems = Vec::new();
     let mut on_hands = Vec::new();
@@ -434,6 +470,7 @@ pub async fn store_evaluations(
         ids.push(e.line_id);
         counted.push(e.counted_quantity);
         times.push(e.count_time);
+        firsts.push(e.first_count_time);
         statuses.push(e.status);
         systems.push(e.system_quantity);
         on_hands.push(e.on_hand_at_evaluation);
@@ -455,13 +492,17 @@ pub async fn store_evaluations(
                 exceeded = CASE WHEN x.exc = '' THEN '{}'::text[]
                                 ELSE string_to_array(x.exc, ',') END,
                 decided_by = x.by, decision_comment = x.comment,
-                decide_time = CASE WHEN x.by IS NULL THEN NULL ELSE now() END
+                decide_time = CASE WHEN x.by IS NULL THEN NULL
+                                   WHEN x.by = l.decided_by THEN l.decide_time
+                                   ELSE now() END
            FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[], $4::text[], $5::bigint[],
                        $6::bigint[], $7::bigint[], $8::bigint[], $9::float8[], $10::bigint[],
-                       $11::text[], $12::text[], $13::text[], $14::text[])
-                AS x(id, counted, t, status, sys, now, var, val, pct, cost, class, exc, by, comment)
+                       $11::text[], $12::text[], $13::text[], $14::text[],
+                       $16::timestamptz[])
+                AS x(id, counted, t, status, sys, now, var, val, pct, cost, class, exc, by, comment,
+                     first)
           WHERE l.line_id = x.id AND l.counted_quantity = x.counted AND l.count_time = x.t
-            AND l.status = ANY($15)",
+            AND l.first_count_time = x.first AND l.status = ANY($15)",
     )
     .bind(&ids)
     .bind(&counted)
@@ -478,6 +519,7 @@ pub async fn store_evaluations(
     .bind(&decided)
     .bind(&comments)
     .bind(&statuses_from)
+    .bind(&firsts)
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
@@ -511,16 +553,37 @@ pub async fn decide_line(
 pub async fn approved_lines(
     conn: &mut PgConnection,
     task_id: Option<Uuid>,
+    after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Line>, ServiceError> {
     sqlx::query_as::<_, Line>(&format!(
         "SELECT {LINE_COLUMNS} FROM count_lines
           WHERE status = 'APPROVED' AND ($1::uuid IS NULL OR task_id = $1)
-          ORDER BY line_id LIMIT $2"
+            AND ($2::uuid IS NULL OR line_id > $2)
+          ORDER BY line_id LIMIT $3"
     ))
     .bind(task_id)
+    .bind(after)
     .bind(limit)
     .fetch_all(conn)
+    .await
+    .map_err(db_error)
+}
+
+/// An approved line, locked for applying; None when it is no longer approved, or (with
+/// `skip_locked`) when another applier holds it. Without it, waits for that applier.
+pub async fn claim_approved(
+    tx: &mut Tx,
+    line_id: Uuid,
+    skip_locked: bool,
+) -> Result<Option<Line>, ServiceError> {
+    let skip = if skip_locked { "SKIP LOCKED" } else { "" };
+    sqlx::query_as::<_, Line>(&format!(
+        "SELECT {LINE_COLUMNS} FROM count_lines
+          WHERE line_id = $1 AND status = 'APPROVED' FOR UPDATE {skip}"
+    ))
+    .bind(line_id)
+    .fetch_optional(&mut **tx)
     .await
     .map_err(db_error)
 }
@@ -566,11 +629,10 @@ pub async fn mark_blocked(
 /// Stock changed the pair since the line was judged: the line asks for a recount and its
 /// task reopens.
 pub async fn require_recount(tx: &mut Tx, line: &Line) -> Result<(), ServiceError> {
-    sqlx::query(
-        "UPDATE count_lines SET status = 'RECOUNT_REQUIRED', decided_by = NULL,
-                decide_time = NULL, decision_comment = NULL
-          WHERE line_id = $1 AND status = 'APPROVED'",
-    )
+    sqlx::query(&format!(
+        "UPDATE count_lines SET status = 'RECOUNT_REQUIRED', {CLEAR_JUDGEMENT}
+          WHERE line_id = $1 AND status = 'APPROVED'"
+    ))
     .bind(line.line_id)
     .execute(&mut **tx)
     .await

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::parse::{self, Act};
 use super::{DOMAIN, ReconciliationApi, convert};
+use crate::counting::{AUTO_APPROVER, Contention};
 use crate::store::{self, Line};
 
 impl ReconciliationApi {
@@ -56,16 +57,14 @@ impl ReconciliationApi {
         let line_id = cmd.id;
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
             let line = store::lock_line(&mut tx, cmd.id).await?;
-            decidable(&line, &cmd, &["PENDING_APPROVAL"])?;
+            let counted = store::counted_by(&mut tx, cmd.id, &cmd.actor).await?;
+            decidable(&line, &cmd, counted, &["PENDING_APPROVAL"])?;
             store::decide_line(&mut tx, cmd.id, "APPROVED", &cmd.actor, &cmd.note).await?;
             Ok((tx, pb::ApproveAdjustmentResponse::default()))
         })
         .await?;
         // Applied now; if stock is unreachable it stays approved and is retried.
-        let line = self.line(line_id).await?;
-        if line.status == "APPROVED"
-            && let Err(error) = self.counting.apply(line).await
-        {
+        if let Err(error) = self.counting.apply(line_id, Contention::Wait).await {
             tracing::warn!(%line_id, %error, "approved adjustment not applied yet");
         }
         Ok(pb::ApproveAdjustmentResponse {
@@ -88,7 +87,8 @@ impl ReconciliationApi {
         let line_id = cmd.id;
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
             let line = store::lock_line(&mut tx, cmd.id).await?;
-            decidable(&line, &cmd, &["PENDING_APPROVAL", "BLOCKED"])?;
+            let counted = store::counted_by(&mut tx, cmd.id, &cmd.actor).await?;
+            decidable(&line, &cmd, counted, &["PENDING_APPROVAL", "BLOCKED"])?;
             store::decide_line(&mut tx, cmd.id, "REJECTED", &cmd.actor, &cmd.note).await?;
             Ok((tx, pb::RejectAdjustmentResponse::default()))
         })
@@ -105,8 +105,14 @@ impl ReconciliationApi {
 }
 
 /// A line a manager may decide: in one of `statuses`, and not counted by the same person
-/// (whoever counted a shelf does not approve its variance).
-fn decidable(line: &Line, cmd: &Act, statuses: &[&str]) -> Result<(), ServiceError> {
+/// (whoever counted any of the shelf does not decide its variance: `counted`).
+fn decidable(line: &Line, cmd: &Act, counted: bool, statuses: &[&str]) -> Result<(), ServiceError> {
+    if cmd.actor == AUTO_APPROVER {
+        return Err(ServiceError::invalid(
+            "manager",
+            format!("{AUTO_APPROVER} is reserved for approvals within tolerance"),
+        ));
+    }
     if !statuses.contains(&line.status.as_str()) {
         return Err(ServiceError::FailedPrecondition {
             reason: "NOT_AWAITING_DECISION",
@@ -123,7 +129,7 @@ fn decidable(line: &Line, cmd: &Act, statuses: &[&str]) -> Result<(), ServiceErr
             metadata: vec![("status", line.status.clone())],
         });
     }
-    if line.counted_by.as_deref() == Some(cmd.actor.as_str()) {
+    if counted {
         return Err(ServiceError::FailedPrecondition {
             reason: "SELF_APPROVAL",
             domain: DOMAIN,

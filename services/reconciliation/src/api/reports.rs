@@ -18,9 +18,9 @@ use crate::store;
 /// A warehouse and a location label in it.
 type LocationKey = (Uuid, String);
 
-const SHRINKAGE_NOTE: &str = "Shrinkage = net units lost by adjustment / units shipped, over \
-    the whole UTC days the period touches; values at each product's current unit cost. Retail \
-    typically loses 1 to 2% of sales.";
+const SHRINKAGE_NOTE: &str = "Shrinkage = net units lost by adjustment (every ADJUST in \
+    stock, from counts or not) / units shipped, over the whole UTC days the period touches; \
+    values at each product's current unit cost. Retail typically loses 1 to 2% of sales.";
 
 impl ReconciliationApi {
     pub(super) async fn shrinkage(

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::parse::{self, MAX_LINES};
 use super::{DOMAIN, ReconciliationApi, convert};
+use crate::counting::{Contention, answered_all};
 use crate::store::{self, Line, NewTask, Submission};
 
 /// Statuses a line accepts counts in.
@@ -41,8 +42,47 @@ impl ReconciliationApi {
         req: pb::CreateCountTaskRequest,
     ) -> Result<pb::CreateCountTaskResponse, ServiceError> {
         let cmd = parse::create_task(&req)?;
-        // Reads from stock before anything is written: the warehouse, what to count and
-        // what the system says now (shown to counters unless the task is blind).
+        let key = RequestKey::new("CreateCountTask", &cmd.request_id, &req);
+        // Reads from stock before anything is written. If they fail (the warehouse emptied
+        // since, say), a retry of a task already created still gets its first answer.
+        let (levels, costs) = match self.levels_to_count(&cmd).await {
+            Ok(read) => read,
+            Err(refusal) => return idempotency::replay_or(&self.pool, &key, refusal).await,
+        };
+        let task_id = Uuid::now_v7();
+        let new = NewTask {
+            task_id,
+            warehouse_id: cmd.warehouse_id,
+            location: &cmd.location,
+            blind: cmd.blind,
+            created_by: &cmd.actor,
+            lines: levels
+                .iter()
+                .map(|&(p, on_hand)| {
+                    let cost = costs.get(&p).copied().unwrap_or(0);
+                    (Uuid::now_v7(), p, on_hand.max(0), cost)
+                })
+                .collect(),
+        };
+        idempotency::idempotent(&self.pool, &key, |mut tx| async move {
+            store::insert_task(&mut tx, &new).await?;
+            let task = store::task(&mut tx, task_id).await?;
+            Ok((
+                tx,
+                pb::CreateCountTaskResponse {
+                    task: Some(convert::task(&task)),
+                },
+            ))
+        })
+        .await
+    }
+
+    /// The warehouse checked, what to count with on hand now (shown to counters unless the
+    /// task is blind), and unit costs.
+    async fn levels_to_count(
+        &self,
+        cmd: &parse::CreateTask,
+    ) -> Result<(Vec<(Uuid, i64)>, HashMap<Uuid, i64>), ServiceError> {
         let stock = self.counting.stock();
         let warehouse = cmd.warehouse_id.to_string();
         stock
@@ -67,6 +107,7 @@ impl ReconciliationApi {
                     })
                     .collect();
                 let found = stock.batch_get_availability(keys).await?;
+                answered_all("BatchGetAvailability", chunk.len(), found.len())?;
                 levels.extend(
                     chunk
                         .iter()
@@ -78,33 +119,7 @@ impl ReconciliationApi {
         };
         let products: Vec<Uuid> = levels.iter().map(|(p, _)| *p).collect();
         let costs = self.counting.costs(&products).await?;
-        let task_id = Uuid::now_v7();
-        let new = NewTask {
-            task_id,
-            warehouse_id: cmd.warehouse_id,
-            location: &cmd.location,
-            blind: cmd.blind,
-            created_by: &cmd.actor,
-            lines: levels
-                .iter()
-                .map(|&(p, on_hand)| {
-                    let cost = costs.get(&p).copied().unwrap_or(0);
-                    (Uuid::now_v7(), p, on_hand.max(0), cost)
-                })
-                .collect(),
-        };
-        let key = RequestKey::new("CreateCountTask", &cmd.request_id, &req);
-        idempotency::idempotent(&self.pool, &key, |mut tx| async move {
-            store::insert_task(&mut tx, &new).await?;
-            let task = store::task(&mut tx, task_id).await?;
-            Ok((
-                tx,
-                pb::CreateCountTaskResponse {
-                    task: Some(convert::task(&task)),
-                },
-            ))
-        })
-        .await
+        Ok((levels, costs))
     }
 
     /// Every product with stock on hand in the warehouse, from stock's inventory.
@@ -382,9 +397,9 @@ impl ReconciliationApi {
         // Within tolerance goes to stock now; what fails stays approved and is retried.
         let approved = {
             let mut conn = self.pool.acquire().await.map_err(db_error)?;
-            store::approved_lines(&mut conn, Some(cmd.id), MAX_LINES as i64).await?
+            store::approved_lines(&mut conn, Some(cmd.id), None, MAX_LINES as i64).await?
         };
-        self.counting.apply_all(approved).await;
+        self.counting.apply_all(approved, Contention::Wait).await;
         self.completion(cmd.id).await
     }
 
@@ -424,21 +439,8 @@ impl ReconciliationApi {
             if status != "OPEN" {
                 return Err(not_open(cmd.id, &status));
             }
-            let decided = store::lock_lines(&mut tx, cmd.id)
-                .await?
-                .iter()
-                .filter(|l| !COUNTABLE.contains(&l.status.as_str()))
-                .count();
-            if decided > 0 {
-                return Err(refused(
-                    "TASK_PARTLY_DECIDED",
-                    format!(
-                        "{decided} lines of count task {} are already judged; decide them \
-                         instead",
-                        cmd.id
-                    ),
-                ));
-            }
+            // Lines judged before (a reopened task) keep their state: what waits for a
+            // manager can still be decided. The rest is never adjusted.
             store::cancel_task(&mut tx, cmd.id, &cmd.actor, &cmd.note).await?;
             let task = store::task(&mut tx, cmd.id).await?;
             Ok((
@@ -458,6 +460,11 @@ async fn finish(
     task_id: Uuid,
     actor: &str,
 ) -> Result<pb::CompleteCountTaskResponse, ServiceError> {
+    if store::lines_in_status(tx, task_id, "COUNTED").await? > 0 {
+        return Err(ServiceError::Aborted(
+            "counts arrived while the task was being completed; complete it again".into(),
+        ));
+    }
     let task = store::task(tx, task_id).await?;
     if task.lines_recount_required == 0 && task.lines_uncounted == 0 {
         store::complete_task(tx, task_id, actor).await?;

@@ -125,7 +125,9 @@ async fn approving_twice_applies_once_and_a_counter_cannot_approve_their_own_cou
 async fn an_approval_after_stock_moved_applies_the_counted_variance_to_the_new_on_hand() {
     let app = TestApp::spawn().await;
     let (w, p, _task, line) = pending(&app).await;
-    // While the variance waited, 30 were shipped: on hand is 70, not the 100 judged against.
+    // While the variance waited (well after the count), 30 were shipped: on hand is 70,
+    // not the 100 judged against.
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
     app.ship(&p, &w, 30).await;
 
     let approved = app

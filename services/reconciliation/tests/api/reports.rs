@@ -154,7 +154,7 @@ async fn high_variance_locations_are_due_earlier_and_fast_movers_more_often() {
         .expect("count");
     app.complete(&bad.task_id).await.expect("complete");
 
-    // Wait for the feed to know every position.
+    // Wait for the feed to know every position and the mover's shipment.
     let mut due = Vec::new();
     for _ in 0..200 {
         due = app
@@ -167,7 +167,7 @@ async fn high_variance_locations_are_due_earlier_and_fast_movers_more_often() {
             .expect("due")
             .into_inner()
             .due;
-        if due.len() == 4 {
+        if due.len() == 4 && due.iter().any(|d| d.abc_class == "A") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
