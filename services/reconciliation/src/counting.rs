@@ -31,6 +31,8 @@ pub const AUTO_APPROVER: &str = "reconciliation-service";
 const STOCK_BATCH: usize = 1000;
 /// How long a unit cost read from stock is trusted.
 const COST_FRESH_FOR: Duration = Duration::hours(1);
+/// Lines one transaction holds while their ADJUSTs are sent.
+const APPLY_CHUNK: usize = 256;
 /// Times a line is judged again after stock moved under it, per apply.
 const REEVALUATIONS: usize = 3;
 
@@ -227,27 +229,88 @@ impl Counting {
             .collect())
     }
 
-    /// Applies approved `lines` in stock, `apply_concurrency` at a time; returns how many
-    /// failed for now (they stay approved, and the background retry sends them again).
+    /// Applies approved `lines` in stock; returns how many failed for now (they stay
+    /// approved, and the background retry sends them again).
+    ///
+    /// In chunks: one transaction holds a chunk's lines (as [`Counting::apply`] holds one)
+    /// while their ADJUSTs go to stock `apply_concurrency` at a time, and records every
+    /// outcome with one commit. A line stock answers ON_HAND_CHANGED, or anything unusual, is
+    /// left to [`Counting::apply`] on its own once the chunk is committed.
     pub async fn apply_all(&self, lines: Vec<Line>, contention: Contention) -> usize {
-        let lines = Arc::new(lines);
-        let next = Arc::new(AtomicUsize::new(0));
-        let failed = Arc::new(AtomicUsize::new(0));
-        let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..self.rules.apply_concurrency.clamp(1, lines.len().max(1)) {
-            let (me, lines, next, failed) =
-                (self.clone(), lines.clone(), next.clone(), failed.clone());
-            workers.spawn(async move {
-                while let Some(line) = lines.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if let Err(error) = me.apply(line.line_id, contention).await {
-                        tracing::warn!(line_id = %line.line_id, %error, "adjustment not applied yet");
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
+        let ids: Vec<Uuid> = lines.iter().map(|l| l.line_id).collect();
+        let mut failed = 0;
+        for chunk in ids.chunks(APPLY_CHUNK) {
+            let alone = match self.apply_chunk(chunk, contention).await {
+                Ok(alone) => alone,
+                Err(error) => {
+                    tracing::warn!(%error, "adjustments not applied yet");
+                    failed += chunk.len();
+                    continue;
                 }
+            };
+            for line_id in alone {
+                if let Err(error) = self.apply(line_id, contention).await {
+                    tracing::warn!(%line_id, %error, "adjustment not applied yet");
+                    failed += 1;
+                }
+            }
+        }
+        failed
+    }
+
+    /// One chunk of [`Counting::apply_all`]: the lines to apply on their own.
+    async fn apply_chunk(
+        &self,
+        ids: &[Uuid],
+        contention: Contention,
+    ) -> Result<Vec<Uuid>, ServiceError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let lines =
+            store::claim_approved_many(&mut tx, ids, contention == Contention::Skip).await?;
+        let requests: Vec<(Uuid, stock::AdjustStockRequest)> = lines
+            .iter()
+            .filter_map(|l| Some((l.line_id, adjust_request(l)?)))
+            .collect();
+        let next = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(requests);
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..self.rules.apply_concurrency.clamp(1, requests.len().max(1)) {
+            let (stock, requests, next) = (self.stock.clone(), requests.clone(), next.clone());
+            workers.spawn(async move {
+                let mut answers = Vec::new();
+                while let Some((line_id, request)) =
+                    requests.get(next.fetch_add(1, Ordering::Relaxed))
+                {
+                    answers.push((*line_id, stock.adjust(request.clone()).await));
+                }
+                answers
             });
         }
-        while workers.join_next().await.is_some() {}
-        failed.load(Ordering::Relaxed)
+        let mut applied = Vec::new();
+        let mut alone = Vec::new();
+        while let Some(answers) = workers.join_next().await {
+            let answers = answers.map_err(|e| ServiceError::Internal(format!("applier: {e}")))?;
+            for (line_id, answer) in answers {
+                match answer {
+                    Ok(done) => {
+                        let txn = done.transaction.unwrap_or_default();
+                        match txn.txn_id.parse::<Uuid>() {
+                            Ok(txn_id) => applied.push((line_id, txn_id, txn.sequence)),
+                            Err(_) => alone.push(line_id),
+                        }
+                    }
+                    Err(
+                        StockError::Unavailable(_)
+                        | StockError::DeadlineExceeded(_)
+                        | StockError::Aborted(_),
+                    ) => {}
+                    Err(_) => alone.push(line_id),
+                }
+            }
+        }
+        store::mark_applied_many(&mut tx, &applied).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(alone)
     }
 
     /// Approved lines of any task still not in stock (a crash or an outage in between).
@@ -280,21 +343,10 @@ impl Counting {
             let Some(line) = store::claim_approved(&mut tx, line_id, skip_locked).await? else {
                 return Ok(());
             };
-            let (Some(variance), Some(expected)) = (line.variance, line.on_hand_at_evaluation)
-            else {
+            let Some(request) = adjust_request(&line) else {
                 return Err(ServiceError::Internal(format!(
                     "approved line {line_id} has no variance"
                 )));
-            };
-            let request = stock::AdjustStockRequest {
-                request_id: adjust_request_id(line_id),
-                product_id: line.product_id.to_string(),
-                warehouse_id: line.warehouse_id.to_string(),
-                quantity_delta: variance,
-                reason: "cycle count".into(),
-                reference_id: line.task_id.to_string(),
-                expected_on_hand: Some(expected),
-                actor: line.decided_by.clone().unwrap_or_default(),
             };
             match self.stock.adjust(request).await {
                 Ok(done) => {
@@ -436,6 +488,21 @@ pub fn answered_all(call: &str, asked: usize, answered: usize) -> Result<(), Ser
             "stock's {call} answered {answered} entries for {asked} asked"
         )))
     }
+}
+
+/// The ADJUST of an approved line: its variance, against on hand when it was judged, by who
+/// approved it, referencing the count; None for a line without a judgement.
+fn adjust_request(line: &Line) -> Option<stock::AdjustStockRequest> {
+    Some(stock::AdjustStockRequest {
+        request_id: adjust_request_id(line.line_id),
+        product_id: line.product_id.to_string(),
+        warehouse_id: line.warehouse_id.to_string(),
+        quantity_delta: line.variance?,
+        reason: "cycle count".into(),
+        reference_id: line.task_id.to_string(),
+        expected_on_hand: Some(line.on_hand_at_evaluation?),
+        actor: line.decided_by.clone().unwrap_or_default(),
+    })
 }
 
 /// The request id of a line's ADJUST: the same for every attempt, so stock applies it once.

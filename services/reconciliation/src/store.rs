@@ -257,12 +257,18 @@ pub async fn list_lines(
     .map_err(db_error)
 }
 
-/// Every line of a task, locked, in product order.
-pub async fn lock_lines(tx: &mut Tx, task_id: Uuid) -> Result<Vec<Line>, ServiceError> {
+/// The task's lines of `products` (those it has), locked, in product order.
+pub async fn lock_lines_of(
+    tx: &mut Tx,
+    task_id: Uuid,
+    products: &[Uuid],
+) -> Result<Vec<Line>, ServiceError> {
     sqlx::query_as::<_, Line>(&format!(
-        "SELECT {LINE_COLUMNS} FROM count_lines WHERE task_id = $1 ORDER BY product_id FOR UPDATE"
+        "SELECT {LINE_COLUMNS} FROM count_lines
+          WHERE task_id = $1 AND product_id = ANY($2) ORDER BY product_id FOR UPDATE"
     ))
     .bind(task_id)
+    .bind(products)
     .fetch_all(&mut **tx)
     .await
     .map_err(db_error)
@@ -586,6 +592,49 @@ pub async fn claim_approved(
     .fetch_optional(&mut **tx)
     .await
     .map_err(db_error)
+}
+
+/// [`claim_approved`] for many lines, locked in id order (so two claimers never deadlock).
+pub async fn claim_approved_many(
+    tx: &mut Tx,
+    line_ids: &[Uuid],
+    skip_locked: bool,
+) -> Result<Vec<Line>, ServiceError> {
+    let skip = if skip_locked { "SKIP LOCKED" } else { "" };
+    sqlx::query_as::<_, Line>(&format!(
+        "SELECT {LINE_COLUMNS} FROM count_lines
+          WHERE line_id = ANY($1) AND status = 'APPROVED' ORDER BY line_id FOR UPDATE {skip}"
+    ))
+    .bind(line_ids)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)
+}
+
+/// [`mark_applied`] for many lines: (line, stock transaction, its sequence).
+pub async fn mark_applied_many(
+    tx: &mut Tx,
+    applied: &[(Uuid, Uuid, i64)],
+) -> Result<(), ServiceError> {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new());
+    for &(line, txn, sequence) in applied {
+        columns.0.push(line);
+        columns.1.push(txn);
+        columns.2.push(sequence);
+    }
+    sqlx::query(
+        "UPDATE count_lines l SET status = 'APPLIED', stock_txn_id = x.txn,
+                stock_sequence = x.seq, apply_time = now()
+           FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS x(id, txn, seq)
+          WHERE l.line_id = x.id AND l.status = 'APPROVED'",
+    )
+    .bind(&columns.0)
+    .bind(&columns.1)
+    .bind(&columns.2)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// The ADJUST is in stock: records which transaction it was.

@@ -237,7 +237,8 @@ impl ReconciliationApi {
                 return Err(not_open(cmd.task_id, &status));
             }
             let task = store::task(&mut tx, cmd.task_id).await?;
-            let lines: HashMap<Uuid, Line> = store::lock_lines(&mut tx, cmd.task_id)
+            let products: Vec<Uuid> = cmd.entries.iter().map(|e| e.product_id).collect();
+            let lines: HashMap<Uuid, Line> = store::lock_lines_of(&mut tx, cmd.task_id, &products)
                 .await?
                 .into_iter()
                 .map(|l| (l.product_id, l))
@@ -308,7 +309,7 @@ impl ReconciliationApi {
             }
             store::record_submissions(&mut tx, &submissions, &cmd.counted_by, &cmd.request_id)
                 .await?;
-            let after: HashMap<Uuid, Line> = store::lock_lines(&mut tx, cmd.task_id)
+            let after: HashMap<Uuid, Line> = store::lock_lines_of(&mut tx, cmd.task_id, &order)
                 .await?
                 .into_iter()
                 .map(|l| (l.product_id, l))
