@@ -1,8 +1,9 @@
-//! The services together: stock through the shared client, and a feed consumer across a
-//! stock restart.
+//! The services together: stock through the shared client, a feed consumer across a stock
+//! restart, and the four services as one system (the story and the demo).
 
 mod feed;
 mod stock_client;
+mod story;
 
 use inventory_runtime::Settings;
 use inventory_stock_client::{GrpcStockClient, pb};
