@@ -308,7 +308,7 @@ impl Counting {
                 }
             }
         }
-        store::mark_applied_many(&mut tx, &applied).await?;
+        store::mark_applied(&mut tx, &applied).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(alone)
     }
@@ -409,7 +409,7 @@ impl Counting {
         let txn_id = txn.txn_id.parse::<Uuid>().map_err(|_| {
             ServiceError::Internal(format!("stock answered txn id {:?}", txn.txn_id))
         })?;
-        store::mark_applied(&mut tx, line_id, txn_id, txn.sequence).await?;
+        store::mark_applied(&mut tx, &[(line_id, txn_id, txn.sequence)]).await?;
         tx.commit().await.map_err(db_error)
     }
 

@@ -611,9 +611,10 @@ pub async fn claim_approved_many(
     .map_err(db_error)
 }
 
-/// [`mark_applied`] for many lines: (line, stock transaction, its sequence).
-pub async fn mark_applied_many(
-    tx: &mut Tx,
+/// The ADJUSTs are in stock: records which transaction applied each line (line, stock
+/// transaction, its sequence).
+pub async fn mark_applied(
+    conn: &mut PgConnection,
     applied: &[(Uuid, Uuid, i64)],
 ) -> Result<(), ServiceError> {
     let mut columns = (Vec::new(), Vec::new(), Vec::new());
@@ -631,27 +632,6 @@ pub async fn mark_applied_many(
     .bind(&columns.0)
     .bind(&columns.1)
     .bind(&columns.2)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
-/// The ADJUST is in stock: records which transaction it was.
-pub async fn mark_applied(
-    conn: &mut PgConnection,
-    line_id: Uuid,
-    txn_id: Uuid,
-    sequence: i64,
-) -> Result<(), ServiceError> {
-    sqlx::query(
-        "UPDATE count_lines SET status = 'APPLIED', stock_txn_id = $2, stock_sequence = $3,
-                apply_time = now()
-          WHERE line_id = $1 AND status = 'APPROVED'",
-    )
-    .bind(line_id)
-    .bind(txn_id)
-    .bind(sequence)
     .execute(conn)
     .await
     .map_err(db_error)?;

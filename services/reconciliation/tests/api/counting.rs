@@ -196,34 +196,48 @@ async fn a_task_of_every_stocked_product_and_a_blind_count() {
     );
 }
 
-#[tokio::test]
-async fn an_adjustment_lost_between_stock_and_this_service_is_applied_exactly_once() {
-    let app = TestApp::spawn().await;
+/// A line of 100 on hand counted at `counted` and applied in stock: (warehouse, product,
+/// task, the line as applied).
+async fn applied_line(
+    app: &TestApp,
+    sku: &str,
+    counted: i64,
+) -> (String, String, String, pb::CountLine) {
     let w = app.warehouse("Munich").await;
-    let p = app.product("M-8", 1_000_000).await;
+    let p = app.product(sku, 1_000_000).await;
     app.stocked(&p, &w, 100).await;
     let task = app.create_task(&w, &[&p], false).await;
-    app.submit(&task.task_id, "alice", &[(&p, 97)])
+    app.submit(&task.task_id, "alice", &[(&p, counted)])
         .await
         .expect("count");
     app.complete(&task.task_id).await.expect("complete");
     let applied = app.line(&task.task_id, &p).await;
     assert_eq!(status(&applied), pb::LineStatus::Applied);
+    (w, p, task.task_id, applied)
+}
 
-    // As if the service died after stock applied the ADJUST but before it recorded that:
-    // the line is approved again, and the background retry sends it again.
+/// As if this service died between stock's answer and its own commit: the line is approved
+/// again, for the background retry to send again.
+async fn forget_the_apply(app: &TestApp, line_id: &str) {
     let mut db = app.database.connect("reconciliation").await;
     sqlx::query(
         "UPDATE count_lines SET status = 'APPROVED', stock_txn_id = NULL, stock_sequence = NULL,
                 apply_time = NULL WHERE line_id = $1::uuid",
     )
-    .bind(&applied.line_id)
+    .bind(line_id)
     .execute(&mut db)
     .await
     .expect("forget the apply");
+}
+
+#[tokio::test]
+async fn an_adjustment_lost_between_stock_and_this_service_is_applied_exactly_once() {
+    let app = TestApp::spawn().await;
+    let (w, p, task, applied) = applied_line(&app, "M-8", 97).await;
+    forget_the_apply(&app, &applied.line_id).await;
 
     let line = app
-        .wait_for_line(&task.task_id, &p, |l| status(l) == pb::LineStatus::Applied)
+        .wait_for_line(&task, &p, |l| status(l) == pb::LineStatus::Applied)
         .await;
     assert_eq!(
         line.stock_txn_id, applied.stock_txn_id,
@@ -237,28 +251,9 @@ async fn an_adjustment_lost_between_stock_and_this_service_is_applied_exactly_on
 #[tokio::test]
 async fn an_adjustment_whose_record_and_stocks_replay_are_both_gone_is_found_in_the_log() {
     let app = TestApp::spawn().await;
-    let w = app.warehouse("Munich").await;
-    let p = app.product("M-9", 1_000_000).await;
-    app.stocked(&p, &w, 100).await;
-    let task = app.create_task(&w, &[&p], false).await;
-    app.submit(&task.task_id, "alice", &[(&p, 96)])
-        .await
-        .expect("count");
-    app.complete(&task.task_id).await.expect("complete");
-    let applied = app.line(&task.task_id, &p).await;
-    assert_eq!(status(&applied), pb::LineStatus::Applied);
-
-    // The record here is lost and stock has purged the request id (as after its retention):
+    let (w, p, task, applied) = applied_line(&app, "M-9", 96).await;
+    // Stock has purged the request id (as after its retention), then the record here is lost:
     // sending again meets a changed on hand, and the log shows the line's own ADJUST.
-    let mut db = app.database.connect("reconciliation").await;
-    sqlx::query(
-        "UPDATE count_lines SET status = 'APPROVED', stock_txn_id = NULL, stock_sequence = NULL,
-                apply_time = NULL WHERE line_id = $1::uuid",
-    )
-    .bind(&applied.line_id)
-    .execute(&mut db)
-    .await
-    .expect("forget the apply");
     let mut stock_db = app.database.connect("stock").await;
     let purged = sqlx::query("DELETE FROM idempotency_keys WHERE request_id = $1")
         .bind(format!("count-line:{}", applied.line_id))
@@ -267,9 +262,10 @@ async fn an_adjustment_whose_record_and_stocks_replay_are_both_gone_is_found_in_
         .expect("purge")
         .rows_affected();
     assert_eq!(purged, 1);
+    forget_the_apply(&app, &applied.line_id).await;
 
     let line = app
-        .wait_for_line(&task.task_id, &p, |l| status(l) == pb::LineStatus::Applied)
+        .wait_for_line(&task, &p, |l| status(l) == pb::LineStatus::Applied)
         .await;
     assert_eq!(line.stock_txn_id, applied.stock_txn_id);
     assert_eq!(app.adjustments_in_stock(&p, &w).await.len(), 1);
