@@ -11,7 +11,7 @@ use inventory_proto::allocation::v1 as pb;
 use inventory_proto::allocation::v1::allocation_service_server::AllocationService;
 use inventory_runtime::database::page_tokens;
 use inventory_stock_client::{MockStockClient, StockError, pb as stock};
-use inventory_testkit::TestDatabase;
+use inventory_testkit::{StockServer, TestDatabase};
 use tonic::Code;
 use uuid::Uuid;
 
@@ -125,18 +125,29 @@ async fn stock_taken_between_plan_and_reserve_leads_to_a_new_plan_not_an_oversel
 }
 
 #[tokio::test]
-async fn with_stock_down_allocation_is_unavailable_and_records_nothing() {
+async fn with_stock_down_allocation_is_unavailable_records_nothing_and_completes_when_it_returns() {
     let mut app = TestApp::spawn_with(&[("STOCK_RETRY_ATTEMPTS", "2")]).await;
     let potsdam = app.warehouse("Potsdam", POTSDAM).await;
     let mug = app.product("MUG").await;
     app.receive(&mug, &potsdam, 5).await;
     app.stock.server.stop().await;
+    let request = order("o-1", &[("1", &mug, 1)]);
     let status = app
-        .allocate(order("o-1", &[("1", &mug, 1)]))
+        .allocate(request.clone())
         .await
         .expect_err("stock is down");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     let status = app.get("o-1").await.expect_err("nothing recorded");
     assert_eq!(status.code(), Code::NotFound);
-    let _ = pb::AllocationStatus::Allocated;
+
+    // Stock comes back where it was: the caller's retry of the same request completes.
+    let addr = app.stock.server.addr.to_string();
+    let database = app.stock.server.database.clone();
+    app.stock = StockServer::spawn_on(database, &[("LISTEN_ADDR", addr.as_str())]).await;
+    let allocation = app
+        .allocate(request)
+        .await
+        .expect("allocated once stock is back");
+    assert_eq!(allocation.status, pb::AllocationStatus::Allocated as i32);
+    assert_eq!(app.stock.level(&mug, &potsdam).await, Some((5, 1)));
 }

@@ -145,3 +145,31 @@ async fn an_approval_after_stock_moved_applies_the_counted_variance_to_the_new_o
     assert_eq!(app.adjustments_in_stock(&p, &w).await.len(), 1);
     app.stock.assert_ledger_clean().await;
 }
+
+#[tokio::test]
+async fn an_approval_while_stock_is_down_is_kept_and_applied_once_stock_returns() {
+    let mut app = TestApp::spawn_with(&[("STOCK_RETRY_ATTEMPTS", "1")]).await;
+    let (w, p, task, line) = pending(&app).await;
+    app.stock.server.stop().await;
+
+    let approved = app
+        .approve(&line.line_id, "manager-max")
+        .await
+        .expect("approve");
+    assert_eq!(
+        status(&approved),
+        pb::LineStatus::Approved,
+        "decided, not yet applied"
+    );
+
+    let addr = app.stock.server.addr.to_string();
+    let database = app.stock.server.database.clone();
+    app.stock =
+        inventory_testkit::StockServer::spawn_on(database, &[("LISTEN_ADDR", addr.as_str())]).await;
+    let applied = app
+        .wait_for_line(&task, &p, |l| status(l) == pb::LineStatus::Applied)
+        .await;
+    assert_eq!(applied.decided_by, "manager-max");
+    assert_eq!(app.on_hand(&p, &w).await, 90);
+    assert_eq!(app.adjustments_in_stock(&p, &w).await.len(), 1);
+}
