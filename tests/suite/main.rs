@@ -2,6 +2,7 @@
 //! restart, and the four services as one system (the story and the demo).
 
 mod feed;
+mod roles;
 mod stock_client;
 mod story;
 

@@ -1,0 +1,109 @@
+//! deploy/postgres/init.sql on the real database: each service's role owns its schema and
+//! cannot read another's (run with its role and schema names suffixed, since roles are
+//! global to the server).
+
+use inventory_testkit::{TestDatabase, new_id};
+use sqlx::Connection;
+
+const SERVICES: [&str; 4] = ["stock", "allocation", "replenishment", "reconciliation"];
+
+/// `sql` with every service name (as a whole word) suffixed and the database renamed.
+fn localised(sql: &str, suffix: &str, database: &str) -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if SERVICES.contains(&word.as_str()) {
+            out.push_str(&format!("{word}_{suffix}"));
+        } else if word == "inventory" {
+            out.push_str(&format!("\"{database}\""));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in sql.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+#[tokio::test]
+async fn a_service_role_owns_its_schema_and_cannot_read_another_services_tables() {
+    let database = TestDatabase::create().await;
+    let init = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/postgres/init.sql"
+    ))
+    .expect("init.sql");
+    // What runs inside the database (after `\connect inventory`), comments dropped.
+    let inside: String = init
+        .split_once("\\connect inventory")
+        .expect("init.sql connects to the inventory database")
+        .1
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let suffix = new_id().replace('-', "")[..12].to_owned();
+    let mut admin = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql(&localised(&inside, &suffix, &database.name))
+        .execute(&mut admin)
+        .await
+        .expect("init.sql applies");
+    let role = |service: &str| format!("{service}_{suffix}");
+
+    // Reconciliation's role creates a table in its own schema...
+    let own = sqlx::raw_sql(&format!(
+        "SET ROLE {r}; CREATE TABLE {r}.count_probe (id int); INSERT INTO {r}.count_probe VALUES (1);
+         RESET ROLE;",
+        r = role("reconciliation")
+    ))
+    .execute(&mut admin)
+    .await;
+    assert!(own.is_ok(), "{own:?}");
+    // ...which stock's role can neither read nor write, nor create tables beside it or in
+    // public.
+    for attempt in [
+        format!("SELECT * FROM {}.count_probe", role("reconciliation")),
+        format!(
+            "INSERT INTO {}.count_probe VALUES (2)",
+            role("reconciliation")
+        ),
+        format!("CREATE TABLE {}.intruder (id int)", role("reconciliation")),
+        "CREATE TABLE public.intruder (id int)".to_owned(),
+    ] {
+        sqlx::raw_sql(&format!("SET ROLE {}", role("stock")))
+            .execute(&mut admin)
+            .await
+            .expect("set role");
+        let refused = sqlx::raw_sql(&attempt).execute(&mut admin).await;
+        let code = refused
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_database_error())
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("42501"), "{attempt}: {refused:?}");
+        sqlx::raw_sql("RESET ROLE")
+            .execute(&mut admin)
+            .await
+            .expect("reset role");
+    }
+
+    let roles: Vec<String> = SERVICES.iter().map(|s| role(s)).collect();
+    sqlx::raw_sql(&format!(
+        "DROP OWNED BY {0}; DROP ROLE {0}",
+        roles.join(", ")
+    ))
+    .execute(&mut admin)
+    .await
+    .expect("clean up the roles");
+}
