@@ -33,6 +33,24 @@ pub fn excerpt(value: &str) -> String {
     }
 }
 
+/// A request's one required UUID (a Get's id): INVALID_ARGUMENT naming `field` when it is
+/// missing or malformed.
+pub fn uuid_field(field: &str, value: &str) -> Result<Uuid, ServiceError> {
+    let mut v = Violations::new();
+    let id = v.uuid(field, value);
+    v.finish()?;
+    id.ok_or_else(|| ServiceError::invalid(field, "is required"))
+}
+
+/// A request's one optional UUID (a list filter): empty is absent.
+pub fn optional_uuid_field(field: &str, value: &str) -> Result<Option<Uuid>, ServiceError> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        uuid_field(field, value).map(Some)
+    }
+}
+
 /// Collects field violations; each parser returns `None` on a bad field and records why.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);

@@ -161,42 +161,31 @@ impl Counting {
             _ => String::new(),
         };
         let mut entries: HashMap<Uuid, Vec<LogEntry>> = HashMap::new();
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .stock
-                .list_transactions(stock::ListTransactionsRequest {
-                    page_size: 1000,
-                    page_token: page_token.clone(),
-                    product_id: product_filter.clone(),
-                    warehouse_id: warehouse_id.to_string(),
-                    start_time: Some(timestamp(since - self.rules.uncertainty)),
-                    ..Default::default()
-                })
-                .await
-                .map_err(ServiceError::from)?;
-            for t in page.transactions {
-                let (Ok(product), Some(time)) = (
-                    t.product_id.parse::<Uuid>(),
-                    t.create_time
-                        .as_ref()
-                        .and_then(|c| from_timestamp("", c).ok()),
-                ) else {
-                    continue;
-                };
-                if on_hand.contains_key(&product) {
-                    entries.entry(product).or_default().push((
-                        t.sequence,
-                        time,
-                        t.on_hand_delta,
-                        t.on_hand_after,
-                    ));
-                }
+        let log = self
+            .transactions(stock::ListTransactionsRequest {
+                product_id: product_filter,
+                warehouse_id: warehouse_id.to_string(),
+                start_time: Some(timestamp(since - self.rules.uncertainty)),
+                ..Default::default()
+            })
+            .await?;
+        for t in log {
+            let (Ok(product), Some(time)) = (
+                t.product_id.parse::<Uuid>(),
+                t.create_time
+                    .as_ref()
+                    .and_then(|c| from_timestamp("", c).ok()),
+            ) else {
+                continue;
+            };
+            if on_hand.contains_key(&product) {
+                entries.entry(product).or_default().push((
+                    t.sequence,
+                    time,
+                    t.on_hand_delta,
+                    t.on_hand_after,
+                ));
             }
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
         }
         Ok(on_hand
             .into_iter()
@@ -208,7 +197,6 @@ impl Counting {
     }
 
     /// Judges `lines` (all counted, all of `warehouse_id`): what each should become.
-    /// `approved_by` keeps a manager's approval of a line whose variance has not changed.
     pub async fn evaluate(
         &self,
         warehouse_id: Uuid,
@@ -419,32 +407,39 @@ impl Counting {
         line: &Line,
     ) -> Result<Option<stock::InventoryTransaction>, ServiceError> {
         let wanted = adjust_request_id(line.line_id);
-        let mut page_token = String::new();
+        let logged = self
+            .transactions(stock::ListTransactionsRequest {
+                product_id: line.product_id.to_string(),
+                warehouse_id: line.warehouse_id.to_string(),
+                txn_type: stock::TransactionType::Adjust.into(),
+                reference_id: line.task_id.to_string(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(logged.into_iter().find(|t| t.request_id == wanted))
+    }
+
+    /// Every page of stock's log that `filter` selects.
+    async fn transactions(
+        &self,
+        filter: stock::ListTransactionsRequest,
+    ) -> Result<Vec<stock::InventoryTransaction>, ServiceError> {
+        let mut all = Vec::new();
+        let mut request = stock::ListTransactionsRequest {
+            page_size: 1000,
+            ..filter
+        };
         loop {
             let page = self
                 .stock
-                .list_transactions(stock::ListTransactionsRequest {
-                    page_size: 1000,
-                    page_token,
-                    product_id: line.product_id.to_string(),
-                    warehouse_id: line.warehouse_id.to_string(),
-                    txn_type: stock::TransactionType::Adjust.into(),
-                    reference_id: line.task_id.to_string(),
-                    ..Default::default()
-                })
+                .list_transactions(request.clone())
                 .await
                 .map_err(ServiceError::from)?;
-            if let Some(found) = page
-                .transactions
-                .into_iter()
-                .find(|t| t.request_id == wanted)
-            {
-                return Ok(Some(found));
-            }
+            all.extend(page.transactions);
             if page.next_page_token.is_empty() {
-                return Ok(None);
+                return Ok(all);
             }
-            page_token = page.next_page_token;
+            request.page_token = page.next_page_token;
         }
     }
 }
@@ -583,6 +578,7 @@ fn judge(
     Some(e)
 }
 
-fn saturate(value: i128) -> i64 {
+/// A sum in micros as an int64, saturating instead of failing.
+pub fn saturate(value: i128) -> i64 {
     i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX })
 }

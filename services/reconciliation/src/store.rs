@@ -583,15 +583,9 @@ pub async fn claim_approved(
     line_id: Uuid,
     skip_locked: bool,
 ) -> Result<Option<Line>, ServiceError> {
-    let skip = if skip_locked { "SKIP LOCKED" } else { "" };
-    sqlx::query_as::<_, Line>(&format!(
-        "SELECT {LINE_COLUMNS} FROM count_lines
-          WHERE line_id = $1 AND status = 'APPROVED' FOR UPDATE {skip}"
-    ))
-    .bind(line_id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)
+    Ok(claim_approved_many(tx, &[line_id], skip_locked)
+        .await?
+        .pop())
 }
 
 /// [`claim_approved`] for many lines, locked in id order (so two claimers never deadlock).

@@ -1,13 +1,14 @@
 //! A manager's decisions on variances outside tolerance.
 
 use inventory_core::ServiceError;
+use inventory_core::validate::optional_uuid_field;
 use inventory_proto::reconciliation::v1 as pb;
 use inventory_runtime::db_error;
 use inventory_runtime::idempotency::{self, RequestKey};
 use uuid::Uuid;
 
 use super::parse::{self, Act};
-use super::{DOMAIN, ReconciliationApi, convert};
+use super::{DOMAIN, ReconciliationApi, convert, refused};
 use crate::counting::{AUTO_APPROVER, Contention};
 use crate::store::{self, Line};
 
@@ -17,8 +18,8 @@ impl ReconciliationApi {
         req: pb::ListAdjustmentsRequest,
     ) -> Result<pb::ListAdjustmentsResponse, ServiceError> {
         let status = parse::line_status(req.status)?;
-        let warehouse = parse::optional_id("warehouse_id", &req.warehouse_id)?;
-        let task = parse::optional_id("task_id", &req.task_id)?;
+        let warehouse = optional_uuid_field("warehouse_id", &req.warehouse_id)?;
+        let task = optional_uuid_field("task_id", &req.task_id)?;
         let page = self.pages.request(
             req.page_size,
             &req.page_token,
@@ -130,15 +131,13 @@ fn decidable(line: &Line, cmd: &Act, counted: bool, statuses: &[&str]) -> Result
         });
     }
     if counted {
-        return Err(ServiceError::FailedPrecondition {
-            reason: "SELF_APPROVAL",
-            domain: DOMAIN,
-            message: format!(
+        return Err(refused(
+            "SELF_APPROVAL",
+            format!(
                 "{} counted this line and cannot also decide its adjustment",
                 cmd.actor
             ),
-            metadata: Vec::new(),
-        });
+        ));
     }
     Ok(())
 }

@@ -11,12 +11,8 @@ pub fn task(t: &Task) -> pb::CountTask {
         warehouse_id: t.warehouse_id.to_string(),
         location: t.location.clone(),
         blind: t.blind,
-        status: match t.status.as_str() {
-            "OPEN" => pb::CountTaskStatus::Open,
-            "COMPLETED" => pb::CountTaskStatus::Completed,
-            "CANCELLED" => pb::CountTaskStatus::Cancelled,
-            _ => pb::CountTaskStatus::Unspecified,
-        } as i32,
+        status: pb::CountTaskStatus::from_str_name(&format!("{TASK_STATUS}{}", t.status))
+            .unwrap_or(pb::CountTaskStatus::Unspecified) as i32,
         created_by: t.created_by.clone(),
         create_time: Some(timestamp(t.create_time)),
         completed_by: t.completed_by.clone().unwrap_or_default(),
@@ -32,23 +28,20 @@ pub fn task(t: &Task) -> pb::CountTask {
     }
 }
 
+/// The database's status names are the proto enums' without their prefix.
+const TASK_STATUS: &str = "COUNT_TASK_STATUS_";
+const LINE_STATUS: &str = "LINE_STATUS_";
+
+pub fn task_status_name(status: pb::CountTaskStatus) -> &'static str {
+    status.as_str_name().trim_start_matches(TASK_STATUS)
+}
+
 pub fn line_status_name(status: pb::LineStatus) -> &'static str {
-    match status {
-        pb::LineStatus::Unspecified => "UNSPECIFIED",
-        pb::LineStatus::Uncounted => "UNCOUNTED",
-        pb::LineStatus::Counted => "COUNTED",
-        pb::LineStatus::RecountRequired => "RECOUNT_REQUIRED",
-        pb::LineStatus::Matched => "MATCHED",
-        pb::LineStatus::PendingApproval => "PENDING_APPROVAL",
-        pb::LineStatus::Approved => "APPROVED",
-        pb::LineStatus::Applied => "APPLIED",
-        pb::LineStatus::Rejected => "REJECTED",
-        pb::LineStatus::Blocked => "BLOCKED",
-    }
+    status.as_str_name().trim_start_matches(LINE_STATUS)
 }
 
 fn line_status(name: &str) -> pb::LineStatus {
-    pb::LineStatus::from_str_name(&format!("LINE_STATUS_{name}"))
+    pb::LineStatus::from_str_name(&format!("{LINE_STATUS}{name}"))
         .unwrap_or(pb::LineStatus::Unspecified)
 }
 

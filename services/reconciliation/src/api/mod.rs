@@ -21,6 +21,16 @@ use crate::counting::Counting;
 /// The ErrorInfo domain of this service's refusals.
 pub const DOMAIN: &str = "reconciliation";
 
+/// FAILED_PRECONDITION of this service, with its reason.
+fn refused(reason: &'static str, message: String) -> inventory_core::ServiceError {
+    inventory_core::ServiceError::FailedPrecondition {
+        reason,
+        domain: DOMAIN,
+        message,
+        metadata: Vec::new(),
+    }
+}
+
 #[derive(Clone)]
 pub struct ReconciliationApi {
     pool: PgPool,

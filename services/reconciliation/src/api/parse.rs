@@ -174,47 +174,29 @@ pub fn act(
     })
 }
 
-pub fn id(field: &str, value: &str) -> Result<Uuid, ServiceError> {
-    let mut v = Violations::new();
-    let id = v.uuid(field, value);
-    v.finish()?;
-    Ok(id.unwrap_or_default())
-}
-
-pub fn optional_id(field: &str, value: &str) -> Result<Option<Uuid>, ServiceError> {
-    let mut v = Violations::new();
-    let id = v.optional_uuid(field, value);
-    v.finish()?;
-    Ok(id.flatten())
-}
-
-/// A status filter: UNSPECIFIED is none.
-pub fn task_status(value: i32) -> Result<Option<&'static str>, ServiceError> {
+/// A status filter, as the database names it; UNSPECIFIED is none.
+fn status_filter<E>(
+    value: i32,
+    name: fn(E) -> &'static str,
+) -> Result<Option<&'static str>, ServiceError>
+where
+    E: TryFrom<i32> + PartialEq + Default,
+{
     if value == 0 {
         return Ok(None);
     }
     let mut v = Violations::new();
-    let status = v.known_enum::<pb::CountTaskStatus>("status", value);
+    let status = v.known_enum::<E>("status", value);
     v.finish()?;
-    Ok(match status {
-        Some(pb::CountTaskStatus::Open) => Some("OPEN"),
-        Some(pb::CountTaskStatus::Completed) => Some("COMPLETED"),
-        Some(pb::CountTaskStatus::Cancelled) => Some("CANCELLED"),
-        _ => None,
-    })
+    Ok(status.map(name))
+}
+
+pub fn task_status(value: i32) -> Result<Option<&'static str>, ServiceError> {
+    status_filter(value, super::convert::task_status_name)
 }
 
 pub fn line_status(value: i32) -> Result<Option<&'static str>, ServiceError> {
-    if value == 0 {
-        return Ok(None);
-    }
-    let mut v = Violations::new();
-    let status = v.known_enum::<pb::LineStatus>("status", value);
-    v.finish()?;
-    Ok(status.and_then(|s| match s {
-        pb::LineStatus::Unspecified => None,
-        other => Some(super::convert::line_status_name(other)),
-    }))
+    status_filter(value, super::convert::line_status_name)
 }
 
 /// A report's period [start, end).

@@ -4,12 +4,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, Utc};
 use inventory_core::ServiceError;
-use inventory_core::validate::Violations;
+use inventory_core::validate::{Violations, optional_uuid_field};
 use inventory_proto::reconciliation::v1 as pb;
 use inventory_runtime::db_error;
 use uuid::Uuid;
 
 use super::{ReconciliationApi, parse};
+use crate::counting::saturate;
 use crate::domain::abc::Class;
 use crate::domain::kpi::{self, Period};
 use crate::domain::schedule::{self, Item};
@@ -28,7 +29,7 @@ impl ReconciliationApi {
         req: pb::GetShrinkageReportRequest,
     ) -> Result<pb::GetShrinkageReportResponse, ServiceError> {
         let (start, end) = parse::period(req.start_time.as_ref(), req.end_time.as_ref())?;
-        let warehouse = parse::optional_id("warehouse_id", &req.warehouse_id)?;
+        let warehouse = optional_uuid_field("warehouse_id", &req.warehouse_id)?;
         let last_day = (end - Duration::microseconds(1)).date_naive();
         let rows = {
             let mut conn = self.pool.acquire().await.map_err(db_error)?;
@@ -68,7 +69,7 @@ impl ReconciliationApi {
         req: pb::GetCountingReportRequest,
     ) -> Result<pb::GetCountingReportResponse, ServiceError> {
         let (start, end) = parse::period(req.start_time.as_ref(), req.end_time.as_ref())?;
-        let warehouse = parse::optional_id("warehouse_id", &req.warehouse_id)?;
+        let warehouse = optional_uuid_field("warehouse_id", &req.warehouse_id)?;
         let lines = {
             let mut conn = self.pool.acquire().await.map_err(db_error)?;
             store::evaluated_lines(&mut conn, start, end, warehouse).await?
@@ -192,14 +193,13 @@ impl ReconciliationApi {
 
 fn shrinkage(warehouse: Option<Uuid>, period: &Period) -> pb::Shrinkage {
     let s = kpi::shrinkage(period);
-    let clamp = |v: i128| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX });
     pb::Shrinkage {
         warehouse_id: warehouse.map(|w| w.to_string()).unwrap_or_default(),
         shipped_units: period.shipped_units,
-        shipped_value_micros: clamp(period.shipped_value_micros),
+        shipped_value_micros: saturate(period.shipped_value_micros),
         adjusted_units: period.adjusted_units,
         lost_units: s.lost_units,
-        lost_value_micros: clamp(s.lost_value_micros),
+        lost_value_micros: saturate(s.lost_value_micros),
         rate_percent: s.rate.map(|r| r * 100.0),
         value_rate_percent: s.value_rate.map(|r| r * 100.0),
     }

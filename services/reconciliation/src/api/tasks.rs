@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use inventory_core::ServiceError;
 use inventory_core::time::now;
+use inventory_core::validate::{optional_uuid_field, uuid_field};
 use inventory_proto::reconciliation::v1 as pb;
 use inventory_proto::stock::v1 as stock;
 use inventory_runtime::idempotency::{self, RequestKey};
@@ -11,21 +12,12 @@ use inventory_runtime::{Tx, db_error};
 use uuid::Uuid;
 
 use super::parse::{self, MAX_LINES};
-use super::{DOMAIN, ReconciliationApi, convert};
+use super::{DOMAIN, ReconciliationApi, convert, refused};
 use crate::counting::{Contention, answered_all};
 use crate::store::{self, Line, NewTask, Submission};
 
 /// Statuses a line accepts counts in.
 const COUNTABLE: [&str; 3] = ["UNCOUNTED", "COUNTED", "RECOUNT_REQUIRED"];
-
-fn refused(reason: &'static str, message: String) -> ServiceError {
-    ServiceError::FailedPrecondition {
-        reason,
-        domain: DOMAIN,
-        message,
-        metadata: Vec::new(),
-    }
-}
 
 fn not_open(task_id: Uuid, status: &str) -> ServiceError {
     ServiceError::FailedPrecondition {
@@ -171,7 +163,7 @@ impl ReconciliationApi {
         &self,
         req: pb::GetCountTaskRequest,
     ) -> Result<pb::GetCountTaskResponse, ServiceError> {
-        let task_id = parse::id("task_id", &req.task_id)?;
+        let task_id = uuid_field("task_id", &req.task_id)?;
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         let task = store::task(&mut conn, task_id).await?;
         Ok(pb::GetCountTaskResponse {
@@ -183,7 +175,7 @@ impl ReconciliationApi {
         &self,
         req: pb::ListCountTasksRequest,
     ) -> Result<pb::ListCountTasksResponse, ServiceError> {
-        let warehouse = parse::optional_id("warehouse_id", &req.warehouse_id)?;
+        let warehouse = optional_uuid_field("warehouse_id", &req.warehouse_id)?;
         let status = parse::task_status(req.status)?;
         let page = self.pages.request(
             req.page_size,
@@ -205,7 +197,7 @@ impl ReconciliationApi {
         &self,
         req: pb::ListCountLinesRequest,
     ) -> Result<pb::ListCountLinesResponse, ServiceError> {
-        let task_id = parse::id("task_id", &req.task_id)?;
+        let task_id = uuid_field("task_id", &req.task_id)?;
         let status = parse::line_status(req.status)?;
         let page = self.pages.request(
             req.page_size,
@@ -380,17 +372,11 @@ impl ReconciliationApi {
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
             let status = store::lock_task(&mut tx, cmd.id).await?;
             if status != "OPEN" {
-                return Err(refused(
-                    "TASK_CLOSED",
-                    format!("count task {} is {status}", cmd.id),
-                ));
+                return Err(not_open(cmd.id, &status));
             }
-            let stored = store::store_evaluations(&mut tx, &evaluations, &["COUNTED"]).await?;
-            if stored != evaluations.len() as u64 {
-                return Err(ServiceError::Aborted(
-                    "counts arrived while the task was being completed; complete it again".into(),
-                ));
-            }
+            // A line counted again since it was judged is not stored here; `finish` finds it
+            // still COUNTED and refuses.
+            store::store_evaluations(&mut tx, &evaluations, &["COUNTED"]).await?;
             let response = finish(&mut tx, cmd.id, &actor).await?;
             Ok((tx, response))
         })

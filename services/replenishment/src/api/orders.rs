@@ -4,6 +4,7 @@
 
 use inventory_core::ServiceError;
 use inventory_core::time::now;
+use inventory_core::validate::uuid_field;
 use inventory_proto::replenishment::v1 as pb;
 use inventory_proto::stock::v1 as stock;
 use inventory_runtime::{RequestKey, Tx, db_error, idempotency};
@@ -116,7 +117,7 @@ impl ReplenishmentApi {
         &self,
         req: pb::GetPurchaseOrderRequest,
     ) -> Result<pb::GetPurchaseOrderResponse, ServiceError> {
-        let po_id = parse::uuid("po_id", &req.po_id)?;
+        let po_id = uuid_field("po_id", &req.po_id)?;
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         let po = store::po(&mut conn, po_id).await?;
         let receipts = store::receipts(&mut conn, po_id).await?;

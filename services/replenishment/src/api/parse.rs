@@ -109,13 +109,6 @@ pub fn create_supplier(req: &pb::CreateSupplierRequest) -> Result<CreateSupplier
     })
 }
 
-pub fn uuid(field: &str, value: &str) -> Result<Uuid, ServiceError> {
-    let mut v = Violations::new();
-    let id = v.uuid(field, value);
-    v.finish()?;
-    id.ok_or_else(|| ServiceError::invalid(field, "is required"))
-}
-
 pub struct SetOffer {
     pub request_id: String,
     pub supplier_id: Uuid,

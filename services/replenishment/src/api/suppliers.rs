@@ -2,6 +2,7 @@
 
 use inventory_core::ServiceError;
 use inventory_core::time::now;
+use inventory_core::validate::uuid_field;
 use inventory_proto::replenishment::v1 as pb;
 use inventory_runtime::{RequestKey, db_error, idempotency};
 use uuid::Uuid;
@@ -43,7 +44,7 @@ impl ReplenishmentApi {
         &self,
         req: pb::GetSupplierRequest,
     ) -> Result<pb::GetSupplierResponse, ServiceError> {
-        let id = parse::uuid("supplier_id", &req.supplier_id)?;
+        let id = uuid_field("supplier_id", &req.supplier_id)?;
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
         let supplier = store::supplier(&mut conn, id)
             .await?

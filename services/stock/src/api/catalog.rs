@@ -2,6 +2,7 @@
 
 use inventory_core::ServiceError;
 use inventory_core::time::now;
+use inventory_core::validate::uuid_field;
 use inventory_proto::stock::v1 as pb;
 use inventory_runtime::RequestKey;
 use uuid::Uuid;
@@ -46,7 +47,7 @@ impl StockApi {
         &self,
         req: pb::GetProductRequest,
     ) -> Result<pb::GetProductResponse, ServiceError> {
-        let product_id = parse::id("product_id", &req.product_id)?;
+        let product_id = uuid_field("product_id", &req.product_id)?;
         let product = self.store.get_product(product_id).await?;
         Ok(pb::GetProductResponse {
             product: Some(convert::product(product)),
@@ -153,7 +154,7 @@ impl StockApi {
         &self,
         req: pb::GetWarehouseRequest,
     ) -> Result<pb::GetWarehouseResponse, ServiceError> {
-        let warehouse_id = parse::id("warehouse_id", &req.warehouse_id)?;
+        let warehouse_id = uuid_field("warehouse_id", &req.warehouse_id)?;
         let warehouse = self.store.get_warehouse(warehouse_id).await?;
         Ok(pb::GetWarehouseResponse {
             warehouse: Some(convert::warehouse(warehouse)),

@@ -543,13 +543,6 @@ pub fn product_ids(ids: &[String]) -> Result<Vec<Uuid>, ServiceError> {
     Ok(parsed.into_iter().flatten().collect())
 }
 
-/// A required id of a Get request.
-pub fn id(field: &str, value: &str) -> Result<Uuid, ServiceError> {
-    let mut v = Violations::new();
-    let id = v.uuid(field, value);
-    done(v, id)
-}
-
 /// A UUID inside a page token's position. Tokens are signed, so a bad one means a token
 /// of an older format, not a forgery.
 pub fn token_uuid(value: &str) -> Result<Uuid, ServiceError> {
