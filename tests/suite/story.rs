@@ -16,7 +16,7 @@ use inventory_proto::stock::v1 as stock;
 use inventory_proto::stock::v1::stock_service_client::StockServiceClient;
 use inventory_suite::demo::{self, product_id, warehouse_id};
 use inventory_suite::{Addresses, Suite};
-use inventory_testkit::{TestDatabase, new_id};
+use inventory_testkit::{TestDatabase, inventory_level, new_id};
 use tonic::transport::Channel;
 
 struct Running {
@@ -81,26 +81,50 @@ async fn suite_with_demo() -> (Running, Addresses) {
 impl Running {
     /// (on hand, reserved); zeros for a pair stock has never held.
     async fn level(&self, product: &str, warehouse: &str) -> (i64, i64) {
-        let answer = self
-            .stock
-            .clone()
-            .get_inventory(stock::GetInventoryRequest {
-                product_id: product.to_owned(),
-                warehouse_id: warehouse.to_owned(),
-            })
-            .await;
-        match answer {
-            Ok(found) => found
-                .into_inner()
-                .inventory
-                .map_or((0, 0), |i| (i.quantity_on_hand, i.quantity_reserved)),
-            Err(status) if status.code() == tonic::Code::NotFound => (0, 0),
-            Err(status) => panic!("inventory: {status}"),
-        }
+        inventory_level(&self.stock, product, warehouse)
+            .await
+            .unwrap_or_default()
     }
 
     async fn on_hand(&self, product: &str, warehouse: &str) -> i64 {
         self.level(product, warehouse).await.0
+    }
+
+    /// `order` allocated for delivery at (latitude, longitude), lines numbered from 1.
+    async fn allocate(
+        &self,
+        order: &str,
+        (latitude, longitude): (f64, f64),
+        lines: &[(&str, i64)],
+    ) -> allocation::Allocation {
+        self.allocation
+            .clone()
+            .allocate_order(allocation::AllocateOrderRequest {
+                request_id: new_id(),
+                order_id: order.to_owned(),
+                destination: Some(allocation::Destination {
+                    latitude,
+                    longitude,
+                    country: "DE".into(),
+                    ..Default::default()
+                }),
+                lines: lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(product, quantity))| allocation::OrderLine {
+                        order_line_id: (i + 1).to_string(),
+                        product_id: product.to_owned(),
+                        quantity,
+                    })
+                    .collect(),
+                options: None,
+                actor: "storefront".into(),
+            })
+            .await
+            .expect("allocated")
+            .into_inner()
+            .allocation
+            .expect("allocation")
     }
 
     async fn stop(mut self) {
@@ -152,37 +176,8 @@ async fn the_whole_story_across_the_four_services() {
     // A two-line order that no warehouse can serve alone: it is split.
     let order = format!("STORY-{}", new_id());
     let allocated = app
-        .allocation
-        .clone()
-        .allocate_order(allocation::AllocateOrderRequest {
-            request_id: new_id(),
-            order_id: order.clone(),
-            destination: Some(allocation::Destination {
-                latitude: 52.52,
-                longitude: 13.40,
-                postal_code: "10115".into(),
-                country: "DE".into(),
-            }),
-            lines: vec![
-                allocation::OrderLine {
-                    order_line_id: "1".into(),
-                    product_id: tee.clone(),
-                    quantity: 150,
-                },
-                allocation::OrderLine {
-                    order_line_id: "2".into(),
-                    product_id: product_id(1),
-                    quantity: 5,
-                },
-            ],
-            options: None,
-            actor: "storefront".into(),
-        })
-        .await
-        .expect("allocated")
-        .into_inner()
-        .allocation
-        .expect("allocation");
+        .allocate(&order, (52.52, 13.40), &[(&tee, 150), (&product_id(1), 5)])
+        .await;
     assert!(allocated.shipments.len() >= 2, "{allocated:?}");
     assert!(
         allocated.shipments.iter().any(|s| s.warehouse_id == berlin),
@@ -190,26 +185,14 @@ async fn the_whole_story_across_the_four_services() {
     );
 
     // Shipped, warehouse by warehouse: demand, and Berlin's tees fall below their point (40).
-    for shipment in &allocated.shipments {
-        app.allocation
-            .clone()
-            .confirm_shipment(allocation::ConfirmShipmentRequest {
-                request_id: new_id(),
-                order_id: order.clone(),
-                warehouse_id: shipment.warehouse_id.clone(),
-                lines: shipment
-                    .lines
-                    .iter()
-                    .map(|l| allocation::ShipmentLineQuantity {
-                        order_line_id: l.order_line_id.clone(),
-                        quantity: l.quantity,
-                    })
-                    .collect(),
-                actor: "warehouse".into(),
-            })
-            .await
-            .expect("shipped");
-    }
+    demo::ship_all(
+        &mut app.allocation.clone(),
+        &allocated,
+        &new_id(),
+        "warehouse",
+    )
+    .await
+    .expect("shipped");
     let left = app.on_hand(&tee, &berlin).await;
     assert!(left < 40, "Berlin has {left} tees left");
 
@@ -405,36 +388,8 @@ async fn cancelling_an_allocated_order_releases_everything_it_held() {
         ));
     }
     let allocated = app
-        .allocation
-        .clone()
-        .allocate_order(allocation::AllocateOrderRequest {
-            request_id: new_id(),
-            order_id: order.clone(),
-            destination: Some(allocation::Destination {
-                latitude: 48.14,
-                longitude: 11.58,
-                ..Default::default()
-            }),
-            lines: vec![
-                allocation::OrderLine {
-                    order_line_id: "1".into(),
-                    product_id: mug.clone(),
-                    quantity: 3,
-                },
-                allocation::OrderLine {
-                    order_line_id: "2".into(),
-                    product_id: lamp.clone(),
-                    quantity: 2,
-                },
-            ],
-            options: None,
-            actor: "storefront".into(),
-        })
-        .await
-        .expect("allocated")
-        .into_inner()
-        .allocation
-        .expect("allocation");
+        .allocate(&order, (48.14, 11.58), &[(&mug, 3), (&lamp, 2)])
+        .await;
     assert!(!allocated.shipments.is_empty());
 
     app.allocation

@@ -80,6 +80,30 @@ impl Drop for TestServer {
     }
 }
 
+/// (on hand, reserved) of a pair, asked of the stock service behind `client`; None while
+/// stock has no row for it.
+pub async fn inventory_level(
+    client: &StockServiceClient<Channel>,
+    product_id: &str,
+    warehouse_id: &str,
+) -> Option<(i64, i64)> {
+    let answer = client
+        .clone()
+        .get_inventory(stock::GetInventoryRequest {
+            product_id: product_id.to_owned(),
+            warehouse_id: warehouse_id.to_owned(),
+        })
+        .await;
+    match answer {
+        Ok(response) => response
+            .into_inner()
+            .inventory
+            .map(|i| (i.quantity_on_hand, i.quantity_reserved)),
+        Err(status) if status.code() == tonic::Code::NotFound => None,
+        Err(status) => panic!("inventory: {status}"),
+    }
+}
+
 /// A real stock service with a client, for the tests of stock and of the services calling it.
 pub struct StockServer {
     pub server: TestServer,
@@ -176,22 +200,7 @@ impl StockServer {
 
     /// (on hand, reserved) of a pair; None while stock has no row for it.
     pub async fn level(&self, product_id: &str, warehouse_id: &str) -> Option<(i64, i64)> {
-        let answer = self
-            .client
-            .clone()
-            .get_inventory(stock::GetInventoryRequest {
-                product_id: product_id.to_owned(),
-                warehouse_id: warehouse_id.to_owned(),
-            })
-            .await;
-        match answer {
-            Ok(response) => response
-                .into_inner()
-                .inventory
-                .map(|i| (i.quantity_on_hand, i.quantity_reserved)),
-            Err(status) if status.code() == tonic::Code::NotFound => None,
-            Err(status) => panic!("inventory: {status}"),
-        }
+        inventory_level(&self.client, product_id, warehouse_id).await
     }
 
     /// Stock's ledger check finds no drift.

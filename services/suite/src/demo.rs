@@ -283,24 +283,13 @@ pub async fn load(addresses: &Addresses) -> Result<bool, Failed> {
             .allocation
             .ok_or("no allocation answered")?;
         progress.step();
-        for shipment in &allocated.shipments {
-            allocation
-                .confirm_shipment(allocation::ConfirmShipmentRequest {
-                    request_id: format!("demo:ship:{n}:{}", shipment.warehouse_id),
-                    order_id: order_id.clone(),
-                    warehouse_id: shipment.warehouse_id.clone(),
-                    lines: shipment
-                        .lines
-                        .iter()
-                        .map(|l| allocation::ShipmentLineQuantity {
-                            order_line_id: l.order_line_id.clone(),
-                            quantity: l.quantity,
-                        })
-                        .collect(),
-                    actor: "demo".into(),
-                })
-                .await?;
-        }
+        ship_all(
+            &mut allocation,
+            &allocated,
+            &format!("demo:ship:{n}"),
+            "demo",
+        )
+        .await?;
         progress.step();
     }
     // Purchasing's fixed policies for two pairs; the first is already below its point.
@@ -327,6 +316,35 @@ pub async fn load(addresses: &Addresses) -> Result<bool, Failed> {
         "demo data loaded"
     );
     Ok(true)
+}
+
+/// Confirms every shipment of `allocated` in full, one ConfirmShipment per warehouse (request
+/// id `{request_prefix}:{warehouse_id}`), as the warehouses would once the parcels leave.
+pub async fn ship_all(
+    client: &mut allocation::allocation_service_client::AllocationServiceClient<Channel>,
+    allocated: &allocation::Allocation,
+    request_prefix: &str,
+    actor: &str,
+) -> Result<(), tonic::Status> {
+    for shipment in &allocated.shipments {
+        client
+            .confirm_shipment(allocation::ConfirmShipmentRequest {
+                request_id: format!("{request_prefix}:{}", shipment.warehouse_id),
+                order_id: allocated.order_id.clone(),
+                warehouse_id: shipment.warehouse_id.clone(),
+                lines: shipment
+                    .lines
+                    .iter()
+                    .map(|l| allocation::ShipmentLineQuantity {
+                        order_line_id: l.order_line_id.clone(),
+                        quantity: l.quantity,
+                    })
+                    .collect(),
+                actor: actor.into(),
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 /// A demo order: destination (latitude, longitude) and (product, quantity) lines.
