@@ -1,10 +1,11 @@
 //! The services together: stock through the shared client, a feed consumer across a stock
-//! restart, and the four services as one system (the story and the demo).
+//! restart, and the four services as one system (the story and the demo, traced).
 
 mod feed;
 mod roles;
 mod stock_client;
 mod story;
+mod traces;
 
 use inventory_runtime::Settings;
 use inventory_stock_client::{GrpcStockClient, pb};

@@ -19,6 +19,8 @@ use inventory_suite::{Addresses, Suite};
 use inventory_testkit::{TestDatabase, inventory_level, new_id};
 use tonic::transport::Channel;
 
+use crate::traces::{Capture, calls};
+
 struct Running {
     suite: Option<Suite>,
     drop_dir: PathBuf,
@@ -161,9 +163,12 @@ fn x12_documents(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Told with the services' traces exported to an OTLP receiver: each cross-service call
+/// (allocation to stock, replenishment's receipt, reconciliation's adjustment) is one trace.
 #[tokio::test]
 async fn the_whole_story_across_the_four_services() {
     let (app, _) = suite_with_demo().await;
+    let capture = Capture::start().await;
     let berlin = warehouse_id(0);
     let tee = product_id(0);
     // The demo received tees into every warehouse; Berlin holds the most, but not 150.
@@ -373,6 +378,69 @@ async fn the_whole_story_across_the_four_services() {
         .into_inner();
     assert!(ledger.drifts.is_empty(), "{:?}", ledger.drifts);
     app.stop().await;
+
+    let spans = capture.finish().await;
+    let stock = "inventory.stock.v1.StockService";
+    for ((caller, rpc), peer) in [
+        (
+            (
+                "fulfillment-allocation-service",
+                "inventory.allocation.v1.AllocationService/AllocateOrder",
+            ),
+            "ReserveOrder",
+        ),
+        (
+            (
+                "fulfillment-allocation-service",
+                "inventory.allocation.v1.AllocationService/AllocateOrder",
+            ),
+            "BatchGetAvailability",
+        ),
+        (
+            (
+                "replenishment-service",
+                "inventory.replenishment.v1.ReplenishmentService/ReceivePurchaseOrder",
+            ),
+            "ReceiveStock",
+        ),
+        (
+            (
+                "reconciliation-service",
+                "inventory.reconciliation.v1.ReconciliationService/ApproveAdjustment",
+            ),
+            "AdjustStock",
+        ),
+    ] {
+        let peer_rpc = format!("{stock}/{peer}");
+        let found = calls(&spans, (caller, rpc), ("stock-service", &peer_rpc));
+        assert_eq!(
+            found.len(),
+            1,
+            "one {rpc} traced into stock's {peer}; spans received: {:#?}",
+            spans
+                .iter()
+                .map(|s| (&s.service, &s.name))
+                .collect::<Vec<_>>()
+        );
+        let [root, client, served] = found[0];
+        assert!(root.parent_span_id.is_empty(), "{rpc} starts its trace");
+        for (key, value) in [
+            ("rpc.system", "grpc"),
+            ("rpc.service", stock),
+            ("rpc.method", peer),
+        ] {
+            assert_eq!(
+                client.attributes.get(key).map(String::as_str),
+                Some(value),
+                "{client:?}"
+            );
+            assert_eq!(
+                served.attributes.get(key).map(String::as_str),
+                Some(value),
+                "{served:?}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

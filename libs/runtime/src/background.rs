@@ -12,6 +12,8 @@ use tokio::task::JoinSet;
 pub struct Background {
     stop: Arc<watch::Sender<bool>>,
     tasks: JoinSet<()>,
+    /// Whose work this is, for its traces (the suite hosts several services).
+    service: Option<&'static str>,
 }
 
 /// Handed to each task: completes when the service begins to stop.
@@ -42,6 +44,15 @@ impl Background {
         Self {
             stop: Arc::new(stop),
             tasks: JoinSet::new(),
+            service: None,
+        }
+    }
+
+    /// The tasks of `service` (its binary's name): their spans are exported under it.
+    pub fn for_service(service: &'static str) -> Self {
+        Self {
+            service: Some(service),
+            ..Self::new()
         }
     }
 
@@ -55,7 +66,13 @@ impl Background {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.tasks.spawn(task(self.stopping()));
+        let work = task(self.stopping());
+        match self.service {
+            Some(service) => self
+                .tasks
+                .spawn(inventory_telemetry::in_service(service, work)),
+            None => self.tasks.spawn(work),
+        };
     }
 
     /// Runs `tick` every `interval` (the first after one interval) until shutdown; a tick in

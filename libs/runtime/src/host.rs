@@ -36,7 +36,7 @@ impl ServiceHost {
         let pool = connect_database(&config, spec.schema, spec.migrator).await?;
         let page_tokens = page_tokens(&pool).await?;
         let server = GrpcServer::bind(&config, spec).await?;
-        let mut background = Background::new();
+        let mut background = Background::for_service(spec.binary);
         let (purged, retention) = (pool.clone(), config.request_id_retention);
         background.every(PURGE_INTERVAL, move || {
             let pool = purged.clone();
@@ -97,8 +97,8 @@ impl ServiceHost {
 
 /// A service as its binary, the all-in-one runner and the test kit start it.
 pub trait App: Sized + Send + 'static {
-    /// The conventional name, for logs (`stock-service`).
-    const NAME: &'static str;
+    /// What the runtime knows of the service: names, schema, migrations, default port.
+    const SPEC: ServiceSpec;
 
     /// Reads `settings`, connects and migrates, binds the port. (Not `Send`: sqlx's migrator
     /// future cannot be proven so; build on the task that awaits it, then spawn the run.)
@@ -114,13 +114,44 @@ pub trait App: Sized + Send + 'static {
 }
 
 /// The whole `main` of a service binary: telemetry, settings from the environment, build,
-/// serve until SIGTERM or Ctrl-C; a failure is logged and exits non-zero.
+/// serve until SIGTERM or Ctrl-C; a failure is logged and exits non-zero. `health` probes a
+/// running instance instead (exit 0 when SERVING), for container health checks.
 pub async fn run_main<A: App>() -> std::process::ExitCode {
-    let _telemetry = match inventory_telemetry::init(A::NAME) {
+    use std::process::ExitCode;
+    let spec = A::SPEC;
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("health") => {
+            return match crate::probe::probe(&spec, &crate::Settings::from_env()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(reason) => {
+                    eprintln!("{}: not healthy: {reason}", spec.binary);
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some("-h" | "--help" | "help") => {
+            println!("{}", usage(&spec));
+            return ExitCode::SUCCESS;
+        }
+        Some("-V" | "--version") => {
+            println!("{} {}", spec.binary, env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!(
+                "{}: unknown argument {other:?}\n\n{}",
+                spec.binary,
+                usage(&spec)
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let _telemetry = match inventory_telemetry::init(spec.binary, &[]) {
         Ok(guard) => guard,
         Err(error) => {
-            eprintln!("{}: {error}", A::NAME);
-            return std::process::ExitCode::FAILURE;
+            eprintln!("{}: {error}", spec.binary);
+            return ExitCode::FAILURE;
         }
     };
     let started = async {
@@ -128,10 +159,23 @@ pub async fn run_main<A: App>() -> std::process::ExitCode {
         app.run_until_stopped(crate::shutdown_signal()).await
     };
     match started.await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(%error, service = A::NAME, "stopped");
-            std::process::ExitCode::FAILURE
+            tracing::error!(%error, service = spec.binary, "stopped");
+            ExitCode::FAILURE
         }
     }
+}
+
+fn usage(spec: &ServiceSpec) -> String {
+    format!(
+        "usage: {binary} [health]\n\n\
+         Serves {name} on LISTEN_ADDR (default {listen}), schema {schema} of DATABASE_URL;\n\
+         every setting is an environment variable (see the README).\n\
+         `{binary} health` asks the instance on LISTEN_ADDR whether it is SERVING (exit 0).",
+        binary = spec.binary,
+        name = spec.name,
+        listen = spec.default_listen,
+        schema = spec.schema,
+    )
 }

@@ -7,7 +7,8 @@
 //! - [`background`]: long-lived tasks, stopped on shutdown;
 //! - [`server`]: the gRPC server with health, reflection, request timeouts, load shedding,
 //!   W3C trace context and graceful shutdown;
-//! - [`host`]: all of the above built in one call.
+//! - [`host`]: all of the above built in one call;
+//! - [`probe`]: `<service> health`, the container health check.
 
 pub mod background;
 mod catch_panic;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod database;
 pub mod host;
 pub mod idempotency;
+pub mod probe;
 pub mod server;
 mod shed;
 

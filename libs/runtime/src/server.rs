@@ -26,12 +26,16 @@ const READINESS_INTERVAL: Duration = Duration::from_secs(5);
 pub struct ServiceSpec {
     /// Fully qualified proto service name; the health check answers for it.
     pub name: &'static str,
+    /// The binary's name (`stock-service`): its logs and its traces' `service.name`.
+    pub binary: &'static str,
     /// The PostgreSQL schema the service owns.
     pub schema: &'static str,
     /// Encoded FileDescriptorSet served by reflection.
     pub descriptor_set: &'static [u8],
     /// The service's own migrations; the platform's are applied after them.
     pub migrator: &'static sqlx::migrate::Migrator,
+    /// `LISTEN_ADDR` when unset (the service's conventional port).
+    pub default_listen: &'static str,
 }
 
 /// A bound listener, ready to serve one service.
@@ -97,7 +101,7 @@ impl GrpcServer {
 
         let address = self.local_addr()?;
         tracing::info!(service = self.spec.name, %address, "serving");
-        let name = self.spec.name;
+        let (name, binary) = (self.spec.name, self.spec.binary);
         let on_shutdown = {
             let health = health.clone();
             async move {
@@ -115,7 +119,7 @@ impl GrpcServer {
             .with_keepalive(Some(Duration::from_secs(60)));
         let result = tonic::transport::Server::builder()
             .timeout(self.request_timeout)
-            .trace_fn(inventory_telemetry::server_span)
+            .trace_fn(move |request| inventory_telemetry::server_span(binary, request))
             .layer(ShedLoadLayer::new(self.max_concurrent_requests))
             .layer(CatchPanicLayer)
             .add_service(health_service)

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use inventory_proto::stock::v1 as pb;
 use inventory_runtime::{RuntimeError, Settings};
-use inventory_telemetry::TraceContextInterceptor;
+use inventory_telemetry::{TraceContextInterceptor, client_span};
 use pb::stock_service_client::StockServiceClient;
 use tokio_stream::{Stream, StreamExt};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument;
 
 use crate::{RetryPolicy, StockError};
 
@@ -167,6 +168,7 @@ impl GrpcStockClient {
                 let inner = self.inner.clone();
                 let attempt = call(inner, request);
                 let deadline = self.deadline;
+                let span = client_span(pb::SERVICE_NAME, method);
                 async move {
                     // The channel enforces nothing by itself; stop waiting at the deadline.
                     match tokio::time::timeout(deadline, attempt).await {
@@ -177,6 +179,7 @@ impl GrpcStockClient {
                         ))),
                     }
                 }
+                .instrument(span)
             })
             .await;
         result

@@ -1,33 +1,127 @@
 //! Telemetry for every service, built by one function.
 //!
-//! - Logs: text or JSON (`LOG_FORMAT`), filtered by `RUST_LOG` (default `info`).
-//! - Traces: exported over OTLP/gRPC only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! - Logs: text or JSON (`LOG_FORMAT`), filtered by `RUST_LOG` (default `info`); colours only
+//!   on a terminal.
+//! - Traces: exported over OTLP/gRPC only when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//!   `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set and `OTEL_SDK_DISABLED` is not `true`;
+//!   without an endpoint no OpenTelemetry layer is installed at all. `OTEL_SERVICE_NAME`
+//!   names the process; a process hosting several services (the suite) exports each
+//!   service's spans under that service's own name ([`services`]).
 //! - Propagation: W3C trace context, extracted from incoming requests ([`server_span`]) and
 //!   injected into outgoing calls ([`TraceContextInterceptor`]).
 
-use opentelemetry::propagation::{Extractor, Injector};
+mod propagation;
+mod services;
+
+use std::io::IsTerminal;
+
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanProcessor};
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
+
+pub use propagation::{TraceContextInterceptor, client_span, server_span};
+pub use services::in_service;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error("LOG_FORMAT must be `text` or `json`, got {0:?}")]
     BadLogFormat(String),
+    #[error("RUST_LOG {0}")]
+    BadFilter(String),
+    #[error("OTEL_EXPORTER_OTLP_ENDPOINT {0}")]
+    BadEndpoint(String),
     #[error("could not build the OTLP exporter: {0}")]
     Exporter(String),
     #[error("a global subscriber is already installed: {0}")]
     AlreadyInstalled(String),
 }
 
-/// Keeps the trace exporter alive; dropping it flushes the spans still buffered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What [`dispatch`] builds.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// `service.name` of the process: of its spans outside any hosted service.
+    pub process: String,
+    /// Services hosted in this process whose spans carry their own names (the suite's four);
+    /// empty for a service's own binary, whose spans all carry `process`.
+    pub services: Vec<&'static str>,
+    /// Where OTLP/gRPC traces go (`http://host:4317`); `None` exports nothing.
+    pub otlp_endpoint: Option<String>,
+    /// Log lines to stdout; `None` writes none (tests).
+    pub log_format: Option<LogFormat>,
+    /// An `EnvFilter` directive (`info`, `stock_service=debug,info`).
+    pub filter: String,
+}
+
+impl TelemetryConfig {
+    /// From the environment: `LOG_FORMAT`, `RUST_LOG`, `OTEL_SERVICE_NAME` (else `process`),
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`,
+    /// `OTEL_SDK_DISABLED`.
+    pub fn from_env(process: &str, services: &[&'static str]) -> Result<Self, TelemetryError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let log_format = match var("LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(TelemetryError::BadLogFormat(other.to_owned())),
+        };
+        let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .filter(|_| !disabled)
+            .map(|raw| otlp_endpoint(&raw))
+            .transpose()?;
+        Ok(Self {
+            process: var("OTEL_SERVICE_NAME").unwrap_or_else(|| process.to_owned()),
+            services: services.to_vec(),
+            otlp_endpoint: endpoint,
+            log_format: Some(log_format),
+            filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+}
+
+/// An endpoint as the gRPC exporter needs it: `host:port` gets `http://`; anything but
+/// `http` is refused with what to write instead.
+fn otlp_endpoint(raw: &str) -> Result<String, TelemetryError> {
+    let raw = raw.trim();
+    match raw.split_once("://") {
+        None => Ok(format!("http://{raw}")),
+        Some(("http", rest)) if !rest.is_empty() => Ok(raw.to_owned()),
+        Some(("https", _)) => Err(TelemetryError::BadEndpoint(format!(
+            "{raw:?}: traces are exported over plain HTTP/2 only; send them to a collector \
+             on the node or in the cluster (http://otel-collector:4317) and let it forward \
+             over TLS"
+        ))),
+        Some(_) => Err(TelemetryError::BadEndpoint(format!(
+            "{raw:?}: write http://host:4317 (or host:4317)"
+        ))),
+    }
+}
+
+/// Keeps the trace exporters alive; dropping it (or [`TelemetryGuard::shutdown`]) flushes
+/// the spans still buffered.
 #[must_use = "dropping the guard stops trace export"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Exports what is buffered and stops. Blocks until the exporters answer: in a
+    /// current-thread runtime call it from `spawn_blocking`.
+    pub fn shutdown(mut self) -> Result<(), String> {
+        match self.provider.take() {
+            Some(provider) => provider.shutdown().map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Drop for TelemetryGuard {
@@ -40,170 +134,100 @@ impl Drop for TelemetryGuard {
     }
 }
 
-/// Installs the global subscriber and propagator. Call once, from main, inside the Tokio
-/// runtime (the OTLP exporter needs it).
-pub fn init(service_name: &'static str) -> Result<TelemetryGuard, TelemetryError> {
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+/// Installs the global subscriber and propagator from the environment. Call once, from main,
+/// inside the Tokio runtime (the OTLP exporter needs it).
+pub fn init(process: &str, services: &[&'static str]) -> Result<TelemetryGuard, TelemetryError> {
+    let (dispatch, guard) = dispatch(&TelemetryConfig::from_env(process, services)?)?;
+    tracing::dispatcher::set_global_default(dispatch)
+        .map_err(|e| TelemetryError::AlreadyInstalled(e.to_string()))?;
+    Ok(guard)
+}
 
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let format = std::env::var("LOG_FORMAT").unwrap_or_else(|_| "text".to_owned());
-    let fmt_layer = match format.as_str() {
-        "json" => tracing_subscriber::fmt::layer()
+/// The subscriber `config` describes, not installed (a test installs it for its own thread),
+/// and the W3C propagator, installed globally.
+pub fn dispatch(
+    config: &TelemetryConfig,
+) -> Result<(tracing::Dispatch, TelemetryGuard), TelemetryError> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let filter =
+        EnvFilter::try_new(&config.filter).map_err(|e| TelemetryError::BadFilter(e.to_string()))?;
+    let ansi = std::io::stdout().is_terminal();
+    let log_layer = config.log_format.map(|format| match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .boxed(),
-        "text" => tracing_subscriber::fmt::layer().boxed(),
-        other => return Err(TelemetryError::BadLogFormat(other.to_owned())),
-    };
-
-    let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .build()
-                .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
-            let resource = opentelemetry_sdk::Resource::builder()
-                .with_service_name(service_name)
-                .build();
-            Some(
-                SdkTracerProvider::builder()
-                    .with_batch_exporter(exporter)
-                    .with_resource(resource)
-                    .build(),
-            )
-        }
-        _ => None,
-    };
-    let otel_layer = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service_name)));
-
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt_layer)
-        .with(otel_layer)
-        .try_init()
-        .map_err(|e| TelemetryError::AlreadyInstalled(e.to_string()))?;
-    Ok(TelemetryGuard { provider })
-}
-
-/// The span of one incoming gRPC request, parented to the caller's W3C trace context when
-/// the request carries one. Used as tonic's `trace_fn`.
-pub fn server_span<B>(request: &http::Request<B>) -> tracing::Span {
-    let span = tracing::info_span!(
-        "grpc.request",
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.method = %request.uri().path(),
-    );
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&HeaderExtractor(request.headers()))
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_ansi(ansi).boxed(),
     });
-    // Fails only when no OpenTelemetry layer is installed: then there is nothing to link.
-    let _ = span.set_parent(parent);
-    span
+    let provider = config
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| tracer_provider(endpoint, &config.process, &config.services))
+        .transpose()?;
+    let otel_layer = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(config.process.clone()))
+    });
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(log_layer)
+        .with(otel_layer);
+    Ok((
+        tracing::Dispatch::new(subscriber),
+        TelemetryGuard { provider },
+    ))
 }
 
-struct HeaderExtractor<'a>(&'a http::HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(http::HeaderName::as_str).collect()
-    }
-}
-
-/// Injects the current span's W3C trace context into every outgoing gRPC call.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TraceContextInterceptor;
-
-impl tonic::service::Interceptor for TraceContextInterceptor {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        let context = tracing::Span::current().context();
-        opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.inject_context(&context, &mut MetadataInjector(request.metadata_mut()));
-        });
-        Ok(request)
-    }
-}
-
-struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
-
-impl Injector for MetadataInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(key), Ok(value)) = (
-            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
-            tonic::metadata::MetadataValue::try_from(value.as_str()),
-        ) {
-            self.0.insert(key, value);
-        }
-    }
+/// One batch exporter per name (the process and each hosted service), behind the router
+/// that sends each span to its service's.
+fn tracer_provider(
+    endpoint: &str,
+    process: &str,
+    services: &[&'static str],
+) -> Result<SdkTracerProvider, TelemetryError> {
+    let processor = |name: &str| -> Result<Box<dyn SpanProcessor>, TelemetryError> {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        let mut processor = BatchSpanProcessor::builder(exporter).build();
+        processor.set_resource(&services::resource(name));
+        Ok(Box::new(processor))
+    };
+    let hosted = services
+        .iter()
+        .map(|&name| Ok((name, processor(name)?)))
+        .collect::<Result<Vec<_>, TelemetryError>>()?;
+    let router = services::ServiceRouter::new(processor(process)?, hosted);
+    Ok(SdkTracerProvider::builder()
+        .with_span_processor(router)
+        .with_resource(services::resource(process))
+        .build())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tonic::service::Interceptor;
-
-    const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
-    const CALLER_SPAN: &str = "00f067aa0ba902b7";
-
-    /// Runs `f` with W3C propagation and an OpenTelemetry layer (no exporter) installed.
-    fn with_tracing(f: impl FnOnce()) {
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        let provider = SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        tracing::subscriber::with_default(subscriber, f);
-    }
 
     #[test]
-    fn incoming_trace_context_is_continued_and_passed_on_to_outgoing_calls() {
-        with_tracing(|| {
-            let request = http::Request::builder()
-                .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
-                .body(())
-                .expect("request");
-            let span = server_span(&request);
-            let _entered = span.enter();
-            let outgoing = TraceContextInterceptor
-                .call(tonic::Request::new(()))
-                .expect("interceptor never fails");
-            let header = outgoing
-                .metadata()
-                .get("traceparent")
-                .and_then(|v| v.to_str().ok())
-                .expect("traceparent injected");
-            let parts: Vec<&str> = header.split('-').collect();
-            assert_eq!(parts[1], CALLER_TRACE, "same trace as the caller");
-            assert_ne!(
-                parts[2], CALLER_SPAN,
-                "our own span, a child of the caller's"
-            );
-        });
-    }
-
-    #[test]
-    fn a_request_without_trace_context_starts_a_new_trace() {
-        with_tracing(|| {
-            let request = http::Request::builder().body(()).expect("request");
-            let span = server_span(&request);
-            let _entered = span.enter();
-            let outgoing = TraceContextInterceptor
-                .call(tonic::Request::new(()))
-                .expect("interceptor never fails");
-            let header = outgoing
-                .metadata()
-                .get("traceparent")
-                .and_then(|v| v.to_str().ok());
-            let trace = header.map(|h| h.split('-').nth(1).unwrap_or_default().to_owned());
-            assert!(matches!(trace, Some(t) if t != CALLER_TRACE && t != "0".repeat(32)));
-        });
+    fn endpoints_get_a_scheme_or_a_refusal_that_says_what_to_write() {
+        assert_eq!(
+            otlp_endpoint("otel-collector:4317").expect("bare"),
+            "http://otel-collector:4317"
+        );
+        assert_eq!(
+            otlp_endpoint(" http://127.0.0.1:4317 ").expect("http"),
+            "http://127.0.0.1:4317"
+        );
+        let https = otlp_endpoint("https://collector:4317").expect_err("https");
+        assert!(
+            https.to_string().contains("http://otel-collector:4317"),
+            "{https}"
+        );
+        let other = otlp_endpoint("grpc://collector:4317").expect_err("grpc");
+        assert!(
+            other.to_string().contains("write http://host:4317"),
+            "{other}"
+        );
     }
 }

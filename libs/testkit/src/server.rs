@@ -31,7 +31,7 @@ impl TestServer {
             .overlay(vars.iter().copied());
         let app = A::build(&settings)
             .await
-            .unwrap_or_else(|error| panic!("{} builds: {error}", A::NAME));
+            .unwrap_or_else(|error| panic!("{} builds: {error}", A::SPEC.binary));
         let addr = app.local_addr().expect("bound");
         let (shutdown, stopped) = oneshot::channel();
         let running = tokio::spawn(app.run_until_stopped(async {

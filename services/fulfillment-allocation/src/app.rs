@@ -15,11 +15,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub const SPEC: ServiceSpec = ServiceSpec {
     name: pb::SERVICE_NAME,
+    binary: "fulfillment-allocation-service",
     schema: "allocation",
     descriptor_set: pb::FILE_DESCRIPTOR_SET,
     migrator: &MIGRATOR,
+    default_listen: "0.0.0.0:50052",
 };
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:50052";
 
 pub struct AllocationApp {
     host: ServiceHost,
@@ -27,10 +28,10 @@ pub struct AllocationApp {
 }
 
 impl App for AllocationApp {
-    const NAME: &'static str = "fulfillment-allocation-service";
+    const SPEC: ServiceSpec = SPEC;
 
     async fn build(settings: &Settings) -> Result<Self, RuntimeError> {
-        let config = Config::from_settings(settings, DEFAULT_LISTEN)?;
+        let config = Config::from_settings(settings, SPEC.default_listen)?;
         // ALLOCATION_REPLANS: plans tried when stock moves between planning and reserving.
         let replans = settings.get("ALLOCATION_REPLANS", 3_usize)?;
         // WAREHOUSE_REFRESH_MS: how old stock's warehouse list may be.

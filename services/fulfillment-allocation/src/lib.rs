@@ -14,4 +14,4 @@ pub mod directory;
 pub mod domain;
 pub mod store;
 
-pub use app::{AllocationApp, DEFAULT_LISTEN};
+pub use app::AllocationApp;

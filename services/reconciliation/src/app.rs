@@ -17,11 +17,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub const SPEC: ServiceSpec = ServiceSpec {
     name: pb::SERVICE_NAME,
+    binary: "reconciliation-service",
     schema: "reconciliation",
     descriptor_set: pb::FILE_DESCRIPTOR_SET,
     migrator: &MIGRATOR,
+    default_listen: "0.0.0.0:50054",
 };
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:50054";
 
 /// Auto-approval limit in value, either way, unless told otherwise: 100 currency units.
 const DEFAULT_VALUE_LIMIT_MICROS: i64 = 100_000_000;
@@ -56,10 +57,10 @@ fn tolerances(settings: &Settings) -> Result<Tolerances, RuntimeError> {
 }
 
 impl App for ReconciliationApp {
-    const NAME: &'static str = "reconciliation-service";
+    const SPEC: ServiceSpec = SPEC;
 
     async fn build(settings: &Settings) -> Result<Self, RuntimeError> {
-        let config = Config::from_settings(settings, DEFAULT_LISTEN)?;
+        let config = Config::from_settings(settings, SPEC.default_listen)?;
         let rules = CountRules {
             tolerances: tolerances(settings)?,
             // COUNT_UNCERTAINTY_MS: how far a scanner's clock may be from stock's; a movement

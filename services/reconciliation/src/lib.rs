@@ -16,4 +16,4 @@ pub mod domain;
 pub mod feed;
 pub mod store;
 
-pub use app::{DEFAULT_LISTEN, MIGRATOR, ReconciliationApp, SPEC};
+pub use app::{MIGRATOR, ReconciliationApp, SPEC};

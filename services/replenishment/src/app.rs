@@ -17,11 +17,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub const SPEC: ServiceSpec = ServiceSpec {
     name: pb::SERVICE_NAME,
+    binary: "replenishment-service",
     schema: "replenishment",
     descriptor_set: pb::FILE_DESCRIPTOR_SET,
     migrator: &MIGRATOR,
+    default_listen: "0.0.0.0:50053",
 };
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:50053";
 
 pub struct ReplenishmentApp {
     host: ServiceHost,
@@ -29,10 +30,10 @@ pub struct ReplenishmentApp {
 }
 
 impl App for ReplenishmentApp {
-    const NAME: &'static str = "replenishment-service";
+    const SPEC: ServiceSpec = SPEC;
 
     async fn build(settings: &Settings) -> Result<Self, RuntimeError> {
-        let config = Config::from_settings(settings, DEFAULT_LISTEN)?;
+        let config = Config::from_settings(settings, SPEC.default_listen)?;
         let rules = Rules {
             // AUTO_APPROVE_BELOW_MICROS: POs with a smaller total need no person.
             auto_approve_below_micros: settings.get("AUTO_APPROVE_BELOW_MICROS", 1_000_000_000)?,

@@ -19,4 +19,4 @@ pub mod planning;
 pub mod store;
 pub mod supplier_api;
 
-pub use app::{DEFAULT_LISTEN, ReplenishmentApp};
+pub use app::ReplenishmentApp;

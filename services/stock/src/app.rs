@@ -14,11 +14,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub const SPEC: ServiceSpec = ServiceSpec {
     name: pb::SERVICE_NAME,
+    binary: "stock-service",
     schema: "stock",
     descriptor_set: pb::FILE_DESCRIPTOR_SET,
     migrator: &MIGRATOR,
+    default_listen: "0.0.0.0:50051",
 };
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:50051";
 
 /// Settings of the stock service beyond the shared ones.
 #[derive(Debug, Clone)]
@@ -61,10 +62,10 @@ pub struct StockApp {
 }
 
 impl App for StockApp {
-    const NAME: &'static str = "stock-service";
+    const SPEC: ServiceSpec = SPEC;
 
     async fn build(settings: &Settings) -> Result<Self, RuntimeError> {
-        let config = Config::from_settings(settings, DEFAULT_LISTEN)?;
+        let config = Config::from_settings(settings, SPEC.default_listen)?;
         let stock = StockSettings::from_settings(settings)?;
         let mut host = ServiceHost::build(config, SPEC).await?;
         let store = Store::new(host.pool.clone());

@@ -13,4 +13,4 @@ pub mod domain;
 pub mod expiry;
 pub mod store;
 
-pub use app::{DEFAULT_LISTEN, StockApp, StockSettings};
+pub use app::{StockApp, StockSettings};

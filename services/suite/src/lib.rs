@@ -10,4 +10,4 @@ pub mod database;
 pub mod demo;
 pub mod suite;
 
-pub use suite::{Addresses, Suite};
+pub use suite::{Addresses, SERVICE_NAMES, Suite};

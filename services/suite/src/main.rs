@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use inventory_runtime::Settings;
 use inventory_suite::database::{self, PRIVATE_PORT};
-use inventory_suite::{Suite, demo};
+use inventory_suite::{SERVICE_NAMES, Suite, demo};
 
 const USAGE: &str = "usage: inventory-suite [demo]
 
@@ -33,7 +33,7 @@ async fn main() -> ExitCode {
             }
         }
     }
-    let _telemetry = match inventory_telemetry::init("inventory-suite") {
+    let _telemetry = match inventory_telemetry::init("inventory-suite", &SERVICE_NAMES) {
         Ok(guard) => guard,
         Err(error) => {
             eprintln!("inventory-suite: {error}");

@@ -24,6 +24,14 @@ pub const SERVICES: [(&str, u16); 4] = [
     ("RECONCILIATION", 50054),
 ];
 
+/// The four services' names, under which each exports its own traces.
+pub const SERVICE_NAMES: [&str; 4] = [
+    StockApp::SPEC.binary,
+    AllocationApp::SPEC.binary,
+    ReplenishmentApp::SPEC.binary,
+    ReconciliationApp::SPEC.binary,
+];
+
 /// Where each service listens.
 #[derive(Debug, Clone, Copy)]
 pub struct Addresses {
@@ -146,7 +154,7 @@ fn serve<A: App>(
     let shutdown = async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
-    running.spawn(async move { (A::NAME, app.run_until_stopped(shutdown).await) });
-    tracing::info!(service = A::NAME, %addr, "serving");
+    running.spawn(async move { (A::SPEC.binary, app.run_until_stopped(shutdown).await) });
+    tracing::info!(service = A::SPEC.binary, %addr, "serving");
     Ok(addr)
 }

@@ -1,0 +1,74 @@
+//! `<service> health`: the container health check, for images that carry no gRPC probe of
+//! their own. Asks the instance on `LISTEN_ADDR` (a wildcard address means this machine)
+//! whether its service is SERVING, over the standard grpc.health.v1 protocol.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::{Config, ServiceSpec, Settings};
+
+/// How long the whole check may take before it counts as a failure.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `Ok` when SERVING; otherwise what was seen instead.
+pub async fn probe(spec: &ServiceSpec, settings: &Settings) -> Result<(), String> {
+    let config = Config::from_settings(settings, spec.default_listen).map_err(|e| e.to_string())?;
+    let address = reachable(config.listen_addr);
+    let check = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| e.to_string())?
+            .connect()
+            .await
+            .map_err(|e| format!("nothing answers on {address}: {e}"))?;
+        let answer = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: spec.name.to_owned(),
+            })
+            .await
+            .map_err(|status| format!("{address}: {}", status.message()))?
+            .into_inner();
+        match answer.status() {
+            ServingStatus::Serving => Ok(()),
+            other => Err(format!(
+                "{} on {address} is {}",
+                spec.name,
+                other.as_str_name()
+            )),
+        }
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, check)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer from {address} within {PROBE_TIMEOUT:?}")))
+}
+
+/// A listen address as a client reaches it: 0.0.0.0 and :: mean loopback.
+fn reachable(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listen.port())
+        }
+        _ => listen,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_listen_address_is_probed_on_loopback() {
+        let probed = reachable("0.0.0.0:50051".parse().expect("addr"));
+        assert_eq!(probed, "127.0.0.1:50051".parse().expect("addr"));
+        let probed = reachable("[::]:50052".parse().expect("addr"));
+        assert_eq!(probed, "[::1]:50052".parse().expect("addr"));
+        let specific = "10.0.0.7:50053".parse().expect("addr");
+        assert_eq!(reachable(specific), specific);
+    }
+}
