@@ -10,6 +10,9 @@ use sqlx::Connection;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+/// Progress of a long phase, on a terminal only.
+pub use inventory_telemetry::Progress;
+
 /// A connection to the server's `postgres` database, to create and drop bench databases.
 pub async fn admin(server: &str) -> Result<sqlx::PgConnection, String> {
     sqlx::PgConnection::connect(&format!("{server}/postgres"))

@@ -9,7 +9,9 @@
 //!   service's spans under that service's own name ([`services`]).
 //! - Propagation: W3C trace context, extracted from incoming requests ([`server_span`]) and
 //!   injected into outgoing calls ([`TraceContextInterceptor`]).
+//! - [`Progress`] of long work, on a terminal only.
 
+mod progress;
 mod propagation;
 mod services;
 
@@ -22,6 +24,7 @@ use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanProces
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+pub use progress::Progress;
 pub use propagation::{TraceContextInterceptor, client_span, server_span};
 pub use services::in_service;
 

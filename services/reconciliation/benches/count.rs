@@ -61,7 +61,12 @@ async fn seed(stock: &StockServer, warehouse: &str, products: usize) -> Vec<Stri
     let mut ids = vec![String::new(); products];
     let chunk = products.div_ceil(16).max(1);
     let mut workers = tokio::task::JoinSet::new();
+    let progress = std::sync::Arc::new(inventory_benchkit::Progress::new(
+        "seeding products",
+        products,
+    ));
     for start in (0..products).step_by(chunk) {
+        let progress = progress.clone();
         let mut client = stock.client.clone();
         let warehouse = warehouse.to_owned();
         workers.spawn(async move {
@@ -96,6 +101,7 @@ async fn seed(stock: &StockServer, warehouse: &str, products: usize) -> Vec<Stri
                     .await
                     .expect("receive");
                 made.push((i, product));
+                progress.step();
             }
             made
         });
@@ -105,6 +111,7 @@ async fn seed(stock: &StockServer, warehouse: &str, products: usize) -> Vec<Stri
             ids[i] = product;
         }
     }
+    progress.finish();
     ids
 }
 

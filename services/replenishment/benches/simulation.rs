@@ -186,6 +186,7 @@ fn main() {
     for (s, shape) in shapes().iter().enumerate() {
         let mut ours = Summary::default();
         let mut textbook = Summary::default();
+        let progress = inventory_benchkit::Progress::new(shape.name, replications);
         for r in 0..replications {
             let mut rng = Rng(seed
                 ^ ((s as u64 + 1) << 32)
@@ -234,7 +235,9 @@ fn main() {
                 &future,
                 &leads,
             ));
+            progress.step();
         }
+        progress.finish();
         let (level, half) = ours.level();
         let (low, high) = match shape.mover {
             Mover::Fast => (TARGET - 0.02, TARGET + 0.02),

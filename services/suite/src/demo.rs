@@ -6,11 +6,10 @@
 //! Ids are fixed (the README's walkthrough uses them), so a second `demo` finds the data
 //! already there and loads nothing.
 
-use std::io::{IsTerminal, Write};
-
 use inventory_proto::allocation::v1 as allocation;
 use inventory_proto::replenishment::v1 as replenishment;
 use inventory_proto::stock::v1 as stock;
+use inventory_telemetry::Progress;
 use tonic::transport::Channel;
 
 use crate::suite::Addresses;
@@ -93,29 +92,6 @@ pub fn opening_stock(p: usize, w: usize) -> i64 {
     base + ((p * 37 + w * 11) % 80) as i64
 }
 
-/// Counts progress on a terminal and stays quiet in logs.
-struct Progress {
-    done: usize,
-    total: usize,
-    terminal: bool,
-}
-
-impl Progress {
-    fn step(&mut self) {
-        self.done += 1;
-        if self.terminal {
-            eprint!("\rloading demo data: {}/{}", self.done, self.total);
-            let _ = std::io::stderr().flush();
-        }
-    }
-
-    fn finish(&self) {
-        if self.terminal {
-            eprintln!();
-        }
-    }
-}
-
 type Failed = Box<dyn std::error::Error + Send + Sync>;
 
 /// Loads the demo through the services at `addresses`; false when it was already there.
@@ -140,15 +116,14 @@ pub async fn load(addresses: &Addresses) -> Result<bool, Failed> {
         tracing::info!("demo data already loaded");
         return Ok(false);
     }
-    let mut progress = Progress {
-        done: 0,
-        total: WAREHOUSES.len() * 2
+    let progress = Progress::new(
+        "loading demo data",
+        WAREHOUSES.len() * 2
             + PRODUCTS.len() * (2 + WAREHOUSES.len())
             + SUPPLIERS.len()
             + ORDERS.len() * 2
             + 2,
-        terminal: std::io::stderr().is_terminal(),
-    };
+    );
     for (i, &(name, latitude, longitude, capacity)) in WAREHOUSES.iter().enumerate() {
         stock
             .create_warehouse(stock::CreateWarehouseRequest {
