@@ -2,6 +2,7 @@
 //! restart, and the four services as one system (the story and the demo, traced).
 
 mod feed;
+mod observability;
 mod roles;
 mod stock_client;
 mod story;

@@ -107,3 +107,93 @@ async fn a_service_role_owns_its_schema_and_cannot_read_another_services_tables(
     .await
     .expect("clean up the roles");
 }
+
+/// `url` logging in as `role` with `password` instead.
+fn as_role(url: &str, role: &str, password: &str) -> String {
+    let rest = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(_, host)| host)
+        .expect("a URL with a user");
+    format!("postgres://{role}:{password}@{rest}")
+}
+
+/// The chart's layout (README, "Deploy"): a migration role owns stock's schema and migrates it
+/// (`stock-service migrate`), the service runs with RUN_MIGRATIONS=false as a role with data
+/// rights only, and that role can do stock's work but not change the schema.
+#[tokio::test]
+async fn stock_runs_with_data_rights_only_after_its_owner_migrated_it() {
+    let database = std::sync::Arc::new(TestDatabase::create().await);
+    let suffix = new_id().replace('-', "")[..12].to_owned();
+    let (owner, service) = (format!("stock_owner_{suffix}"), format!("stock_{suffix}"));
+    let mut admin = sqlx::PgConnection::connect(&database.url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {owner} LOGIN PASSWORD 'owner-pw';
+         CREATE ROLE {service} LOGIN PASSWORD 'service-pw';
+         GRANT CONNECT ON DATABASE \"{db}\" TO {owner}, {service};
+         CREATE SCHEMA stock AUTHORIZATION {owner};
+         GRANT USAGE ON SCHEMA stock TO {service};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA stock
+           GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {service};
+         ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA stock
+           GRANT USAGE, SELECT ON SEQUENCES TO {service};",
+        db = database.name
+    ))
+    .execute(&mut admin)
+    .await
+    .expect("the README's roles");
+
+    // What `stock-service migrate` does, as the owner.
+    let owner_url = as_role(&database.url, &owner, "owner-pw");
+    let settings = inventory_runtime::Settings::defaults().overlay([
+        ("DATABASE_URL", owner_url),
+        ("RUN_MIGRATIONS", "true".into()),
+    ]);
+    let config =
+        inventory_runtime::Config::from_settings(&settings, "127.0.0.1:0").expect("config");
+    inventory_runtime::connect_database(&config, "stock", &stock_service::app::MIGRATOR)
+        .await
+        .expect("the owner migrates")
+        .close()
+        .await;
+
+    let service_url = as_role(&database.url, &service, "service-pw");
+    let stock = inventory_testkit::StockServer::spawn_on(
+        database.clone(),
+        &[("DATABASE_URL", &service_url), ("RUN_MIGRATIONS", "false")],
+    )
+    .await;
+    let warehouse = stock.create_warehouse("Berlin", (52.52, 13.40)).await;
+    let product = stock.create_product("ROLE-1").await;
+    stock.receive(&product, &warehouse, 5, "opening").await;
+    assert_eq!(stock.level(&product, &warehouse).await, Some((5, 0)));
+    stock.assert_ledger_clean().await;
+
+    let mut as_service = sqlx::PgConnection::connect(&service_url)
+        .await
+        .expect("connect as the service");
+    for ddl in [
+        "CREATE TABLE stock.intruder (id int)",
+        "ALTER TABLE stock.inventory ADD COLUMN intruder int",
+        "DROP TABLE stock.inventory_transactions",
+    ] {
+        let refused = sqlx::raw_sql(ddl).execute(&mut as_service).await;
+        let code = refused
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_database_error())
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("42501"), "{ddl}: {refused:?}");
+    }
+    drop(as_service);
+    drop(stock);
+    sqlx::raw_sql(&format!(
+        "DROP SCHEMA stock CASCADE; DROP OWNED BY {owner}, {service}; DROP ROLE {owner}, {service}"
+    ))
+    .execute(&mut admin)
+    .await
+    .expect("clean up the roles");
+}

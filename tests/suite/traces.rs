@@ -29,6 +29,8 @@ pub struct Exported {
     pub span_id: Vec<u8>,
     pub parent_span_id: Vec<u8>,
     pub attributes: BTreeMap<String, String>,
+    /// OTLP's status code (0 unset, 1 ok, 2 error) and message.
+    pub status: (i32, String),
 }
 
 #[derive(Clone, Default)]
@@ -51,8 +53,14 @@ impl TraceService for Receiver {
                 .into_iter()
                 .flat_map(|scope| scope.spans)
             {
+                let status = span
+                    .status
+                    .as_ref()
+                    .map(|s| (s.code, s.message.clone()))
+                    .unwrap_or_default();
                 received.push(Exported {
                     service: service.clone(),
+                    status,
                     kind: span.kind(),
                     name: span.name,
                     trace_id: span.trace_id,
@@ -71,6 +79,7 @@ fn attributes(list: &[KeyValue]) -> BTreeMap<String, String> {
         .map(|kv| {
             let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
                 Some(Value::StringValue(s)) => s.clone(),
+                Some(Value::IntValue(i)) => i.to_string(),
                 Some(other) => format!("{other:?}"),
                 None => String::new(),
             };

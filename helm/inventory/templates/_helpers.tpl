@@ -78,3 +78,12 @@ replica count the service runs with.
 {{- int (required (printf "services.%s.replicas is required" .name) .svc.replicas) }}
 {{- end }}
 {{- end }}
+
+{{/* The ServiceAccount the release's pods run as. */}}
+{{- define "inventory.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "inventory.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}

@@ -50,6 +50,7 @@ pub fn start_service(
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .env("MAX_CONCURRENT_REQUESTS", "4096")
+        .env("METRICS_ADDR", "off")
         .stdout(match std::env::var("BENCH_SERVICE_LOG") {
             Ok(path) => std::fs::OpenOptions::new()
                 .create(true)

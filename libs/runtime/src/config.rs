@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::RuntimeError;
+use crate::observe::RpcLog;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/inventory";
 
@@ -62,12 +63,16 @@ impl Settings {
         (self.lookup)(key).filter(|v| !v.is_empty())
     }
 
-    /// `key` parsed, or `default` when unset; an error names the key when it does not parse.
-    pub fn get<T: FromStr>(&self, key: &str, default: T) -> Result<T, RuntimeError> {
+    /// `key` parsed, or `default` when unset; an error names the key and what was wrong.
+    pub fn get<T>(&self, key: &str, default: T) -> Result<T, RuntimeError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
         match self.raw(key) {
             Some(value) => value
                 .parse()
-                .map_err(|_| RuntimeError::Config(format!("{key}: cannot parse {value:?}"))),
+                .map_err(|e| RuntimeError::Config(format!("{key}: cannot parse {value:?}: {e}"))),
             None => Ok(default),
         }
     }
@@ -97,6 +102,22 @@ impl Settings {
     }
 }
 
+/// `METRICS_ADDR`, where Prometheus scrapes `/metrics`, as an address; `None` for `off`.
+pub fn metrics_addr(
+    settings: &Settings,
+    default: &str,
+) -> Result<Option<SocketAddr>, RuntimeError> {
+    let value = settings.text("METRICS_ADDR", default);
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| {
+        RuntimeError::Config(format!(
+            "METRICS_ADDR: cannot parse {value:?}; write host:port (0.0.0.0:9464) or off"
+        ))
+    })
+}
+
 /// The settings every service shares.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -120,6 +141,9 @@ pub struct Config {
     /// `REQUEST_ID_RETENTION_HOURS`: how long request ids are remembered, so a retry within
     /// that window replays the first answer (default 168, a week).
     pub request_id_retention: chrono::Duration,
+    /// `RPC_LOG`: a log line per RPC for `all` (default), only failed ones for `errors`, none
+    /// for `off`.
+    pub rpc_log: RpcLog,
 }
 
 impl Config {
@@ -137,6 +161,7 @@ impl Config {
                 settings.get("DATABASE_CONNECT_TIMEOUT_SECS", 30)?,
             ),
             request_timeout: settings.millis("REQUEST_TIMEOUT_MS", 10_000)?,
+            rpc_log: settings.get("RPC_LOG", RpcLog::All)?,
             max_concurrent_requests: settings.get("MAX_CONCURRENT_REQUESTS", 1024)?,
             request_id_retention: chrono::Duration::hours(i64::from(
                 settings

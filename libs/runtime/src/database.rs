@@ -46,6 +46,9 @@ pub async fn connect_database(
     loop {
         match create_schema(&options, schema).await {
             Ok(()) => break,
+            Err(error) if !worth_waiting_for(&error) => {
+                return Err(RuntimeError::Config(permanent(&error, &options, schema)));
+            }
             Err(error) if Instant::now() < deadline => {
                 tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
                 tokio::time::sleep(delay).await;
@@ -60,11 +63,69 @@ pub async fn connect_database(
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await?;
+    observe_pool(schema, &pool);
     if config.run_migrations {
         with_platform(migrator).run(&pool).await?;
         tracing::info!(schema, "migrations applied");
     }
     Ok(pool)
+}
+
+/// Only a server not up yet, or not taking connections yet, is waited for; a wrong name,
+/// password or privilege will not fix itself.
+fn worth_waiting_for(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        // Starting up or shutting down (57P03 and friends), too many connections (53300).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("57") || code.starts_with("53")),
+        _ => false,
+    }
+}
+
+/// What is wrong with the database set-up, and how to fix it.
+fn permanent(error: &sqlx::Error, options: &PgConnectOptions, schema: &str) -> String {
+    let database = options.get_database().unwrap_or("(default)");
+    let user = options.get_username();
+    let code = match error {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    let fix = match code.as_deref() {
+        Some("3D000") => format!(
+            "database {database:?} does not exist: create it (CREATE DATABASE {database}) or \
+             point DATABASE_URL at one that exists"
+        ),
+        Some("28P01" | "28000") => format!(
+            "PostgreSQL refused role {user:?}: check the user and password in DATABASE_URL \
+             (and pg_hba.conf for this host)"
+        ),
+        Some("42501") => format!(
+            "role {user:?} may not create schema {schema:?}: create it owned by the role \
+             (CREATE SCHEMA {schema} AUTHORIZATION {user}) or grant CREATE on the database"
+        ),
+        _ => "the database refused the connection for a reason waiting will not fix".to_owned(),
+    };
+    format!("{fix} ({error})")
+}
+
+/// Pool size, connections in use and idle, read at each scrape.
+fn observe_pool(schema: &'static str, pool: &PgPool) {
+    let pool = pool.clone();
+    inventory_telemetry::metrics().on_scrape(format!("pool:{schema}"), move || {
+        let family = &inventory_telemetry::metrics().db_pool_connections;
+        let (size, idle) = (i64::from(pool.size()), pool.num_idle() as i64);
+        let max = i64::from(pool.options().get_max_connections());
+        for (state, value) in [("in_use", size - idle), ("idle", idle), ("max", max)] {
+            family
+                .get_or_create(&inventory_telemetry::metrics::PoolLabels {
+                    pool: schema.to_owned(),
+                    state: state.to_owned(),
+                })
+                .set(value);
+        }
+    });
 }
 
 async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), sqlx::Error> {

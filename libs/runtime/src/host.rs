@@ -33,9 +33,10 @@ pub struct ServiceHost {
 impl ServiceHost {
     /// Connects and migrates, then binds `LISTEN_ADDR` (port 0 picks a free port).
     pub async fn build(config: Config, spec: ServiceSpec) -> Result<Self, RuntimeError> {
+        // The port first: a clash is found before minutes of waiting for the database.
+        let server = GrpcServer::bind(&config, spec).await?;
         let pool = connect_database(&config, spec.schema, spec.migrator).await?;
         let page_tokens = page_tokens(&pool).await?;
-        let server = GrpcServer::bind(&config, spec).await?;
         let mut background = Background::for_service(spec.binary);
         let (purged, retention) = (pool.clone(), config.request_id_retention);
         background.every(PURGE_INTERVAL, move || {
@@ -119,13 +120,24 @@ pub trait App: Sized + Send + 'static {
 pub async fn run_main<A: App>() -> std::process::ExitCode {
     use std::process::ExitCode;
     let spec = A::SPEC;
-    match std::env::args().nth(1).as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
         None => {}
-        Some("health") => {
-            return match crate::probe::probe(&spec, &crate::Settings::from_env()).await {
+        Some("health") if args.len() <= 2 => {
+            let target = args.get(1).map(String::as_str);
+            return match crate::probe::probe(&spec, &crate::Settings::from_env(), target).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(reason) => {
                     eprintln!("{}: not healthy: {reason}", spec.binary);
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some("migrate") if args.len() == 1 => {
+            return match migrate(&spec).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("{}: migrating failed: {error}", spec.binary);
                     ExitCode::FAILURE
                 }
             };
@@ -155,8 +167,18 @@ pub async fn run_main<A: App>() -> std::process::ExitCode {
         }
     };
     let started = async {
-        let app = A::build(&crate::Settings::from_env()).await?;
-        app.run_until_stopped(crate::shutdown_signal()).await
+        let settings = crate::Settings::from_env();
+        let metrics = match crate::config::metrics_addr(&settings, spec.default_metrics)? {
+            Some(address) => Some(crate::MetricsServer::bind(address).await?),
+            None => None,
+        };
+        let app = A::build(&settings).await?;
+        let scrapes = metrics.map(|m| tokio::spawn(m.serve(std::future::pending())));
+        let result = app.run_until_stopped(crate::shutdown_signal()).await;
+        if let Some(scrapes) = scrapes {
+            scrapes.abort();
+        }
+        result
     };
     match started.await {
         Ok(()) => ExitCode::SUCCESS,
@@ -167,15 +189,30 @@ pub async fn run_main<A: App>() -> std::process::ExitCode {
     }
 }
 
+/// `<binary> migrate`: the schema and its migrations, then exit; for a migration job run
+/// with a role that owns the schema, while the service's own pods run with
+/// `RUN_MIGRATIONS=false` and data rights only.
+async fn migrate(spec: &ServiceSpec) -> Result<(), RuntimeError> {
+    let _telemetry = inventory_telemetry::init(spec.binary, &[])?;
+    let settings = crate::Settings::from_env().overlay([("RUN_MIGRATIONS", "true".to_owned())]);
+    let config = Config::from_settings(&settings, spec.default_listen)?;
+    let pool = connect_database(&config, spec.schema, spec.migrator).await?;
+    pool.close().await;
+    Ok(())
+}
+
 fn usage(spec: &ServiceSpec) -> String {
     format!(
-        "usage: {binary} [health]\n\n\
-         Serves {name} on LISTEN_ADDR (default {listen}), schema {schema} of DATABASE_URL;\n\
-         every setting is an environment variable (see the README).\n\
-         `{binary} health` asks the instance on LISTEN_ADDR whether it is SERVING (exit 0).",
+        "usage: {binary} [health [host:port] | migrate]\n\n\
+         Serves {name} on LISTEN_ADDR (default {listen}), schema {schema} of DATABASE_URL,\n\
+         /metrics on METRICS_ADDR (default {metrics}); every setting is an environment\n\
+         variable (see the README).\n\
+         `{binary} health` asks the instance on LISTEN_ADDR (or at host:port) whether it is\n\
+         SERVING (exit 0); `{binary} migrate` applies the migrations and exits.",
         binary = spec.binary,
         name = spec.name,
         listen = spec.default_listen,
+        metrics = spec.default_metrics,
         schema = spec.schema,
     )
 }

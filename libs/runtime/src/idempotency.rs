@@ -11,6 +11,7 @@ use std::future::Future;
 use inventory_core::ServiceError;
 use prost::Message;
 use sqlx::{PgPool, Postgres, Transaction};
+use tracing::Instrument;
 
 use crate::database::db_error;
 
@@ -52,20 +53,37 @@ where
     F: FnOnce(Tx) -> Fut,
     Fut: Future<Output = Result<(Tx, M), ServiceError>>,
 {
-    match claim(pool, key).await? {
-        Claim::Replay(bytes) => decode(&bytes),
-        Claim::Fresh(tx) => {
-            let (mut tx, response) = work(tx).await?;
-            sqlx::query("UPDATE idempotency_keys SET response = $2 WHERE request_id = $1")
-                .bind(&key.request_id)
-                .bind(response.encode_to_vec())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            tx.commit().await.map_err(db_error)?;
-            Ok(response)
+    // The database work of the request, as one span of its trace.
+    let span = tracing::info_span!(
+        "db.transaction",
+        otel.name = format!("postgresql {}", key.method),
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.operation.name = key.method,
+        replayed = tracing::field::Empty,
+    );
+    async move {
+        match claim(pool, key).await? {
+            Claim::Replay(bytes) => {
+                tracing::Span::current().record("replayed", true);
+                decode(&bytes)
+            }
+            Claim::Fresh(tx) => {
+                tracing::Span::current().record("replayed", false);
+                let (mut tx, response) = work(tx).await?;
+                sqlx::query("UPDATE idempotency_keys SET response = $2 WHERE request_id = $1")
+                    .bind(&key.request_id)
+                    .bind(response.encode_to_vec())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                tx.commit().await.map_err(db_error)?;
+                Ok(response)
+            }
         }
     }
+    .instrument(span)
+    .await
 }
 
 /// For a request that can no longer be done as asked (the expiry it names has passed, say):

@@ -8,6 +8,8 @@
 //! - [`server`]: the gRPC server with health, reflection, request timeouts, load shedding,
 //!   W3C trace context and graceful shutdown;
 //! - [`host`]: all of the above built in one call;
+//! - [`observe`]: each RPC's status on its span, its metrics and its log line;
+//! - [`metrics_server`]: `/metrics` for Prometheus;
 //! - [`probe`]: `<service> health`, the container health check.
 
 pub mod background;
@@ -16,6 +18,8 @@ pub mod config;
 pub mod database;
 pub mod host;
 pub mod idempotency;
+pub mod metrics_server;
+pub mod observe;
 pub mod probe;
 pub mod server;
 mod shed;
@@ -25,6 +29,8 @@ pub use config::{Config, Settings};
 pub use database::{connect_database, db_error, violated_constraint};
 pub use host::{App, ServiceHost, run_main};
 pub use idempotency::{RequestKey, Tx, idempotent};
+pub use inventory_telemetry::RecurringFailure;
+pub use metrics_server::MetricsServer;
 pub use server::{GrpcServer, ServiceSpec, shutdown_signal};
 
 #[derive(Debug, thiserror::Error)]

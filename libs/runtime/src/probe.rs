@@ -1,8 +1,9 @@
-//! `<service> health`: the container health check, for images that carry no gRPC probe of
-//! their own. Asks the instance on `LISTEN_ADDR` (a wildcard address means this machine)
-//! whether its service is SERVING, over the standard grpc.health.v1 protocol.
+//! `<service> health [host:port]`: the container health check, for images that carry no gRPC
+//! probe of their own. Asks the instance on `LISTEN_ADDR` (a wildcard address means this
+//! machine), or at `host:port`, whether its service is SERVING, over grpc.health.v1.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
 use std::time::Duration;
 
 use tonic_health::pb::HealthCheckRequest;
@@ -14,10 +15,21 @@ use crate::{Config, ServiceSpec, Settings};
 /// How long the whole check may take before it counts as a failure.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// `Ok` when SERVING; otherwise what was seen instead.
-pub async fn probe(spec: &ServiceSpec, settings: &Settings) -> Result<(), String> {
-    let config = Config::from_settings(settings, spec.default_listen).map_err(|e| e.to_string())?;
-    let address = reachable(config.listen_addr);
+/// `Ok` when SERVING; otherwise what was seen instead. `target` (`host:port`) names another
+/// instance (a `helm test` pod asks the Service); without it, this machine's `LISTEN_ADDR`.
+pub async fn probe(
+    spec: &ServiceSpec,
+    settings: &Settings,
+    target: Option<&str>,
+) -> Result<(), String> {
+    let address = match target {
+        Some(target) => target.to_owned(),
+        None => {
+            let config =
+                Config::from_settings(settings, spec.default_listen).map_err(|e| e.to_string())?;
+            reachable(config.listen_addr).to_string()
+        }
+    };
     let check = async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
             .map_err(|e| e.to_string())?

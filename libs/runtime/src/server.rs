@@ -15,6 +15,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::catch_panic::CatchPanicLayer;
+use crate::observe::{ObserveLayer, RpcLog};
 use crate::shed::ShedLoadLayer;
 use crate::{Config, RuntimeError};
 
@@ -36,6 +37,9 @@ pub struct ServiceSpec {
     pub migrator: &'static sqlx::migrate::Migrator,
     /// `LISTEN_ADDR` when unset (the service's conventional port).
     pub default_listen: &'static str,
+    /// `METRICS_ADDR` when unset: 9451 to 9454 beside gRPC's 50051 to 50054, so the four
+    /// binaries can run side by side on one machine.
+    pub default_metrics: &'static str,
 }
 
 /// A bound listener, ready to serve one service.
@@ -44,6 +48,7 @@ pub struct GrpcServer {
     spec: ServiceSpec,
     request_timeout: Duration,
     max_concurrent_requests: usize,
+    rpc_log: RpcLog,
 }
 
 impl GrpcServer {
@@ -55,6 +60,7 @@ impl GrpcServer {
             spec,
             request_timeout: config.request_timeout,
             max_concurrent_requests: config.max_concurrent_requests,
+            rpc_log: config.rpc_log,
         })
     }
 
@@ -120,6 +126,7 @@ impl GrpcServer {
         let result = tonic::transport::Server::builder()
             .timeout(self.request_timeout)
             .trace_fn(move |request| inventory_telemetry::server_span(binary, request))
+            .layer(ObserveLayer::new(self.rpc_log))
             .layer(ShedLoadLayer::new(self.max_concurrent_requests))
             .layer(CatchPanicLayer)
             .add_service(health_service)

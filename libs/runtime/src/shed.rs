@@ -73,6 +73,18 @@ where
                 })
             }
             Err(_) => {
+                let (service, _) = request
+                    .uri()
+                    .path()
+                    .trim_start_matches('/')
+                    .split_once('/')
+                    .unwrap_or_default();
+                inventory_telemetry::metrics()
+                    .rpc_shed
+                    .get_or_create(&inventory_telemetry::metrics::ServiceLabels {
+                        rpc_service: service.to_owned(),
+                    })
+                    .inc();
                 tracing::warn!(
                     path = request.uri().path(),
                     "shedding load: concurrency limit reached"

@@ -54,6 +54,26 @@ pub struct FeedStatus {
     pub connected: bool,
 }
 
+/// A consumer's status in the process's metrics, read at each scrape.
+fn observe(name: &str, status: watch::Receiver<FeedStatus>) {
+    let labels = inventory_telemetry::metrics::FeedLabels {
+        feed: name.to_owned(),
+    };
+    inventory_telemetry::metrics().on_scrape(format!("feed:{name}"), move || {
+        let m = inventory_telemetry::metrics();
+        let status = status.borrow();
+        m.feed_lag_seconds
+            .get_or_create(&labels)
+            .set(status.seconds_behind);
+        m.feed_last_sequence
+            .get_or_create(&labels)
+            .set(status.last_sequence);
+        m.feed_connected
+            .get_or_create(&labels)
+            .set(i64::from(status.connected));
+    });
+}
+
 pub struct FeedConsumer {
     /// The cursor's name in `feed_cursors`: one per derived view.
     name: String,
@@ -72,8 +92,10 @@ impl FeedConsumer {
         handler: Arc<dyn FeedHandler>,
     ) -> Self {
         let (status, _) = watch::channel(FeedStatus::default());
+        let name = name.into();
+        observe(&name, status.subscribe());
         Self {
-            name: name.into(),
+            name,
             pool,
             client,
             handler,

@@ -9,23 +9,32 @@
 //!   service's spans under that service's own name ([`services`]).
 //! - Propagation: W3C trace context, extracted from incoming requests ([`server_span`]) and
 //!   injected into outgoing calls ([`TraceContextInterceptor`]).
+//! - [`metrics`]: the process's Prometheus metrics.
 //! - [`Progress`] of long work, on a terminal only.
 
+pub mod metrics;
 mod progress;
 mod propagation;
+mod recurring;
 mod services;
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider, SpanProcessor};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor,
+};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+pub use metrics::metrics;
 pub use progress::Progress;
 pub use propagation::{TraceContextInterceptor, client_span, server_span};
+pub use recurring::RecurringFailure;
 pub use services::in_service;
 
 #[derive(Debug, thiserror::Error)]
@@ -156,9 +165,11 @@ pub fn dispatch(
         EnvFilter::try_new(&config.filter).map_err(|e| TelemetryError::BadFilter(e.to_string()))?;
     let ansi = std::io::stdout().is_terminal();
     let log_layer = config.log_format.map(|format| match format {
+        // Every span of the line's context, the request's (with trace_id and span_id) included.
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
+            .with_span_list(true)
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer().with_ansi(ansi).boxed(),
     });
@@ -168,7 +179,14 @@ pub fn dispatch(
         .map(|endpoint| tracer_provider(endpoint, &config.process, &config.services))
         .transpose()?;
     let otel_layer = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer(config.process.clone()))
+        // Spans carry what a trace viewer needs; not the source location, thread or
+        // busy/idle times of every span.
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(config.process.clone()))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
     });
     let subscriber = tracing_subscriber::registry()
         .with(filter)
@@ -193,6 +211,11 @@ fn tracer_provider(
             .with_endpoint(endpoint)
             .build()
             .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        let exporter = Reported {
+            inner: exporter,
+            endpoint: endpoint.to_owned(),
+            failing: AtomicBool::new(false),
+        };
         let mut processor = BatchSpanProcessor::builder(exporter).build();
         processor.set_resource(&services::resource(name));
         Ok(Box::new(processor))
@@ -206,6 +229,45 @@ fn tracer_provider(
         .with_span_processor(router)
         .with_resource(services::resource(process))
         .build())
+}
+
+/// An exporter that says once when export starts failing (the collector is down: spans are
+/// dropped) and once when it works again, instead of failing silently.
+#[derive(Debug)]
+struct Reported<E> {
+    inner: E,
+    endpoint: String,
+    failing: AtomicBool,
+}
+
+impl<E: SpanExporter> SpanExporter for Reported<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let result = self.inner.export(batch).await;
+        match &result {
+            Err(error) if !self.failing.swap(true, Ordering::Relaxed) => tracing::warn!(
+                endpoint = %self.endpoint,
+                %error,
+                "trace export failed; spans are dropped until the collector answers"
+            ),
+            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
+                tracing::info!(endpoint = %self.endpoint, "trace export works again");
+            }
+            _ => {}
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
+    }
 }
 
 #[cfg(test)]

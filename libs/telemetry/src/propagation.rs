@@ -2,6 +2,7 @@
 //! injected into outgoing ones ([`TraceContextInterceptor`], under a [`client_span`]).
 
 use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::{TraceContextExt, TraceId};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::services::tagged;
@@ -16,15 +17,30 @@ pub fn server_span<B>(service: &'static str, request: &http::Request<B>) -> trac
         "grpc.server",
         otel.name = path.trim_start_matches('/'),
         otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        otel.status_description = tracing::field::Empty,
         rpc.system = "grpc",
         rpc.service = rpc_service,
         rpc.method = rpc_method,
+        rpc.grpc.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
     );
     let caller = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(request.headers()))
     });
+    let caller_trace = caller.span().span_context().trace_id();
     // Fails only when no OpenTelemetry layer is installed: then there is nothing to link.
     let _ = span.set_parent(tagged(caller, service));
+    // Every log line inside the request carries these, so a log joins its trace. Without
+    // export there is no span of ours, but the caller's trace id still joins the two sides.
+    let ours = span.context().span().span_context().clone();
+    if ours.is_valid() {
+        span.record("trace_id", tracing::field::display(ours.trace_id()));
+        span.record("span_id", tracing::field::display(ours.span_id()));
+    } else if caller_trace != TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(caller_trace));
+    }
     span
 }
 

@@ -20,6 +20,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     descriptor_set: pb::FILE_DESCRIPTOR_SET,
     migrator: &MIGRATOR,
     default_listen: "0.0.0.0:50052",
+    default_metrics: "0.0.0.0:9452",
 };
 
 pub struct AllocationApp {

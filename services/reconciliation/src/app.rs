@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use inventory_proto::reconciliation::v1 as pb;
-use inventory_runtime::{App, Config, RuntimeError, ServiceHost, ServiceSpec, Settings};
+use inventory_runtime::{
+    App, Config, RecurringFailure, RuntimeError, ServiceHost, ServiceSpec, Settings,
+};
 use inventory_stock_client::{FeedConsumer, GrpcStockClient};
 
 use crate::api::ReconciliationApi;
@@ -22,6 +24,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     descriptor_set: pb::FILE_DESCRIPTOR_SET,
     migrator: &MIGRATOR,
     default_listen: "0.0.0.0:50054",
+    default_metrics: "0.0.0.0:9454",
 };
 
 /// Auto-approval limit in value, either way, unless told otherwise: 100 currency units.
@@ -93,10 +96,15 @@ impl App for ReconciliationApp {
         host.background.every(retry_every, move || {
             let retrying = retrying.clone();
             async move {
+                static FAILURES: RecurringFailure =
+                    RecurringFailure::new("sending approved adjustments");
                 match retrying.apply_pending().await {
-                    Ok(0) => {}
-                    Ok(count) => tracing::info!(count, "approved adjustments sent again"),
-                    Err(error) => tracing::warn!(%error, "sending approved adjustments failed"),
+                    Ok(0) => FAILURES.succeeded(),
+                    Ok(count) => {
+                        FAILURES.succeeded();
+                        tracing::info!(count, "approved adjustments sent again");
+                    }
+                    Err(error) => FAILURES.failed(&error),
                 }
             }
         });

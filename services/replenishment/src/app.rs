@@ -22,6 +22,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     descriptor_set: pb::FILE_DESCRIPTOR_SET,
     migrator: &MIGRATOR,
     default_listen: "0.0.0.0:50053",
+    default_metrics: "0.0.0.0:9453",
 };
 
 pub struct ReplenishmentApp {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
-use inventory_runtime::{Stopping, db_error};
+use inventory_runtime::{RecurringFailure, Stopping, db_error};
 use inventory_stock_client::StockClient;
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -115,9 +115,11 @@ impl Outbox {
 
     pub async fn run(self, mut stopping: Stopping) {
         loop {
+            static FAILURES: RecurringFailure =
+                RecurringFailure::new("the purchase order outbox round");
             match self.send_due().await {
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "purchase order outbox round failed"),
+                Ok(_) => FAILURES.succeeded(),
+                Err(error) => FAILURES.failed(&error),
             }
             tokio::select! {
                 () = self.wake.notified() => {}

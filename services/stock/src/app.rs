@@ -19,6 +19,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     descriptor_set: pb::FILE_DESCRIPTOR_SET,
     migrator: &MIGRATOR,
     default_listen: "0.0.0.0:50051",
+    default_metrics: "0.0.0.0:9451",
 };
 
 /// Settings of the stock service beyond the shared ones.

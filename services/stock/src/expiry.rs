@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use inventory_core::ServiceError;
 use inventory_core::time::now;
+use inventory_runtime::RecurringFailure;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -45,17 +46,17 @@ pub async fn release_expired(store: &Store) -> Result<usize, ServiceError> {
 
 /// Releases batches until none is due; one tick of the expiry task.
 pub async fn release_all_expired(store: Store, log_appended: Arc<Notify>) {
+    // Runs every second: a database outage is one warning a minute, not one a second.
+    static FAILURES: RecurringFailure = RecurringFailure::new("releasing expired reservations");
     loop {
         match release_expired(&store).await {
-            Ok(0) => return,
+            Ok(0) => return FAILURES.succeeded(),
             Ok(released) => {
+                FAILURES.succeeded();
                 tracing::info!(released, "released expired reservations");
                 log_appended.notify_waiters();
             }
-            Err(error) => {
-                tracing::warn!(%error, "releasing expired reservations failed; will retry");
-                return;
-            }
+            Err(error) => return FAILURES.failed(&error),
         }
     }
 }

@@ -15,7 +15,8 @@ Runs stock (:50051), fulfillment-allocation (:50052), replenishment (:50053) and
 Without DATABASE_URL it uses the PostgreSQL at 127.0.0.1:5432 (database `inventory`, created if
 missing), or starts a private one from PostgreSQL's programs (port SUITE_POSTGRES_PORT, 54329).
 A service's own settings take its prefix: STOCK_*, ALLOCATION_*, REPLENISHMENT_*,
-RECONCILIATION_* (for example REPLENISHMENT_EDI_DROP_DIR).";
+RECONCILIATION_* (for example REPLENISHMENT_EDI_DROP_DIR). Prometheus metrics of all four are
+at http://METRICS_ADDR/metrics (default 127.0.0.1:9464, `off` for none).";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -70,7 +71,17 @@ async fn main() -> ExitCode {
 }
 
 async fn run(settings: &Settings, demo_wanted: bool) -> Result<(), Box<dyn std::error::Error>> {
+    // One /metrics for the four (they share the process's registry; rpc_service tells them
+    // apart), on loopback like the services.
+    let metrics = match inventory_runtime::config::metrics_addr(settings, "127.0.0.1:9464")? {
+        Some(address) => Some(inventory_runtime::MetricsServer::bind(address).await?),
+        None => None,
+    };
     let suite = Suite::start(settings).await?;
+    if let Some(metrics) = metrics {
+        eprintln!("metrics: http://{}/metrics", metrics.local_addr()?);
+        tokio::spawn(metrics.serve(std::future::pending()));
+    }
     let a = suite.addresses;
     eprintln!(
         "serving: stock {}, allocation {}, replenishment {}, reconciliation {}",

@@ -9,10 +9,14 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use inventory_core::ServiceError;
 use inventory_proto::stock::v1 as pb;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prost::Message;
 use tokio::sync::{Notify, mpsc, oneshot};
 
@@ -113,6 +117,53 @@ async fn remember(
     Ok(())
 }
 
+/// How big the coalesced batches are and how they end, in the process's metrics.
+struct BatchMetrics {
+    sizes: Histogram,
+    batches: Family<BatchLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BatchLabels {
+    /// `remembered` (one statement on rows it knew) or `locked` (under row locks).
+    path: &'static str,
+    /// `committed`, or `failed` (then retried one by one).
+    outcome: &'static str,
+}
+
+/// Registered once per process, however many stock services it runs (tests run many).
+fn batch_metrics() -> &'static BatchMetrics {
+    static METRICS: OnceLock<BatchMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let sizes = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        let batches = Family::<BatchLabels, Counter>::default();
+        let registry = inventory_telemetry::metrics();
+        registry.register(
+            "stock_reserve_batch_size",
+            "Reservations applied by one coalesced transaction",
+            sizes.clone(),
+        );
+        registry.register(
+            "stock_reserve_batches",
+            "Coalesced reservation transactions by path and outcome",
+            batches.clone(),
+        );
+        BatchMetrics { sizes, batches }
+    })
+}
+
+impl BatchMetrics {
+    fn record(&self, size: usize, locked: bool, committed: bool) {
+        self.sizes.observe(size as f64);
+        self.batches
+            .get_or_create(&BatchLabels {
+                path: if locked { "locked" } else { "remembered" },
+                outcome: if committed { "committed" } else { "failed" },
+            })
+            .inc();
+    }
+}
+
 /// One lane: takes everything waiting (in arrival order, up to `max_batch`) and applies it.
 /// It remembers the rows its batches left behind (and reads, without locks, those it has not
 /// seen), so a batch is one statement that checks its rows did not move; a batch that must
@@ -150,6 +201,7 @@ async fn run_lane(
             }
             Err(error) => Err(error),
         };
+        batch_metrics().record(requests.len(), locked, result.is_ok());
         tracing::debug!(
             size = requests.len(),
             locked,
