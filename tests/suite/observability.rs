@@ -1,5 +1,5 @@
 //! What an operator sees of a service: a failed RPC's span (status code, error status and
-//! message, RPC attributes) as an OTLP receiver gets it, and the counters, latency and pool
+//! message, RPC attributes, its database work as a child) as an OTLP receiver gets it, and the counters, latency and pool
 //! gauges `/metrics` serves after a few RPCs.
 
 use inventory_runtime::MetricsServer;

@@ -33,6 +33,16 @@ fn localised(sql: &str, suffix: &str, database: &str) -> String {
     out
 }
 
+/// The SQLSTATE a statement failed with (42501: insufficient privilege).
+fn sql_state<T>(result: &Result<T, sqlx::Error>) -> Option<String> {
+    result
+        .as_ref()
+        .err()
+        .and_then(|e| e.as_database_error())
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned())
+}
+
 #[tokio::test]
 async fn a_service_role_owns_its_schema_and_cannot_read_another_services_tables() {
     let database = TestDatabase::create().await;
@@ -85,13 +95,11 @@ async fn a_service_role_owns_its_schema_and_cannot_read_another_services_tables(
             .await
             .expect("set role");
         let refused = sqlx::raw_sql(&attempt).execute(&mut admin).await;
-        let code = refused
-            .as_ref()
-            .err()
-            .and_then(|e| e.as_database_error())
-            .and_then(|e| e.code())
-            .map(|c| c.into_owned());
-        assert_eq!(code.as_deref(), Some("42501"), "{attempt}: {refused:?}");
+        assert_eq!(
+            sql_state(&refused).as_deref(),
+            Some("42501"),
+            "{attempt}: {refused:?}"
+        );
         sqlx::raw_sql("RESET ROLE")
             .execute(&mut admin)
             .await
@@ -180,13 +188,11 @@ async fn stock_runs_with_data_rights_only_after_its_owner_migrated_it() {
         "DROP TABLE stock.inventory_transactions",
     ] {
         let refused = sqlx::raw_sql(ddl).execute(&mut as_service).await;
-        let code = refused
-            .as_ref()
-            .err()
-            .and_then(|e| e.as_database_error())
-            .and_then(|e| e.code())
-            .map(|c| c.into_owned());
-        assert_eq!(code.as_deref(), Some("42501"), "{ddl}: {refused:?}");
+        assert_eq!(
+            sql_state(&refused).as_deref(),
+            Some("42501"),
+            "{ddl}: {refused:?}"
+        );
     }
     drop(as_service);
     drop(stock);

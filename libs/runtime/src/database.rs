@@ -145,6 +145,23 @@ async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), s
     conn.close().await
 }
 
+/// A transaction on `pool`; the wait for its connection goes to the pool's metrics
+/// (`db_pool_acquire_seconds`), named by the schema the pool serves.
+pub async fn begin(pool: &PgPool) -> Result<crate::Tx, ServiceError> {
+    let started = Instant::now();
+    let tx = pool.begin().await.map_err(db_error)?;
+    let options = pool.connect_options();
+    let schema = options
+        .get_application_name()
+        .unwrap_or_default()
+        .to_owned();
+    inventory_telemetry::metrics()
+        .db_pool_acquire
+        .get_or_create(&inventory_telemetry::metrics::PoolNameLabels { pool: schema })
+        .observe(started.elapsed().as_secs_f64());
+    Ok(tx)
+}
+
 /// The deployment's page-token signer, from the key the platform migration made.
 pub async fn page_tokens(pool: &PgPool) -> Result<PageTokens, RuntimeError> {
     let secret: Vec<u8> =

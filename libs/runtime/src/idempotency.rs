@@ -129,7 +129,7 @@ enum Claim {
 }
 
 async fn claim(pool: &PgPool, key: &RequestKey) -> Result<Claim, ServiceError> {
-    let mut tx = pool.begin().await.map_err(db_error)?;
+    let mut tx = crate::database::begin(pool).await?;
     let claimed = sqlx::query(
         "INSERT INTO idempotency_keys (request_id, method, request_fingerprint)
          VALUES ($1, $2, $3) ON CONFLICT (request_id) DO NOTHING",

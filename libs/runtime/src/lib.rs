@@ -26,7 +26,7 @@ mod shed;
 
 pub use background::{Background, Stopping};
 pub use config::{Config, Settings};
-pub use database::{connect_database, db_error, violated_constraint};
+pub use database::{begin, connect_database, db_error, violated_constraint};
 pub use host::{App, ServiceHost, run_main};
 pub use idempotency::{RequestKey, Tx, idempotent};
 pub use inventory_telemetry::RecurringFailure;

@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use inventory_telemetry::metrics::{RpcCodeLabels, RpcLabels, ServiceLabels, metrics};
+use inventory_telemetry::split_path;
 
 /// Which RPCs get a log line of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,11 +88,8 @@ where
         let response = self.inner.call(request);
         let log = self.log;
         Box::pin(async move {
-            let (service, method) = path
-                .trim_start_matches('/')
-                .split_once('/')
-                .map(|(s, m)| (s.to_owned(), m.to_owned()))
-                .unwrap_or((path.clone(), String::new()));
+            let (service, method) = split_path(&path);
+            let (service, method) = (service.to_owned(), method.to_owned());
             metrics()
                 .rpc_in_flight
                 .get_or_create(&ServiceLabels {

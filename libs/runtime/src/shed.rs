@@ -73,12 +73,7 @@ where
                 })
             }
             Err(_) => {
-                let (service, _) = request
-                    .uri()
-                    .path()
-                    .trim_start_matches('/')
-                    .split_once('/')
-                    .unwrap_or_default();
+                let (service, _) = inventory_telemetry::split_path(request.uri().path());
                 inventory_telemetry::metrics()
                     .rpc_shed
                     .get_or_create(&inventory_telemetry::metrics::ServiceLabels {

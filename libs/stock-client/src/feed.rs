@@ -211,7 +211,7 @@ impl FeedConsumer {
     /// Applies the events past the stored cursor and moves it, in one transaction. Returns
     /// how many were new.
     async fn apply(&self, batch: &[pb::InventoryTransaction]) -> Result<usize, FeedError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut tx = inventory_runtime::begin(&self.pool).await?;
         sqlx::query("INSERT INTO feed_cursors (feed) VALUES ($1) ON CONFLICT (feed) DO NOTHING")
             .bind(&self.name)
             .execute(&mut *tx)

@@ -33,7 +33,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 pub use metrics::metrics;
 pub use progress::Progress;
-pub use propagation::{TraceContextInterceptor, client_span, server_span};
+pub use propagation::{TraceContextInterceptor, client_span, server_span, split_path};
 pub use recurring::RecurringFailure;
 pub use services::in_service;
 

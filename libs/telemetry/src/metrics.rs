@@ -45,6 +45,12 @@ pub struct PoolLabels {
     pub state: String,
 }
 
+/// One connection pool (its schema).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolNameLabels {
+    pub pool: String,
+}
+
 /// One feed consumer (its cursor's name).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeedLabels {
@@ -73,6 +79,8 @@ pub struct Metrics {
     pub rpc_shed: Family<ServiceLabels, Counter>,
     /// Database connections per pool: in use, idle, and the most it may open.
     pub db_pool_connections: Family<PoolLabels, Gauge>,
+    /// Time to get a pooled connection and begin a transaction on it.
+    pub db_pool_acquire: HistogramFamily<PoolNameLabels>,
     /// How far behind stock's log a feed consumer is (0 once caught up with the live feed).
     pub feed_lag_seconds: Family<FeedLabels, Gauge<f64, AtomicU64>>,
     /// The last sequence a feed consumer applied.
@@ -122,6 +130,14 @@ impl Metrics {
             "Database connections of a pool by state (in_use, idle, max)",
             db_pool_connections.clone(),
         );
+        let db_pool_acquire: HistogramFamily<PoolNameLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "db_pool_acquire",
+            "Time to get a pooled connection and begin a transaction (waits when the pool is busy)",
+            Unit::Seconds,
+            db_pool_acquire.clone(),
+        );
         let feed_lag_seconds = Family::<FeedLabels, Gauge<f64, AtomicU64>>::default();
         registry.register_with_unit(
             "feed_consumer_lag",
@@ -149,6 +165,7 @@ impl Metrics {
             rpc_in_flight,
             rpc_shed,
             db_pool_connections,
+            db_pool_acquire,
             feed_lag_seconds,
             feed_last_sequence,
             feed_connected,

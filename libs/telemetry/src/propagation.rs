@@ -57,8 +57,8 @@ pub fn client_span(rpc_service: &str, rpc_method: &str) -> tracing::Span {
     )
 }
 
-/// `/package.Service/Method` as (`package.Service`, `Method`).
-fn split_path(path: &str) -> (&str, &str) {
+/// A gRPC request's path, `/package.Service/Method`, as (`package.Service`, `Method`).
+pub fn split_path(path: &str) -> (&str, &str) {
     path.trim_start_matches('/')
         .split_once('/')
         .unwrap_or((path, ""))

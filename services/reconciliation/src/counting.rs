@@ -252,7 +252,7 @@ impl Counting {
         ids: &[Uuid],
         contention: Contention,
     ) -> Result<Vec<Uuid>, ServiceError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut tx = inventory_runtime::begin(&self.pool).await?;
         let lines =
             store::claim_approved_many(&mut tx, ids, contention == Contention::Skip).await?;
         let requests: Vec<(Uuid, stock::AdjustStockRequest)> = lines
@@ -327,7 +327,7 @@ impl Counting {
     pub async fn apply(&self, line_id: Uuid, contention: Contention) -> Result<(), ServiceError> {
         let skip_locked = contention == Contention::Skip;
         for _ in 0..=REEVALUATIONS {
-            let mut tx = self.pool.begin().await.map_err(db_error)?;
+            let mut tx = inventory_runtime::begin(&self.pool).await?;
             let Some(line) = store::claim_approved(&mut tx, line_id, skip_locked).await? else {
                 return Ok(());
             };
@@ -352,7 +352,7 @@ impl Counting {
                         Some(_) => None,
                         None => self.evaluate(line.warehouse_id, &[&line]).await?.pop(),
                     };
-                    let mut tx = self.pool.begin().await.map_err(db_error)?;
+                    let mut tx = inventory_runtime::begin(&self.pool).await?;
                     match store::claim_approved(&mut tx, line_id, skip_locked).await? {
                         Some(current) if current == line => {}
                         // Another applier or a person got to it meanwhile: look again.

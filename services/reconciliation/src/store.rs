@@ -95,6 +95,7 @@ pub struct NewTask<'a> {
     pub lines: Vec<(Uuid, Uuid, i64, i64)>,
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert_task(tx: &mut Tx, task: &NewTask<'_>) -> Result<(), ServiceError> {
     sqlx::query(
         "INSERT INTO count_tasks (task_id, warehouse_id, location, blind, status, created_by)
@@ -146,6 +147,7 @@ fn unzip4<A: Copy, B: Copy, C: Copy, D: Copy>(
     out
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn task(conn: &mut PgConnection, task_id: Uuid) -> Result<Task, ServiceError> {
     sqlx::query_as::<_, Task>(&format!("{TASK_SELECT} WHERE t.task_id = $1"))
         .bind(task_id)
@@ -156,6 +158,7 @@ pub async fn task(conn: &mut PgConnection, task_id: Uuid) -> Result<Task, Servic
 }
 
 /// The task's status, its row locked until the transaction ends.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lock_task(tx: &mut Tx, task_id: Uuid) -> Result<String, ServiceError> {
     sqlx::query_scalar("SELECT status FROM count_tasks WHERE task_id = $1 FOR UPDATE")
         .bind(task_id)
@@ -166,6 +169,7 @@ pub async fn lock_task(tx: &mut Tx, task_id: Uuid) -> Result<String, ServiceErro
 }
 
 /// Newest first (task ids are UUIDv7), before `before`.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn list_tasks(
     conn: &mut PgConnection,
     warehouse_id: Option<Uuid>,
@@ -188,6 +192,7 @@ pub async fn list_tasks(
     .map_err(db_error)
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn complete_task(tx: &mut Tx, task_id: Uuid, actor: &str) -> Result<(), ServiceError> {
     sqlx::query(
         "UPDATE count_tasks SET status = 'COMPLETED', completed_by = $2, complete_time = now()
@@ -201,6 +206,7 @@ pub async fn complete_task(tx: &mut Tx, task_id: Uuid, actor: &str) -> Result<()
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn cancel_task(
     tx: &mut Tx,
     task_id: Uuid,
@@ -222,6 +228,7 @@ pub async fn cancel_task(
 }
 
 /// A task whose count must be repeated for a line goes back to counting.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn reopen_task(tx: &mut Tx, task_id: Uuid) -> Result<(), ServiceError> {
     sqlx::query(
         "UPDATE count_tasks SET status = 'OPEN', completed_by = NULL, complete_time = NULL
@@ -235,6 +242,7 @@ pub async fn reopen_task(tx: &mut Tx, task_id: Uuid) -> Result<(), ServiceError>
 }
 
 /// Lines of a task in product order after `after`, of one status if asked.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn list_lines(
     conn: &mut PgConnection,
     task_id: Uuid,
@@ -258,6 +266,7 @@ pub async fn list_lines(
 }
 
 /// The task's lines of `products` (those it has), locked, in product order.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lock_lines_of(
     tx: &mut Tx,
     task_id: Uuid,
@@ -274,6 +283,7 @@ pub async fn lock_lines_of(
     .map_err(db_error)
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lines_of_task(
     conn: &mut PgConnection,
     task_id: Uuid,
@@ -288,6 +298,7 @@ pub async fn lines_of_task(
 }
 
 /// Whether `person` submitted any count of the line.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn counted_by(
     conn: &mut PgConnection,
     line_id: Uuid,
@@ -303,6 +314,7 @@ pub async fn counted_by(
     .map_err(db_error)
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lines_in_status(
     conn: &mut PgConnection,
     task_id: Uuid,
@@ -316,6 +328,7 @@ pub async fn lines_in_status(
         .map_err(db_error)
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn line(conn: &mut PgConnection, line_id: Uuid) -> Result<Line, ServiceError> {
     sqlx::query_as::<_, Line>(&format!(
         "SELECT {LINE_COLUMNS} FROM count_lines WHERE line_id = $1"
@@ -327,6 +340,7 @@ pub async fn line(conn: &mut PgConnection, line_id: Uuid) -> Result<Line, Servic
     .ok_or_else(|| ServiceError::not_found("adjustment", line_id))
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lock_line(tx: &mut Tx, line_id: Uuid) -> Result<Line, ServiceError> {
     sqlx::query_as::<_, Line>(&format!(
         "SELECT {LINE_COLUMNS} FROM count_lines WHERE line_id = $1 FOR UPDATE"
@@ -339,6 +353,7 @@ pub async fn lock_line(tx: &mut Tx, line_id: Uuid) -> Result<Line, ServiceError>
 }
 
 /// Lines with a variance (or asked to be recounted), newest line first.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn list_adjustments(
     conn: &mut PgConnection,
     status: Option<&str>,
@@ -374,6 +389,7 @@ pub struct Submission {
 
 /// Appends `submissions` (in order) and sets each touched line's sum and times, from the
 /// submissions since its last recount.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn record_submissions(
     tx: &mut Tx,
     submissions: &[Submission],
@@ -452,6 +468,7 @@ pub struct Evaluation {
 
 /// Stores evaluations of lines still counted as judged; returns how many were stored (fewer
 /// means a submission or decision raced the evaluation).
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn store_evaluations(
     tx: &mut Tx,
     evaluations: &[Evaluation],
@@ -533,6 +550,7 @@ pub async fn store_evaluations(
 }
 
 /// A manager's decision on a line waiting for one.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn decide_line(
     tx: &mut Tx,
     line_id: Uuid,
@@ -556,6 +574,7 @@ pub async fn decide_line(
 }
 
 /// Approved lines not yet in stock: of one task, or the oldest of any.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn approved_lines(
     conn: &mut PgConnection,
     task_id: Option<Uuid>,
@@ -578,6 +597,7 @@ pub async fn approved_lines(
 
 /// An approved line, locked for applying; None when it is no longer approved, or (with
 /// `skip_locked`) when another applier holds it. Without it, waits for that applier.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn claim_approved(
     tx: &mut Tx,
     line_id: Uuid,
@@ -589,6 +609,7 @@ pub async fn claim_approved(
 }
 
 /// [`claim_approved`] for many lines, locked in id order (so two claimers never deadlock).
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn claim_approved_many(
     tx: &mut Tx,
     line_ids: &[Uuid],
@@ -607,6 +628,7 @@ pub async fn claim_approved_many(
 
 /// The ADJUSTs are in stock: records which transaction applied each line (line, stock
 /// transaction, its sequence).
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn mark_applied(
     conn: &mut PgConnection,
     applied: &[(Uuid, Uuid, i64)],
@@ -632,6 +654,7 @@ pub async fn mark_applied(
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn mark_blocked(
     conn: &mut PgConnection,
     line_id: Uuid,
@@ -651,6 +674,7 @@ pub async fn mark_blocked(
 
 /// Stock changed the pair since the line was judged: the line asks for a recount and its
 /// task reopens.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn require_recount(tx: &mut Tx, line: &Line) -> Result<(), ServiceError> {
     sqlx::query(&format!(
         "UPDATE count_lines SET status = 'RECOUNT_REQUIRED', {CLEAR_JUDGEMENT}
@@ -664,6 +688,7 @@ pub async fn require_recount(tx: &mut Tx, line: &Line) -> Result<(), ServiceErro
 }
 
 /// Unit costs known here, by product.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn costs(
     conn: &mut PgConnection,
     products: &[Uuid],
@@ -681,6 +706,7 @@ pub async fn costs(
     Ok(rows.into_iter().collect())
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn save_costs(
     conn: &mut PgConnection,
     costs: &[(Uuid, i64)],
@@ -702,6 +728,7 @@ pub async fn save_costs(
 
 /// From one batch of stock's feed: the latest on hand per pair, and per pair and day the
 /// units shipped and the net adjustment.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn apply_feed(
     tx: &mut Tx,
     positions: &[(Uuid, Uuid, i64, i64)],
@@ -749,6 +776,7 @@ pub async fn apply_feed(
 }
 
 /// Units shipped per product since `since` (what ABC ranks by).
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn shipped_by_product(
     conn: &mut PgConnection,
     since: NaiveDate,
@@ -764,6 +792,7 @@ pub async fn shipped_by_product(
 }
 
 /// Per (warehouse, product), units shipped and net adjustment over [from, to] (days).
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn movement_between(
     conn: &mut PgConnection,
     from: NaiveDate,
@@ -785,6 +814,7 @@ pub async fn movement_between(
 }
 
 /// Evaluated lines counted in [from, to): what the counting report is made of.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn evaluated_lines(
     conn: &mut PgConnection,
     from: DateTime<Utc>,
@@ -815,6 +845,7 @@ pub struct Stocked {
     pub location_variance: Option<f64>,
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn stocked_pairs(
     conn: &mut PgConnection,
     warehouse_id: Option<Uuid>,

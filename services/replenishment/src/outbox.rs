@@ -144,7 +144,7 @@ impl Outbox {
 
     /// One due PO: Some(true) sent, Some(false) failed or dropped, None when nothing is due.
     async fn send_next(&self) -> Result<Option<bool>, ServiceError> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut tx = inventory_runtime::begin(&self.pool).await?;
         let Some((po, attempts)) = store::next_due(&mut tx).await? else {
             return Ok(None);
         };

@@ -229,7 +229,7 @@ impl Planner {
             return planning::plan_scan(&mut conn).await;
         }
         self.ensure_policies().await?;
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut tx = inventory_runtime::begin(&self.pool).await?;
         let decisions = planning::run_scan(&mut tx, auto_approve_below_micros, Utc::now()).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(decisions)

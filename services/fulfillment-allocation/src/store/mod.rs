@@ -100,6 +100,7 @@ struct Head {
 
 /// Every profile. On the caller's connection: an allocation reads them inside its own
 /// transaction, never from a second pooled connection it would have to wait for.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn profiles(conn: &mut PgConnection) -> Result<Vec<Profile>, ServiceError> {
     sqlx::query_as(
         "SELECT warehouse_id, capacity_lines, open_lines, paused FROM warehouse_profiles",
@@ -109,6 +110,7 @@ pub async fn profiles(conn: &mut PgConnection) -> Result<Vec<Profile>, ServiceEr
     .map_err(db_error)
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn set_profile(
     tx: &mut Tx,
     warehouse_id: Uuid,
@@ -148,6 +150,7 @@ pub async fn set_profile(
 /// decides anything, and leaving the others alone keeps every order from writing the same few
 /// rows. With `within_capacity`, refuses (false, and the caller rolls back) when a warehouse
 /// would pass its capacity: another order took the room since the plan was made.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn add_open_lines(
     conn: &mut PgConnection,
     lines: &[(Uuid, i64)],
@@ -181,6 +184,7 @@ pub async fn add_open_lines(
 }
 
 /// Takes lines off the workload of warehouses with a capacity (shipped or cancelled).
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn remove_open_lines(tx: &mut Tx, lines: &[(Uuid, i64)]) -> Result<(), ServiceError> {
     let mut sorted = lines.to_vec();
     sorted.sort();
@@ -201,6 +205,7 @@ pub async fn remove_open_lines(tx: &mut Tx, lines: &[(Uuid, i64)]) -> Result<(),
 
 /// Open order lines per warehouse, counted from the allocations: lines allocated to it,
 /// not yet shipped in full, of orders neither shipped nor cancelled.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn count_open_lines(
     conn: &mut PgConnection,
     warehouse_id: Option<Uuid>,
@@ -222,6 +227,7 @@ pub async fn count_open_lines(
 /// Shared locks on warehouses an allocation ships from, held to its commit: allocations do
 /// not wait for one another, but a profile change (which takes the lock exclusively, then
 /// recounts the open lines) waits for those in flight, so their lines are counted.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lock_warehouses_shared(
     conn: &mut PgConnection,
     warehouses: &[Uuid],
@@ -240,6 +246,7 @@ pub async fn lock_warehouses_shared(
 }
 
 /// Serialises work on one order (allocations of the same order id by different requests).
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lock_order(tx: &mut Tx, order_id: &str) -> Result<(), ServiceError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(order_id)
@@ -249,6 +256,7 @@ pub async fn lock_order(tx: &mut Tx, order_id: &str) -> Result<(), ServiceError>
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn get_allocation(
     conn: &mut PgConnection,
     order_id: &str,
@@ -301,6 +309,7 @@ async fn complete(conn: &mut PgConnection, head: Head) -> Result<Allocation, Ser
     })
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert_allocation(tx: &mut Tx, a: &Allocation) -> Result<(), ServiceError> {
     sqlx::query(
         "INSERT INTO allocations (order_id, status, destination_latitude, destination_longitude,
@@ -361,6 +370,7 @@ pub async fn insert_allocation(tx: &mut Tx, a: &Allocation) -> Result<(), Servic
     Ok(())
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn add_shipped(
     tx: &mut Tx,
     order_id: &str,
@@ -383,6 +393,7 @@ pub async fn add_shipped(
 }
 
 /// Sets an allocation's status; returns its new update time.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn set_status(
     tx: &mut Tx,
     order_id: &str,
@@ -401,6 +412,7 @@ pub async fn set_status(
 
 /// A page of allocations after `after` (an order id), optionally only those shipping from
 /// `warehouse_id` or in `status`.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn list_allocations(
     pool: &PgPool,
     warehouse_id: Option<Uuid>,

@@ -87,6 +87,7 @@ const PO_COLUMNS: &str = "po_id, po_number, supplier_id, product_id, warehouse_i
     decision_note, cancelled_by, cancel_time, cancel_reason, control_number, send_time,
     update_time";
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert_supplier(tx: &mut Tx, s: &Supplier) -> Result<Supplier, ServiceError> {
     sqlx::query_as(
         "INSERT INTO suppliers (supplier_id, name, channel, edi_qualifier, edi_id,
@@ -107,6 +108,7 @@ pub async fn insert_supplier(tx: &mut Tx, s: &Supplier) -> Result<Supplier, Serv
     .map_err(db_error)
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn supplier(
     conn: &mut PgConnection,
     supplier_id: Uuid,
@@ -118,6 +120,7 @@ pub async fn supplier(
         .map_err(db_error)
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn list_suppliers(
     conn: &mut PgConnection,
     after: Option<Uuid>,
@@ -134,6 +137,7 @@ pub async fn list_suppliers(
     .map_err(db_error)
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn upsert_offer(tx: &mut Tx, o: &Offer) -> Result<Offer, ServiceError> {
     sqlx::query_as(
         "INSERT INTO supplier_offers (supplier_id, product_id, unit_cost_micros,
@@ -168,6 +172,7 @@ pub async fn upsert_offer(tx: &mut Tx, o: &Offer) -> Result<Offer, ServiceError>
 }
 
 /// Offers by product and/or supplier, ordered by (product, supplier), after that position.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn list_offers(
     conn: &mut PgConnection,
     product_id: Option<Uuid>,
@@ -194,6 +199,7 @@ pub async fn list_offers(
 /// The offer to buy `product_id` from: the named supplier's, or the best one (lowest unit cost,
 /// then shortest lead time, then supplier id so the choice is stable). Effective lead time:
 /// the offer's, or the supplier's default when the offer says 0.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn offer_for(
     conn: &mut PgConnection,
     product_id: Uuid,
@@ -224,6 +230,7 @@ pub async fn offer_for(
 
 /// A new purchase order; its number is drawn here. ALREADY_EXISTS when the product already
 /// has an open PO for the warehouse.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert_po(tx: &mut Tx, po: &PurchaseOrder) -> Result<PurchaseOrder, ServiceError> {
     let inserted = sqlx::query_as(&format!(
         "INSERT INTO purchase_orders (po_id, supplier_id, product_id, warehouse_id, ordered_qty,
@@ -267,6 +274,7 @@ pub async fn insert_po(tx: &mut Tx, po: &PurchaseOrder) -> Result<PurchaseOrder,
 }
 
 /// The next X12 control number: never reused, even by a transaction that rolls back.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn next_control_number(tx: &mut Tx) -> Result<i64, ServiceError> {
     sqlx::query_scalar("SELECT nextval('x12_control_numbers')")
         .fetch_one(&mut **tx)
@@ -274,6 +282,7 @@ pub async fn next_control_number(tx: &mut Tx) -> Result<i64, ServiceError> {
         .map_err(db_error)
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn po(conn: &mut PgConnection, po_id: Uuid) -> Result<PurchaseOrder, ServiceError> {
     sqlx::query_as(&format!(
         "SELECT {PO_COLUMNS} FROM purchase_orders WHERE po_id = $1"
@@ -286,6 +295,7 @@ pub async fn po(conn: &mut PgConnection, po_id: Uuid) -> Result<PurchaseOrder, S
 }
 
 /// The PO, locked until the transaction ends.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lock_po(tx: &mut Tx, po_id: Uuid) -> Result<PurchaseOrder, ServiceError> {
     sqlx::query_as(&format!(
         "SELECT {PO_COLUMNS} FROM purchase_orders WHERE po_id = $1 FOR UPDATE"
@@ -299,6 +309,7 @@ pub async fn lock_po(tx: &mut Tx, po_id: Uuid) -> Result<PurchaseOrder, ServiceE
 
 /// Records a decision (approve, reject, cancel): the new status, who, when, why, and the
 /// control number drawn on approval.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn decide(
     tx: &mut Tx,
     po_id: Uuid,
@@ -347,6 +358,7 @@ pub struct PoFilter {
 }
 
 /// Newest first (by PO number), below `before`.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn list_pos(
     conn: &mut PgConnection,
     filter: &PoFilter,
@@ -372,6 +384,7 @@ pub async fn list_pos(
 }
 
 /// Records a receipt and what it did to the PO.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn record_receipt(
     tx: &mut Tx,
     receipt: &Receipt,
@@ -407,6 +420,7 @@ pub async fn record_receipt(
     .map_err(db_error)
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn receipt(
     conn: &mut PgConnection,
     receipt_id: &str,
@@ -418,6 +432,7 @@ pub async fn receipt(
         .map_err(db_error)
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn receipts(conn: &mut PgConnection, po_id: Uuid) -> Result<Vec<Receipt>, ServiceError> {
     sqlx::query_as("SELECT * FROM po_receipts WHERE po_id = $1 ORDER BY create_time, receipt_id")
         .bind(po_id)
@@ -427,6 +442,7 @@ pub async fn receipts(conn: &mut PgConnection, po_id: Uuid) -> Result<Vec<Receip
 }
 
 /// Queues an approved PO for sending, in the approving transaction.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn enqueue(tx: &mut Tx, po_id: Uuid) -> Result<(), ServiceError> {
     sqlx::query("INSERT INTO po_outbox (po_id) VALUES ($1) ON CONFLICT (po_id) DO NOTHING")
         .bind(po_id)
@@ -437,6 +453,7 @@ pub async fn enqueue(tx: &mut Tx, po_id: Uuid) -> Result<(), ServiceError> {
 }
 
 /// Deliveries of a queued PO tried so far (0 when not queued).
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn delivery_attempts(tx: &mut Tx, po_id: Uuid) -> Result<i32, ServiceError> {
     let attempts: Option<i32> =
         sqlx::query_scalar("SELECT attempts FROM po_outbox WHERE po_id = $1")
@@ -448,6 +465,7 @@ pub async fn delivery_attempts(tx: &mut Tx, po_id: Uuid) -> Result<i32, ServiceE
 }
 
 /// Takes a PO off the outbox (sent, or cancelled before it was).
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn dequeue(tx: &mut Tx, po_id: Uuid) -> Result<(), ServiceError> {
     sqlx::query("DELETE FROM po_outbox WHERE po_id = $1")
         .bind(po_id)
@@ -459,6 +477,7 @@ pub async fn dequeue(tx: &mut Tx, po_id: Uuid) -> Result<(), ServiceError> {
 
 /// The next PO due for sending, locked (the PO row, as every other writer of a PO locks it
 /// first) and skipped by other replicas while this one sends it; with its attempts so far.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn next_due(tx: &mut Tx) -> Result<Option<(PurchaseOrder, i32)>, ServiceError> {
     let due: Option<(Uuid, i32)> = sqlx::query_as(
         "SELECT po.po_id, o.attempts
@@ -477,6 +496,7 @@ pub async fn next_due(tx: &mut Tx) -> Result<Option<(PurchaseOrder, i32)>, Servi
 }
 
 /// The supplier has it: SENT, with the send time and the delivery expected from it.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn mark_sent(
     tx: &mut Tx,
     po_id: Uuid,
@@ -498,6 +518,7 @@ pub async fn mark_sent(
 }
 
 /// A failed attempt: try again at `retry_at`.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn retry_later(
     tx: &mut Tx,
     po_id: Uuid,

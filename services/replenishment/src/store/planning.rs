@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 /// Applies a batch of stock's log: each pair's available as of its last transaction here, and
 /// SHIP quantities added to their day. Two statements whatever the batch size.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn apply_feed(
     tx: &mut Tx,
     events: &[stock::InventoryTransaction],
@@ -87,6 +88,7 @@ pub async fn apply_feed(
 }
 
 /// Available per the feed, None before the feed saw the pair.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn position(
     conn: &mut PgConnection,
     product_id: Uuid,
@@ -105,6 +107,7 @@ pub async fn position(
 
 /// Daily demand from `since` to `until` (inclusive), one element per day, 0 on days without
 /// shipments.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn daily_demand(
     conn: &mut PgConnection,
     product_id: Uuid,
@@ -136,6 +139,7 @@ pub async fn daily_demand(
 }
 
 /// The first day with demand recorded for the pair.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn first_demand_day(
     conn: &mut PgConnection,
     product_id: Uuid,
@@ -153,6 +157,7 @@ pub async fn first_demand_day(
 
 /// Lead times the pair's suppliers have shown: days from sending to the receipt that
 /// completed the PO, for its last 12 complete POs.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn observed_lead_times(
     conn: &mut PgConnection,
     product_id: Uuid,
@@ -199,6 +204,7 @@ pub struct Policy {
     pub update_time: DateTime<Utc>,
 }
 
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn policy(
     conn: &mut PgConnection,
     product_id: Uuid,
@@ -226,6 +232,7 @@ pub enum Replace {
 /// Stores a policy (as `replace` allows) and copies its reorder point to the pair's stock
 /// position (creating it, availability unknown, when the feed has not seen the pair), in one
 /// statement. Returns the policy as it stands.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn upsert_policy(
     conn: &mut PgConnection,
     p: &Policy,
@@ -296,6 +303,7 @@ pub async fn upsert_policy(
 }
 
 /// Pairs the feed has seen that have no policy yet, in key order after `after`.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn pairs_without_policy(
     conn: &mut PgConnection,
     after: Option<(Uuid, Uuid)>,
@@ -316,6 +324,7 @@ pub async fn pairs_without_policy(
 }
 
 /// Computed policies, after `after`, in key order: the daily recomputation walks them.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn computed_policies(
     conn: &mut PgConnection,
     after: Option<(Uuid, Uuid)>,
@@ -382,6 +391,7 @@ const PLANNED: &str = "
           FROM due d LEFT JOIN best b USING (product_id))";
 
 /// What a scan would draft, changing nothing.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn plan_scan(conn: &mut PgConnection) -> Result<Vec<Decision>, ServiceError> {
     sqlx::query_as(&format!(
         "WITH {PLANNED}
@@ -398,6 +408,7 @@ pub async fn plan_scan(conn: &mut PgConnection) -> Result<Vec<Decision>, Service
 /// sending) when its total is under `auto_approve_below_micros`, else pending approval. A pair
 /// that got an open PO meanwhile (another replica's scan, a person) is skipped by the
 /// one-open-PO index, so concurrent scans draft each PO once.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn run_scan(
     tx: &mut Tx,
     auto_approve_below_micros: i64,

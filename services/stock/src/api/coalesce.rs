@@ -52,11 +52,15 @@ impl Coalescer {
         let senders = (0..lanes.max(1))
             .map(|_| {
                 let (sender, receiver) = mpsc::channel(LANE_QUEUE);
-                tokio::spawn(run_lane(
-                    store.clone(),
-                    receiver,
-                    max_batch.max(1),
-                    log_appended.clone(),
+                // The lane's batches are stock's work, whichever request woke them.
+                tokio::spawn(inventory_telemetry::in_service(
+                    crate::app::SPEC.binary,
+                    run_lane(
+                        store.clone(),
+                        receiver,
+                        max_batch.max(1),
+                        log_appended.clone(),
+                    ),
                 ));
                 sender
             })

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
+use tracing::Instrument;
 
 use super::{StockApi, convert};
 use crate::store::FeedReader;
@@ -75,7 +76,9 @@ impl StockApi {
                 let status = Status::unavailable("server shutting down; resume from your cursor");
                 let _ = sender.send(Err(status)).await;
             }
-        });
+        }
+        // The stream's reads belong to its span, which lasts as long as the stream.
+        .instrument(tracing::Span::current()));
         Ok(Box::pin(ReceiverStream::new(receiver)))
     }
 }

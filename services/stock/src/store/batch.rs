@@ -285,6 +285,7 @@ impl Store {
     /// Applies a batch on rows as last seen, in one autocommit statement. `Ok(None)` when the
     /// batch needs what only the locked path knows (a refusal to confirm, a retry, a repeat);
     /// ABORTED when a row moved since. Either way nothing was written.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn reserve_batch_on(
         &self,
         requests: &[BatchRequest],
@@ -307,6 +308,7 @@ impl Store {
     /// batch is decided and written, and the transaction commits. Lookups read the statement's
     /// snapshot, so anything committed while the locks were awaited is caught by the write's
     /// checks (ABORTED, nothing written).
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn reserve_batch_locked(
         &self,
         requests: &[BatchRequest],

@@ -95,6 +95,7 @@ fn duplicate_product(error: sqlx::Error, product_id: Uuid, sku: &str) -> Service
 }
 
 impl Store {
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn insert_product(&self, tx: &mut Tx, p: &Product) -> Result<Product, ServiceError> {
         let sql = format!(
             "INSERT INTO products (product_id, sku, name, category, unit_of_measure, reorder_point,
@@ -117,6 +118,7 @@ impl Store {
             .map_err(|e| duplicate_product(e, p.product_id, &p.sku))
     }
 
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn update_product(
         &self,
         tx: &mut Tx,
@@ -155,6 +157,7 @@ impl Store {
             .ok_or_else(|| ServiceError::not_found("product", product_id))
     }
 
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn get_product(&self, product_id: Uuid) -> Result<Product, ServiceError> {
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE product_id = $1");
         sqlx::query_as::<_, ProductRow>(&(sql))
@@ -167,6 +170,7 @@ impl Store {
     }
 
     /// The products of `ids` that exist, in no particular order.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn get_products(&self, ids: &[Uuid]) -> Result<Vec<Product>, ServiceError> {
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE product_id = ANY($1)");
         let rows = sqlx::query_as::<_, ProductRow>(&sql)
@@ -178,6 +182,7 @@ impl Store {
     }
 
     /// Products after `after` in id order (ids are UUIDv7, so roughly creation order).
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn list_products(
         &self,
         after: Option<Uuid>,
@@ -199,6 +204,7 @@ impl Store {
         Ok(rows.into_iter().map(Product::from).collect())
     }
 
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn insert_warehouse(
         &self,
         tx: &mut Tx,
@@ -227,6 +233,7 @@ impl Store {
             .try_into()
     }
 
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn update_warehouse(
         &self,
         tx: &mut Tx,
@@ -257,6 +264,7 @@ impl Store {
             .try_into()
     }
 
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn get_warehouse(&self, warehouse_id: Uuid) -> Result<Warehouse, ServiceError> {
         let sql = format!("SELECT {WAREHOUSE_COLUMNS} FROM warehouses WHERE warehouse_id = $1");
         sqlx::query_as::<_, WarehouseRow>(&(sql))
@@ -268,6 +276,7 @@ impl Store {
             .try_into()
     }
 
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn list_warehouses(
         &self,
         after: Option<Uuid>,

@@ -42,6 +42,7 @@ impl FeedReader {
     }
 
     /// The next transactions after the cursor, at most `limit`; empty when caught up.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn next_batch(&mut self, limit: i64) -> Result<Vec<TxnRecord>, ServiceError> {
         loop {
             let (snapshot, rows) = self.read(limit).await?;

@@ -41,7 +41,8 @@ impl Store {
         &self.pool
     }
 
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn begin(&self) -> Result<Tx, ServiceError> {
-        self.pool.begin().await.map_err(db_error)
+        inventory_runtime::begin(&self.pool).await
     }
 }

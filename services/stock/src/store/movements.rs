@@ -86,6 +86,7 @@ impl Store {
     /// Applies `movements` inside `tx`. `expected_on_hand` (adjustments only) makes the change
     /// conditional on the row's current on hand. On any refusal nothing has been written
     /// that the caller's rollback will not undo, and the error says why.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn apply_movements(
         &self,
         tx: &mut Tx,

@@ -56,6 +56,7 @@ pub struct SummaryRow {
 }
 
 impl Store {
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn get_inventory(
         &self,
         key: InventoryKey,
@@ -72,6 +73,7 @@ impl Store {
     }
 
     /// The rows that exist among `keys`, in one round trip.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn get_inventory_many(
         &self,
         keys: &[InventoryKey],
@@ -91,6 +93,7 @@ impl Store {
             .map_err(db_error)
     }
 
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn list_inventory(
         &self,
         filter: &ListInventoryFilter,
@@ -121,6 +124,7 @@ impl Store {
             .map_err(db_error)
     }
 
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn list_transactions(
         &self,
         filter: &ListTransactionsFilter,
@@ -155,6 +159,7 @@ impl Store {
     /// Replays the whole log against every inventory row, in one consistent snapshot: the
     /// sums of the deltas must equal the stored quantities, the after-values must be the
     /// running sums, and the active reservations must hold exactly what is reserved.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn check_ledger(&self) -> Result<LedgerReport, ServiceError> {
         let mut tx = self.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -218,6 +223,7 @@ impl Store {
     /// Units and value per warehouse. Plain reads take no row locks, so this never slows a
     /// reservation; the figures are as of the statement's snapshot. Sums are taken in numeric
     /// and saturate at the largest bigint, so no stored data can make this read fail.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn inventory_summary(&self) -> Result<Vec<SummaryRow>, ServiceError> {
         sqlx::query_as::<_, SummaryRow>(
             "SELECT i.warehouse_id,
@@ -240,6 +246,7 @@ impl Store {
 
 impl Store {
     /// NOT_FOUND naming the first product or warehouse among `keys` that does not exist.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn ensure_catalog_exists(&self, keys: &[InventoryKey]) -> Result<(), ServiceError> {
         let mut conn = self.pool().acquire().await.map_err(db_error)?;
         ensure_catalog(&mut conn, keys).await

@@ -135,6 +135,7 @@ fn into_domain(rows: Vec<ReservationRow>) -> Result<Vec<Reservation>, ServiceErr
 impl Store {
     /// Inserts new reservations; ALREADY_EXISTS if the order line already has one in that
     /// warehouse.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn insert_reservations(
         &self,
         tx: &mut Tx,
@@ -167,6 +168,7 @@ impl Store {
 
     /// Locks an order's reservations (optionally one line, optionally one warehouse) in lock
     /// order.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn lock_order_reservations(
         &self,
         tx: &mut Tx,
@@ -194,6 +196,7 @@ impl Store {
 
     /// Locks up to `limit` active reservations whose expiry has passed, skipping any another
     /// replica is already releasing.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn lock_expired_reservations(
         &self,
         tx: &mut Tx,
@@ -217,6 +220,7 @@ impl Store {
     }
 
     /// Writes back the state of reservations changed by ship or release.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn save_reservations(
         &self,
         tx: &mut Tx,
@@ -248,6 +252,7 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn list_reservations(
         &self,
         order_id: &str,
