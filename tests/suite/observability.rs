@@ -94,8 +94,29 @@ async fn metrics_count_requests_by_code_and_time_them() {
             .get_product(pb::GetProductRequest { product_id })
             .await;
     }
+    // A method stock does not serve (allocation's, sent to stock) is UNIMPLEMENTED and gets
+    // no labels of its own: junk paths cannot grow the metrics.
+    let unknown =
+        inventory_proto::allocation::v1::allocation_service_client::AllocationServiceClient::new(
+            stock.server.channel().await,
+        )
+        .get_allocation(inventory_proto::allocation::v1::GetAllocationRequest {
+            order_id: "junk".into(),
+        })
+        .await
+        .expect_err("stock serves no allocations");
+    assert_eq!(unknown.code(), tonic::Code::Unimplemented);
     let after = scrape(address).await;
     serving.abort();
+    let other = r#"rpc_server_requests_total{rpc_service="_OTHER",rpc_method="_OTHER",code="UNIMPLEMENTED"}"#;
+    assert!(
+        sample(&after, other) - sample(&before, other) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        !after.contains(r#"rpc_method="GetAllocation",code="UNIMPLEMENTED""#),
+        "{after}"
+    );
 
     // Other tests in this binary may call GetProduct at the same time: at least ours.
     assert!(

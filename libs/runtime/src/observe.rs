@@ -5,14 +5,19 @@
 //! and logged like any other. An RPC ends when its response body does: a stream is observed
 //! for as long as it lives, and its status is the one in its trailers.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use inventory_telemetry::metrics::{RpcCodeLabels, RpcLabels, ServiceLabels, metrics};
 use inventory_telemetry::split_path;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// Which RPCs get a log line of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,23 +88,22 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let path = request.uri().path().to_owned();
+        let path = request.uri().path();
+        let known = RpcHandles::cached(path);
+        let path = known.is_none().then(|| path.to_owned());
         let started = Instant::now();
         let response = self.inner.call(request);
         let log = self.log;
         Box::pin(async move {
-            let (service, method) = split_path(&path);
-            let (service, method) = (service.to_owned(), method.to_owned());
-            metrics()
-                .rpc_in_flight
-                .get_or_create(&ServiceLabels {
-                    rpc_service: service.clone(),
-                })
-                .inc();
+            let in_flight = known
+                .as_ref()
+                .map_or_else(RpcHandles::other_in_flight, |h| h.in_flight.clone());
+            in_flight.inc();
             let mut rpc = Rpc {
                 span: tracing::Span::current(),
-                service,
-                method,
+                known,
+                path,
+                in_flight,
                 started,
                 log,
                 code: tonic::Code::Ok,
@@ -123,6 +127,95 @@ where
     }
 }
 
+/// Most RPC paths given labels of their own; past it (or for a path no service answers,
+/// UNIMPLEMENTED) requests count as `_OTHER`, so junk paths cannot grow the metrics.
+const MAX_PATHS: usize = 512;
+const OTHER: &str = "_OTHER";
+
+/// The metric handles of one RPC, found by its path without allocating.
+struct RpcHandles {
+    service: String,
+    method: String,
+    in_flight: Gauge,
+    duration: Histogram,
+    /// By status code (0 to 16), created on first use.
+    requests: [OnceLock<Counter>; 17],
+}
+
+type PathCache = RwLock<HashMap<String, Arc<RpcHandles>>>;
+
+fn path_cache() -> &'static PathCache {
+    static CACHE: OnceLock<PathCache> = OnceLock::new();
+    CACHE.get_or_init(PathCache::default)
+}
+
+impl RpcHandles {
+    fn new(service: &str, method: &str) -> Self {
+        let m = metrics();
+        Self {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            in_flight: m
+                .rpc_in_flight
+                .get_or_create(&ServiceLabels {
+                    rpc_service: service.to_owned(),
+                })
+                .clone(),
+            duration: m
+                .rpc_duration
+                .get_or_create(&RpcLabels {
+                    rpc_service: service.to_owned(),
+                    rpc_method: method.to_owned(),
+                })
+                .clone(),
+            requests: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    fn cached(path: &str) -> Option<Arc<Self>> {
+        path_cache().read().ok()?.get(path).cloned()
+    }
+
+    /// The handles of `path`, kept for the next request when there is room.
+    fn answered(path: &str) -> Arc<Self> {
+        let Ok(mut cache) = path_cache().write() else {
+            return Arc::new(Self::new(OTHER, OTHER));
+        };
+        if let Some(known) = cache.get(path) {
+            return known.clone();
+        }
+        if cache.len() >= MAX_PATHS {
+            return Arc::new(Self::new(OTHER, OTHER));
+        }
+        let (service, method) = split_path(path);
+        let handles = Arc::new(Self::new(service, method));
+        cache.insert(path.to_owned(), handles.clone());
+        handles
+    }
+
+    fn other_in_flight() -> Gauge {
+        metrics()
+            .rpc_in_flight
+            .get_or_create(&ServiceLabels {
+                rpc_service: OTHER.to_owned(),
+            })
+            .clone()
+    }
+
+    fn requests(&self, code: tonic::Code) -> &Counter {
+        self.requests[(code as usize).min(16)].get_or_init(|| {
+            metrics()
+                .rpc_requests
+                .get_or_create(&RpcCodeLabels {
+                    rpc_service: self.service.clone(),
+                    rpc_method: self.method.clone(),
+                    code: code_name(code).to_owned(),
+                })
+                .clone()
+        })
+    }
+}
+
 /// A response body that ends the RPC's observation when it ends: a stream's span, in-flight
 /// count and duration last as long as the stream, and its final status comes from its
 /// trailers.
@@ -134,8 +227,11 @@ pub struct ObservedBody<B> {
 struct Rpc {
     /// Kept open until the response ends.
     span: tracing::Span,
-    service: String,
-    method: String,
+    /// The RPC's metrics, when its path was seen answered before.
+    known: Option<Arc<RpcHandles>>,
+    /// The path, when it was not.
+    path: Option<String>,
+    in_flight: Gauge,
     started: Instant,
     log: RpcLog,
     code: tonic::Code,
@@ -163,20 +259,16 @@ impl Rpc {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
-        metrics()
-            .rpc_in_flight
-            .get_or_create(&ServiceLabels {
-                rpc_service: self.service.clone(),
-            })
-            .dec();
+        self.in_flight.dec();
+        let handles = match (self.known.take(), self.path.as_deref()) {
+            (Some(known), _) => known,
+            (None, Some(path)) if self.code != tonic::Code::Unimplemented => {
+                RpcHandles::answered(path)
+            }
+            _ => Arc::new(RpcHandles::new(OTHER, OTHER)),
+        };
         let _entered = self.span.enter();
-        finished(
-            &self.service,
-            &self.method,
-            self.code,
-            self.started,
-            self.log,
-        );
+        finished(&handles, self.code, self.started, self.log);
     }
 }
 
@@ -241,30 +333,17 @@ fn status_code(headers: &http::HeaderMap) -> Option<tonic::Code> {
         .map(tonic::Code::from_i32)
 }
 
-fn finished(service: &str, method: &str, code: tonic::Code, started: Instant, log: RpcLog) {
+fn finished(rpc: &RpcHandles, code: tonic::Code, started: Instant, log: RpcLog) {
     let seconds = started.elapsed().as_secs_f64();
-    let code_name = code_name(code);
-    let m = metrics();
-    m.rpc_requests
-        .get_or_create(&RpcCodeLabels {
-            rpc_service: service.to_owned(),
-            rpc_method: method.to_owned(),
-            code: code_name.to_owned(),
-        })
-        .inc();
-    m.rpc_duration
-        .get_or_create(&RpcLabels {
-            rpc_service: service.to_owned(),
-            rpc_method: method.to_owned(),
-        })
-        .observe(seconds);
+    rpc.requests(code).inc();
+    rpc.duration.observe(seconds);
 
     let span = tracing::Span::current();
     span.record("rpc.grpc.status_code", code as i32);
     if code != tonic::Code::Ok {
         span.record("otel.status_code", "ERROR");
     }
-    let health = service == "grpc.health.v1.Health";
+    let health = rpc.service == "grpc.health.v1.Health";
     let wanted = match log {
         RpcLog::All => !health,
         RpcLog::Errors => code != tonic::Code::Ok,
@@ -272,9 +351,9 @@ fn finished(service: &str, method: &str, code: tonic::Code, started: Instant, lo
     };
     if wanted {
         tracing::info!(
-            rpc.service = service,
-            rpc.method = method,
-            code = code_name,
+            rpc.service = rpc.service.as_str(),
+            rpc.method = rpc.method.as_str(),
+            code = code_name(code),
             duration_ms = seconds * 1000.0,
             "rpc"
         );

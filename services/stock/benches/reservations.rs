@@ -78,6 +78,8 @@ struct Options {
     json: Option<String>,
     baselines: bool,
     service_env: Vec<(String, String)>,
+    /// Another build of stock-service to measure (an earlier commit's, to compare).
+    service_binary: String,
 }
 
 fn options() -> Result<Options, String> {
@@ -91,6 +93,7 @@ fn options() -> Result<Options, String> {
         json: None,
         baselines: true,
         service_env: Vec::new(),
+        service_binary: SERVICE_BINARY.to_owned(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -113,6 +116,7 @@ fn options() -> Result<Options, String> {
                 ))
             }
             "--no-baselines" => o.baselines = false,
+            "--service-binary" => o.service_binary = value()?,
             "--service-env" => {
                 let pair = value()?;
                 let (k, v) = pair
@@ -433,7 +437,7 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
     let url = case.url(&opts.server_url);
 
     let port = free_port()?;
-    let service = start_service(SERVICE_BINARY, &url, port, &opts.service_env)?;
+    let service = start_service(&opts.service_binary, &url, port, &opts.service_env)?;
     let service_pid = service.id();
     let outcome = async {
         let channel = wait_serving(&format!("http://127.0.0.1:{port}"), pb::SERVICE_NAME).await?;
