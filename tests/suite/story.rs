@@ -16,7 +16,7 @@ use inventory_proto::stock::v1 as stock;
 use inventory_proto::stock::v1::stock_service_client::StockServiceClient;
 use inventory_suite::demo::{self, product_id, warehouse_id};
 use inventory_suite::{Addresses, Suite};
-use inventory_testkit::{TestDatabase, inventory_level, new_id};
+use inventory_testkit::{TestDatabase, assert_ledger_clean, inventory_level, new_id};
 use tonic::transport::Channel;
 
 use crate::traces::{Capture, calls};
@@ -369,14 +369,7 @@ async fn the_whole_story_across_the_four_services() {
     assert!(report.rate_percent.is_some_and(|r| r > 0.0));
 
     // And stock's books balance.
-    let ledger = app
-        .stock
-        .clone()
-        .check_ledger(stock::CheckLedgerRequest {})
-        .await
-        .expect("ledger")
-        .into_inner();
-    assert!(ledger.drifts.is_empty(), "{:?}", ledger.drifts);
+    assert_ledger_clean(&app.stock).await;
     app.stop().await;
 
     let spans = capture.finish().await;

@@ -103,7 +103,7 @@ impl Settings {
 }
 
 /// `METRICS_ADDR`, where Prometheus scrapes `/metrics`, as an address; `None` for `off`.
-pub fn metrics_addr(
+pub(crate) fn metrics_addr(
     settings: &Settings,
     default: &str,
 ) -> Result<Option<SocketAddr>, RuntimeError> {

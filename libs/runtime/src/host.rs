@@ -168,10 +168,7 @@ pub async fn run_main<A: App>() -> std::process::ExitCode {
     };
     let started = async {
         let settings = crate::Settings::from_env();
-        let metrics = match crate::config::metrics_addr(&settings, spec.default_metrics)? {
-            Some(address) => Some(crate::MetricsServer::bind(address).await?),
-            None => None,
-        };
+        let metrics = crate::MetricsServer::from_settings(&settings, spec.default_metrics).await?;
         let app = A::build(&settings).await?;
         let scrapes = metrics.map(|m| tokio::spawn(m.serve(std::future::pending())));
         let result = app.run_until_stopped(crate::shutdown_signal()).await;

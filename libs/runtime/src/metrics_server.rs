@@ -11,6 +11,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::{RuntimeError, Settings};
+
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A bound metrics listener.
@@ -19,6 +21,17 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
+    /// Bound at `METRICS_ADDR` (`default` when unset), or `None` when it is `off`.
+    pub async fn from_settings(
+        settings: &Settings,
+        default: &str,
+    ) -> Result<Option<Self>, RuntimeError> {
+        match crate::config::metrics_addr(settings, default)? {
+            Some(address) => Ok(Some(Self::bind(address).await?)),
+            None => Ok(None),
+        }
+    }
+
     /// Binds now, so a port clash is found at start.
     pub async fn bind(address: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind(address)

@@ -95,9 +95,10 @@ where
         let response = self.inner.call(request);
         let log = self.log;
         Box::pin(async move {
-            let in_flight = known
-                .as_ref()
-                .map_or_else(RpcHandles::other_in_flight, |h| h.in_flight.clone());
+            let in_flight = match &known {
+                Some(handles) => handles.in_flight.clone(),
+                None => RpcHandles::other().in_flight.clone(),
+            };
             in_flight.inc();
             let mut rpc = Rpc {
                 span: tracing::Span::current(),
@@ -179,13 +180,13 @@ impl RpcHandles {
     /// The handles of `path`, kept for the next request when there is room.
     fn answered(path: &str) -> Arc<Self> {
         let Ok(mut cache) = path_cache().write() else {
-            return Arc::new(Self::new(OTHER, OTHER));
+            return Self::other().clone();
         };
         if let Some(known) = cache.get(path) {
             return known.clone();
         }
         if cache.len() >= MAX_PATHS {
-            return Arc::new(Self::new(OTHER, OTHER));
+            return Self::other().clone();
         }
         let (service, method) = split_path(path);
         let handles = Arc::new(Self::new(service, method));
@@ -193,13 +194,10 @@ impl RpcHandles {
         handles
     }
 
-    fn other_in_flight() -> Gauge {
-        metrics()
-            .rpc_in_flight
-            .get_or_create(&ServiceLabels {
-                rpc_service: OTHER.to_owned(),
-            })
-            .clone()
+    /// The handles of every request counted as `_OTHER`.
+    fn other() -> &'static Arc<Self> {
+        static OTHER_RPC: OnceLock<Arc<RpcHandles>> = OnceLock::new();
+        OTHER_RPC.get_or_init(|| Arc::new(Self::new(OTHER, OTHER)))
     }
 
     fn requests(&self, code: tonic::Code) -> &Counter {
@@ -265,7 +263,7 @@ impl Rpc {
             (None, Some(path)) if self.code != tonic::Code::Unimplemented => {
                 RpcHandles::answered(path)
             }
-            _ => Arc::new(RpcHandles::new(OTHER, OTHER)),
+            _ => RpcHandles::other().clone(),
         };
         let _entered = self.span.enter();
         finished(&handles, self.code, self.started, self.log);

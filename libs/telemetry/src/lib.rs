@@ -225,9 +225,9 @@ fn tracer_provider(
         .map(|&name| Ok((name, processor(name)?)))
         .collect::<Result<Vec<_>, TelemetryError>>()?;
     let router = services::ServiceRouter::new(processor(process)?, hosted);
+    // No provider-wide resource: the router hands none on, each processor has its own.
     Ok(SdkTracerProvider::builder()
         .with_span_processor(router)
-        .with_resource(services::resource(process))
         .build())
 }
 

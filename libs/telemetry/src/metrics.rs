@@ -98,77 +98,73 @@ pub fn metrics() -> &'static Metrics {
 impl Metrics {
     fn new() -> Self {
         let mut registry = Registry::default();
-        let rpc_requests = Family::<RpcCodeLabels, Counter>::default();
-        registry.register(
-            "rpc_server_requests",
-            "gRPC requests answered, by RPC and status code",
-            rpc_requests.clone(),
-        );
-        let rpc_duration: HistogramFamily<RpcLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register_with_unit(
-            "rpc_server_duration",
-            "Time from a gRPC request to its response, by RPC",
-            Unit::Seconds,
-            rpc_duration.clone(),
-        );
-        let rpc_in_flight = Family::<ServiceLabels, Gauge>::default();
-        registry.register(
-            "rpc_server_in_flight",
-            "gRPC requests being served",
-            rpc_in_flight.clone(),
-        );
-        let rpc_shed = Family::<ServiceLabels, Counter>::default();
-        registry.register(
-            "rpc_server_shed",
-            "gRPC requests refused at the concurrency limit (RESOURCE_EXHAUSTED)",
-            rpc_shed.clone(),
-        );
-        let db_pool_connections = Family::<PoolLabels, Gauge>::default();
-        registry.register(
-            "db_pool_connections",
-            "Database connections of a pool by state (in_use, idle, max)",
-            db_pool_connections.clone(),
-        );
-        let db_pool_acquire: HistogramFamily<PoolNameLabels> =
-            Family::new_with_constructor(latency_histogram);
-        registry.register_with_unit(
-            "db_pool_acquire",
-            "Time to get a pooled connection and begin a transaction (waits when the pool is busy)",
-            Unit::Seconds,
-            db_pool_acquire.clone(),
-        );
-        let feed_lag_seconds = Family::<FeedLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register_with_unit(
-            "feed_consumer_lag",
-            "How far behind stock's transaction log a feed consumer is",
-            Unit::Seconds,
-            feed_lag_seconds.clone(),
-        );
-        let feed_last_sequence = Family::<FeedLabels, Gauge>::default();
-        registry.register(
-            "feed_consumer_last_sequence",
-            "The last sequence of stock's log a feed consumer applied",
-            feed_last_sequence.clone(),
-        );
-        let feed_connected = Family::<FeedLabels, Gauge>::default();
-        registry.register(
-            "feed_consumer_connected",
-            "1 while a feed consumer's stream from stock is open",
-            feed_connected.clone(),
-        );
+        // Fields are built in order; the registry is moved in last, once all are registered.
         Self {
-            registry: Mutex::new(registry),
+            rpc_requests: registered(
+                &mut registry,
+                "rpc_server_requests",
+                "gRPC requests answered, by RPC and status code",
+                None,
+                Family::default(),
+            ),
+            rpc_duration: registered(
+                &mut registry,
+                "rpc_server_duration",
+                "Time from a gRPC request to its response, by RPC",
+                Some(Unit::Seconds),
+                Family::new_with_constructor(latency_histogram),
+            ),
+            rpc_in_flight: registered(
+                &mut registry,
+                "rpc_server_in_flight",
+                "gRPC requests being served",
+                None,
+                Family::default(),
+            ),
+            rpc_shed: registered(
+                &mut registry,
+                "rpc_server_shed",
+                "gRPC requests refused at the concurrency limit (RESOURCE_EXHAUSTED)",
+                None,
+                Family::default(),
+            ),
+            db_pool_connections: registered(
+                &mut registry,
+                "db_pool_connections",
+                "Database connections of a pool by state (in_use, idle, max)",
+                None,
+                Family::default(),
+            ),
+            db_pool_acquire: registered(
+                &mut registry,
+                "db_pool_acquire",
+                "Time to get a pooled connection and begin a transaction (waits when the pool is busy)",
+                Some(Unit::Seconds),
+                Family::new_with_constructor(latency_histogram),
+            ),
+            feed_lag_seconds: registered(
+                &mut registry,
+                "feed_consumer_lag",
+                "How far behind stock's transaction log a feed consumer is",
+                Some(Unit::Seconds),
+                Family::default(),
+            ),
+            feed_last_sequence: registered(
+                &mut registry,
+                "feed_consumer_last_sequence",
+                "The last sequence of stock's log a feed consumer applied",
+                None,
+                Family::default(),
+            ),
+            feed_connected: registered(
+                &mut registry,
+                "feed_consumer_connected",
+                "1 while a feed consumer's stream from stock is open",
+                None,
+                Family::default(),
+            ),
             samplers: Mutex::new(BTreeMap::new()),
-            rpc_requests,
-            rpc_duration,
-            rpc_in_flight,
-            rpc_shed,
-            db_pool_connections,
-            db_pool_acquire,
-            feed_lag_seconds,
-            feed_last_sequence,
-            feed_connected,
+            registry: Mutex::new(registry),
         }
     }
 
@@ -200,6 +196,21 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut text, &lock(&self.registry));
         text
     }
+}
+
+/// `metric` registered under `name` (with `unit` as the name's suffix), and handed back.
+fn registered<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    metric: M,
+) -> M {
+    match unit {
+        Some(unit) => registry.register_with_unit(name, help, unit, metric.clone()),
+        None => registry.register(name, help, metric.clone()),
+    }
+    metric
 }
 
 /// A poisoned lock still holds usable metrics: a panic elsewhere must not stop scrapes.

@@ -17,7 +17,7 @@ use std::future::Future;
 
 pub use database::{TestDatabase, admin_url};
 pub use inventory_runtime::App;
-pub use server::{StockServer, TestServer, inventory_level};
+pub use server::{StockServer, TestServer, assert_ledger_clean, inventory_level};
 use tonic_types::StatusExt;
 
 /// A new request id (UUIDv7).

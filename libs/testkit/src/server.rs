@@ -80,6 +80,17 @@ impl Drop for TestServer {
     }
 }
 
+/// The ledger check of the stock service behind `client` finds no drift.
+pub async fn assert_ledger_clean(client: &StockServiceClient<Channel>) {
+    let report = client
+        .clone()
+        .check_ledger(stock::CheckLedgerRequest {})
+        .await
+        .expect("ledger")
+        .into_inner();
+    assert!(report.drifts.is_empty(), "{:?}", report.drifts);
+}
+
 /// (on hand, reserved) of a pair, asked of the stock service behind `client`; None while
 /// stock has no row for it.
 pub async fn inventory_level(
@@ -205,13 +216,6 @@ impl StockServer {
 
     /// Stock's ledger check finds no drift.
     pub async fn assert_ledger_clean(&self) {
-        let report = self
-            .client
-            .clone()
-            .check_ledger(stock::CheckLedgerRequest {})
-            .await
-            .expect("ledger")
-            .into_inner();
-        assert!(report.drifts.is_empty(), "{:?}", report.drifts);
+        assert_ledger_clean(&self.client).await;
     }
 }

@@ -73,10 +73,8 @@ async fn main() -> ExitCode {
 async fn run(settings: &Settings, demo_wanted: bool) -> Result<(), Box<dyn std::error::Error>> {
     // One /metrics for the four (they share the process's registry; rpc_service tells them
     // apart), on loopback like the services.
-    let metrics = match inventory_runtime::config::metrics_addr(settings, "127.0.0.1:9464")? {
-        Some(address) => Some(inventory_runtime::MetricsServer::bind(address).await?),
-        None => None,
-    };
+    let metrics =
+        inventory_runtime::MetricsServer::from_settings(settings, "127.0.0.1:9464").await?;
     let suite = Suite::start(settings).await?;
     if let Some(metrics) = metrics {
         eprintln!("metrics: http://{}/metrics", metrics.local_addr()?);
