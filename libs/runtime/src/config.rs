@@ -141,6 +141,10 @@ pub struct Config {
     /// `REQUEST_ID_RETENTION_HOURS`: how long request ids are remembered, so a retry within
     /// that window replays the first answer (default 168, a week).
     pub request_id_retention: chrono::Duration,
+    /// `DISTRIBUTED`: spread the service's tables over Citus when the database has it
+    /// (`auto`, default), always (`citus`) or never (`off`); services without a layout
+    /// ignore it.
+    pub distribution: crate::citus::Distribution,
     /// `RPC_LOG`: a log line per RPC for `all` (default), only failed ones for `errors`, none
     /// for `off`.
     pub rpc_log: RpcLog,
@@ -162,6 +166,7 @@ impl Config {
             ),
             request_timeout: settings.millis("REQUEST_TIMEOUT_MS", 10_000)?,
             rpc_log: settings.get("RPC_LOG", RpcLog::All)?,
+            distribution: settings.get("DISTRIBUTED", crate::citus::Distribution::Auto)?,
             max_concurrent_requests: settings.get("MAX_CONCURRENT_REQUESTS", 1024)?,
             request_id_retention: chrono::Duration::hours(i64::from(
                 settings

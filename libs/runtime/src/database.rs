@@ -206,7 +206,40 @@ pub fn db_error(error: sqlx::Error) -> ServiceError {
 /// The name of the constraint a database error violated, if any.
 pub fn violated_constraint(error: &sqlx::Error) -> Option<&str> {
     match error {
-        sqlx::Error::Database(db) => db.constraint(),
+        sqlx::Error::Database(db) => db.constraint().or_else(|| {
+            let integrity = db.code().is_some_and(|code| code.starts_with("23"));
+            integrity
+                .then(|| constraint_in_message(db.message()))
+                .flatten()
+        }),
         _ => None,
+    }
+}
+
+/// The constraint a violation message names. Citus passes on a worker's error with its
+/// message only, and there a unique key's name is its shard's (`products_sku_key_102008`):
+/// the shard id is dropped.
+fn constraint_in_message(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once(" constraint \"")?;
+    let (name, _) = rest.split_once('"')?;
+    Some(match name.rsplit_once('_') {
+        Some((base, shard)) if !shard.is_empty() && shard.bytes().all(|b| b.is_ascii_digit()) => {
+            base
+        }
+        _ => name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constraint_in_message;
+
+    #[test]
+    fn a_constraint_is_named_by_its_message_without_a_shard_id() {
+        let unique = "duplicate key value violates unique constraint \"products_sku_key_102210\"";
+        assert_eq!(constraint_in_message(unique), Some("products_sku_key"));
+        let check = "new row for relation \"products_102210\" violates check constraint \"products_sku_length\"";
+        assert_eq!(constraint_in_message(check), Some("products_sku_length"));
+        assert_eq!(constraint_in_message("deadlock detected"), None);
     }
 }

@@ -35,7 +35,7 @@ impl ServiceHost {
     pub async fn build(config: Config, spec: ServiceSpec) -> Result<Self, RuntimeError> {
         // The port first: a clash is found before minutes of waiting for the database.
         let server = GrpcServer::bind(&config, spec).await?;
-        let pool = connect_database(&config, spec.schema, spec.migrator).await?;
+        let pool = prepare_database(&config, &spec).await?;
         let page_tokens = page_tokens(&pool).await?;
         let mut background = Background::for_service(spec.binary);
         let (purged, retention) = (pool.clone(), config.request_id_retention);
@@ -186,6 +186,18 @@ pub async fn run_main<A: App>() -> std::process::ExitCode {
     }
 }
 
+/// The service's pool; with `RUN_MIGRATIONS`, its schema migrated and, on Citus, its tables
+/// distributed.
+async fn prepare_database(config: &Config, spec: &ServiceSpec) -> Result<PgPool, RuntimeError> {
+    let pool = connect_database(config, spec.schema, spec.migrator).await?;
+    if let (true, Some(layout)) = (config.run_migrations, spec.citus)
+        && crate::citus::distribute(&pool, config.distribution, layout).await?
+    {
+        tracing::info!(schema = spec.schema, "tables distributed on Citus");
+    }
+    Ok(pool)
+}
+
 /// `<binary> migrate`: the schema and its migrations, then exit; for a migration job run
 /// with a role that owns the schema, while the service's own pods run with
 /// `RUN_MIGRATIONS=false` and data rights only.
@@ -193,7 +205,7 @@ async fn migrate(spec: &ServiceSpec) -> Result<(), RuntimeError> {
     let _telemetry = inventory_telemetry::init(spec.binary, &[])?;
     let settings = crate::Settings::from_env().overlay([("RUN_MIGRATIONS", "true".to_owned())]);
     let config = Config::from_settings(&settings, spec.default_listen)?;
-    let pool = connect_database(&config, spec.schema, spec.migrator).await?;
+    let pool = prepare_database(&config, spec).await?;
     pool.close().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! - [`config`]: every setting read through one [`Settings`] lookup, defaults written once;
 //! - [`database`]: the PostgreSQL pool confined to the service's schema, its migrations with
 //!   the platform's, and the one mapping of database errors;
+//! - [`citus`]: a service's tables spread over a Citus cluster, after its migrations;
 //! - [`idempotency`]: AIP-155 request ids for every mutating RPC;
 //! - [`background`]: long-lived tasks, stopped on shutdown;
 //! - [`server`]: the gRPC server with health, reflection, request timeouts, load shedding,
@@ -14,6 +15,7 @@
 
 pub mod background;
 mod catch_panic;
+pub mod citus;
 pub mod config;
 pub mod database;
 pub mod host;
@@ -25,6 +27,7 @@ pub mod server;
 mod shed;
 
 pub use background::{Background, Stopping};
+pub use citus::{CitusLayout, Distribution};
 pub use config::{Config, Settings};
 pub use database::{begin, connect_database, db_error, violated_constraint};
 pub use host::{App, ServiceHost, run_main};

@@ -40,6 +40,8 @@ pub struct ServiceSpec {
     /// `METRICS_ADDR` when unset: 9451 to 9454 beside gRPC's 50051 to 50054, so the four
     /// binaries can run side by side on one machine.
     pub default_metrics: &'static str,
+    /// How the service's tables spread over a Citus cluster, if they can.
+    pub citus: Option<&'static crate::citus::CitusLayout>,
 }
 
 /// A bound listener, ready to serve one service.

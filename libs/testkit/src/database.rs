@@ -9,7 +9,46 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-/// A uniquely named database on the test server, dropped with this value.
+/// Worker nodes of a Citus cluster whose coordinator is the test server:
+/// `TEST_CITUS_WORKERS`, comma-separated `host:port` (empty: a plain PostgreSQL server).
+pub fn citus_workers() -> Vec<String> {
+    std::env::var("TEST_CITUS_WORKERS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The URL of `database` on the server `admin` (a URL) or, given, on `host:port`.
+fn database_url(admin: &str, host_port: Option<&str>, database: &str) -> String {
+    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+    match host_port {
+        Some(node) => {
+            let (scheme_user, _) = base.rsplit_once('@').unwrap_or(("postgres://postgres", ""));
+            format!("{scheme_user}@{node}/{database}")
+        }
+        None => format!("{base}/{database}"),
+    }
+}
+
+async fn execute(url: &str, statements: &[String]) {
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("test PostgreSQL {url} reachable: {e}"));
+    for statement in statements {
+        sqlx::raw_sql(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{statement} on {url}: {e}"));
+    }
+    conn.close().await.ok();
+}
+
+/// A uniquely named database on the test server, dropped with this value. On a Citus
+/// cluster (`TEST_CITUS_WORKERS`) it is created on every node with the extension, and the
+/// coordinator knows itself and the workers, as `citus-cluster up` sets up its database.
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
@@ -18,17 +57,39 @@ pub struct TestDatabase {
 impl TestDatabase {
     pub async fn create() -> Self {
         let name = format!("test_{}", Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url())
-            .await
-            .expect("test PostgreSQL reachable (TEST_DATABASE_URL)");
-        sqlx::raw_sql(&(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create test database");
-        admin.close().await.ok();
         let admin = admin_url();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
+        let create = vec![format!("CREATE DATABASE {name}")];
+        let url = database_url(&admin, None, &name);
+        let workers = citus_workers();
+        if workers.is_empty() {
+            execute(&admin, &create).await;
+            return Self { name, url };
+        }
+        let extension = vec!["CREATE EXTENSION citus".to_owned()];
+        for worker in &workers {
+            execute(&database_url(&admin, Some(worker), "postgres"), &create).await;
+            execute(&database_url(&admin, Some(worker), &name), &extension).await;
+        }
+        execute(&admin, &create).await;
+        let coordinator = url
+            .rsplit_once('@')
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .and_then(|(node, _)| node.rsplit_once(':'))
+            .map(|(host, port)| (host.to_owned(), port.to_owned()))
+            .expect("TEST_DATABASE_URL names host:port");
+        let mut setup = extension;
+        // 4 shards per table (2 on each of two workers) instead of 32: a test's tables are
+        // spread just the same and created in a fraction of the time.
+        setup.push(format!("ALTER DATABASE {name} SET citus.shard_count = 4"));
+        setup.push(format!(
+            "SELECT citus_set_coordinator_host('{}', {})",
+            coordinator.0, coordinator.1
+        ));
+        for worker in &workers {
+            let (host, port) = worker.rsplit_once(':').expect("worker host:port");
+            setup.push(format!("SELECT citus_add_node('{host}', {port})"));
+        }
+        execute(&url, &setup).await;
         Self { name, url }
     }
 
@@ -76,12 +137,21 @@ impl Drop for TestDatabase {
                 .build();
             if let Ok(runtime) = runtime {
                 runtime.block_on(async {
-                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url()).await {
-                        let _ = sqlx::raw_sql(
-                            &(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")),
-                        )
-                        .execute(&mut admin)
-                        .await;
+                    let admin = admin_url();
+                    let workers = citus_workers();
+                    let servers = std::iter::once(admin.clone()).chain(
+                        workers
+                            .iter()
+                            .map(|w| database_url(&admin, Some(w), "postgres")),
+                    );
+                    for server in servers {
+                        if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
+                            let _ = sqlx::raw_sql(
+                                &(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")),
+                            )
+                            .execute(&mut conn)
+                            .await;
+                        }
                     }
                 });
             }

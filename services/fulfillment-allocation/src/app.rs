@@ -21,6 +21,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     migrator: &MIGRATOR,
     default_listen: "0.0.0.0:50052",
     default_metrics: "0.0.0.0:9452",
+    citus: None,
 };
 
 pub struct AllocationApp {

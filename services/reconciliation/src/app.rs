@@ -25,6 +25,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     migrator: &MIGRATOR,
     default_listen: "0.0.0.0:50054",
     default_metrics: "0.0.0.0:9454",
+    citus: None,
 };
 
 /// Auto-approval limit in value, either way, unless told otherwise: 100 currency units.

@@ -23,6 +23,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     migrator: &MIGRATOR,
     default_listen: "0.0.0.0:50053",
     default_metrics: "0.0.0.0:9453",
+    citus: None,
 };
 
 pub struct ReplenishmentApp {

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use inventory_proto::stock::v1 as pb;
-use inventory_runtime::{App, Config, RuntimeError, ServiceHost, ServiceSpec, Settings};
+use inventory_runtime::{
+    App, CitusLayout, Config, RuntimeError, ServiceHost, ServiceSpec, Settings,
+};
 
 use crate::api::{Coalescing, StockApi};
 use crate::store::Store;
@@ -20,6 +22,27 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     migrator: &MIGRATOR,
     default_listen: "0.0.0.0:50051",
     default_metrics: "0.0.0.0:9451",
+    citus: Some(&CITUS_LAYOUT),
+};
+
+/// Stock on Citus: everything about a product on one shard group, so each movement,
+/// reservation and the coalesced batch of one product runs on one node; the catalog on every
+/// node for the joins and foreign keys; request ids on the coordinator, where every request
+/// begins, and committed in two phases with the rows a request wrote on a worker.
+pub static CITUS_LAYOUT: CitusLayout = CitusLayout {
+    reference: &["products", "warehouses"],
+    distributed: &[
+        ("inventory", "product_id"),
+        ("inventory_transactions", "product_id"),
+        ("reservations", "product_id"),
+    ],
+    coordinator: &["idempotency_keys"],
+    foreign_keys: &[
+        ("inventory", "inventory_product_id_fkey"),
+        ("inventory", "inventory_warehouse_id_fkey"),
+        ("inventory_transactions", "inventory_transactions_row_fk"),
+        ("reservations", "reservations_row_fk"),
+    ],
 };
 
 /// Settings of the stock service beyond the shared ones.
@@ -67,9 +90,20 @@ impl App for StockApp {
 
     async fn build(settings: &Settings) -> Result<Self, RuntimeError> {
         let config = Config::from_settings(settings, SPEC.default_listen)?;
-        let stock = StockSettings::from_settings(settings)?;
+        let mut stock = StockSettings::from_settings(settings)?;
         let mut host = ServiceHost::build(config, SPEC).await?;
         let store = Store::new(host.pool.clone());
+        let distributed = store
+            .log_is_distributed()
+            .await
+            .map_err(|error| RuntimeError::Config(format!("reading the Citus layout: {error}")))?;
+        if stock.coalescing.is_some() && distributed {
+            // A coalesced batch is one statement that locks rows of many products and writes
+            // request ids on the coordinator with rows on the shards: not a statement Citus
+            // runs. Each reservation is then its own transaction, on its product's shard.
+            tracing::info!("tables on Citus: reservations are not coalesced");
+            stock.coalescing = None;
+        }
         let api = StockApi::new(store.clone(), &stock, &host);
         let log_appended = api.log_appended();
         host.background.every(stock.expiry_interval, move || {

@@ -7,6 +7,15 @@
 //! snapshot that showed 10, and holds the log's insert lock. Once all of that snapshot's
 //! in-progress writers of the log have ended, any number still missing below 10 belongs to a
 //! rollback and is skipped for good.
+//!
+//! On Citus the log is sharded over the workers, but sequence numbers are still drawn on the
+//! coordinator, from one sequence, by transactions that start there; so the rule holds with
+//! one more wait. A transaction that wrote on a worker commits in two phases: prepared on
+//! the worker, committed on the coordinator (where it stops being in progress), then
+//! committed on the worker. Between the last two its row is not yet visible, so once the
+//! coordinator's writers are done the reader also waits for the transactions prepared on the
+//! workers at that moment (including any left in doubt by a lost connection, until Citus's
+//! recovery resolves them).
 
 use std::time::Duration;
 
@@ -26,6 +35,8 @@ pub struct FeedReader {
     cursor: i64,
     /// Sequences at or below this that are still missing never will appear.
     settled_upto: i64,
+    /// Whether the log is sharded over Citus workers; looked up at the first gap.
+    distributed: Option<bool>,
 }
 
 impl FeedReader {
@@ -34,6 +45,7 @@ impl FeedReader {
             store,
             cursor: after_sequence,
             settled_upto: after_sequence,
+            distributed: None,
         }
     }
 
@@ -64,6 +76,9 @@ impl FeedReader {
             // Every row read was committed in `snapshot`; once its in-progress writers are
             // done, whatever is still missing below the highest of them never will appear.
             self.wait_for_writers(&snapshot).await?;
+            if self.log_is_distributed().await? {
+                self.wait_for_prepared_on_workers().await?;
+            }
             self.settled_upto = highest_seen;
         }
     }
@@ -117,5 +132,57 @@ impl FeedReader {
             }
             tokio::time::sleep(GAP_POLL).await;
         }
+    }
+
+    async fn log_is_distributed(&mut self) -> Result<bool, ServiceError> {
+        if self.distributed.is_none() {
+            self.distributed = Some(self.store.log_is_distributed().await?);
+        }
+        Ok(self.distributed == Some(true))
+    }
+
+    /// Waits until every transaction prepared on a worker now has been committed or rolled
+    /// back there.
+    async fn wait_for_prepared_on_workers(&self) -> Result<(), ServiceError> {
+        let pending = self.prepared_on_workers().await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        loop {
+            tokio::time::sleep(GAP_POLL).await;
+            let now = self.prepared_on_workers().await?;
+            if pending.iter().all(|gid| !now.contains(gid)) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The prepared transactions of this database on every worker, as `node/gid`.
+    async fn prepared_on_workers(&self) -> Result<Vec<String>, ServiceError> {
+        let nodes: Vec<(String, i32, bool, String)> = sqlx::query_as(
+            "SELECT nodename, nodeport, success, result FROM run_command_on_workers(
+                 $$SELECT coalesce(string_agg(gid, ' '), '') FROM pg_prepared_xacts
+                    WHERE database = current_database()$$)",
+        )
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db_error)?;
+        let mut gids = Vec::new();
+        for (node, port, success, result) in nodes {
+            if !success {
+                // Rows prepared there cannot be ruled out: the stream ends, the caller
+                // resumes from its cursor once the worker is back.
+                tracing::warn!(node, port, result, "a Citus worker did not answer the feed");
+                return Err(ServiceError::Unavailable(format!(
+                    "Citus worker {node}:{port} unreachable"
+                )));
+            }
+            gids.extend(
+                result
+                    .split_whitespace()
+                    .map(|gid| format!("{node}:{port}/{gid}")),
+            );
+        }
+        Ok(gids)
     }
 }

@@ -1,7 +1,7 @@
 //! PostgreSQL access for the stock schema. Queries only: the rules live in `domain`.
 //!
-//! Lock order, so transactions cannot deadlock one another: the idempotency key, then
-//! reservation rows (by order, line, warehouse), then inventory rows (by product, warehouse),
+//! Lock order, so transactions cannot deadlock one another: the idempotency key, then an
+//! order's reservation rows (by product, line, warehouse), then inventory rows (by product, warehouse),
 //! then the log insert. One exception: a coalesced batch that runs under row locks (see
 //! `batch`) claims its request ids after locking its rows; it can only meet a transaction
 //! holding one of those ids if a client sends the same request twice at once, and PostgreSQL
@@ -39,6 +39,27 @@ impl Store {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Whether the log is sharded over Citus workers (see the runtime's `citus`).
+    pub async fn log_is_distributed(&self) -> Result<bool, ServiceError> {
+        let citus: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if !citus {
+            return Ok(false);
+        }
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_dist_partition
+                             WHERE logicalrelid = 'inventory_transactions'::regclass
+                               AND partmethod = 'h')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)
     }
 
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]

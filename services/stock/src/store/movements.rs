@@ -194,11 +194,14 @@ async fn upsert_row(
     expected_on_hand: Option<i64>,
 ) -> Result<Option<InventoryRow>, ServiceError> {
     let sql = format!(
-        "INSERT INTO inventory AS i (product_id, warehouse_id, quantity_on_hand, quantity_reserved)
-         VALUES ($1, $2, $3, 0)
+        "INSERT INTO inventory AS i (product_id, warehouse_id, quantity_on_hand, quantity_reserved,
+                                     last_updated)
+         VALUES ($1, $2, $3, 0, now())
          ON CONFLICT (product_id, warehouse_id) DO UPDATE
             SET quantity_on_hand = i.quantity_on_hand + EXCLUDED.quantity_on_hand,
-                last_updated = now()
+                -- From the inserted row, not now() here: Citus runs this part on the shard
+                -- and allows only immutable functions in it.
+                last_updated = EXCLUDED.last_updated
           WHERE ($4::bigint IS NULL OR i.quantity_on_hand = $4)
         RETURNING {INVENTORY_COLUMNS}"
     );

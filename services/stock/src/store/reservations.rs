@@ -69,7 +69,7 @@ pub(crate) fn reservation_insert(first: usize) -> String {
            FROM unnest({}::uuid[], {}::text[], {}::text[], {}::uuid[], {}::uuid[],
                        {}::int8[], {}::timestamptz[], {}::timestamptz[])
                 AS t(id, o, l, p, w, q, e, c)
-         ON CONFLICT (order_id, order_line_id, warehouse_id) DO NOTHING",
+         ON CONFLICT (product_id, order_id, order_line_id, warehouse_id) DO NOTHING",
         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
     )
 }
@@ -166,8 +166,10 @@ impl Store {
         Ok(())
     }
 
-    /// Locks an order's reservations (optionally one line, optionally one warehouse) in lock
-    /// order.
+    /// Locks an order's reservations (optionally one line, optionally one warehouse), product
+    /// by product in product order. A distributed engine takes row locks only in a statement
+    /// on one shard, and a product's reservations are on one; one order of locking keeps two
+    /// transactions on the same order from deadlocking.
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn lock_order_reservations(
         &self,
@@ -176,26 +178,45 @@ impl Store {
         order_line_id: Option<&str>,
         warehouse_id: Option<Uuid>,
     ) -> Result<Vec<Reservation>, ServiceError> {
+        const MATCHES: &str = "order_id = $1
+                AND ($2::text IS NULL OR order_line_id = $2)
+                AND ($3::uuid IS NULL OR warehouse_id = $3)";
+        let products: Vec<Uuid> = sqlx::query_scalar(&format!(
+            "SELECT DISTINCT product_id FROM reservations WHERE {MATCHES} ORDER BY product_id"
+        ))
+        .bind(order_id)
+        .bind(order_line_id)
+        .bind(warehouse_id)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error)?;
         let sql = format!(
             "SELECT {RESERVATION_COLUMNS} FROM reservations
-              WHERE order_id = $1
-                AND ($2::text IS NULL OR order_line_id = $2)
-                AND ($3::uuid IS NULL OR warehouse_id = $3)
-              ORDER BY order_id, order_line_id, warehouse_id
+              WHERE product_id = $4 AND {MATCHES}
+              ORDER BY order_line_id, warehouse_id
               FOR UPDATE"
         );
-        let rows = sqlx::query_as::<_, ReservationRow>(&(sql))
-            .bind(order_id)
-            .bind(order_line_id)
-            .bind(warehouse_id)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)?;
+        let mut rows = Vec::new();
+        for product in products {
+            rows.extend(
+                sqlx::query_as::<_, ReservationRow>(&sql)
+                    .bind(order_id)
+                    .bind(order_line_id)
+                    .bind(warehouse_id)
+                    .bind(product)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(db_error)?,
+            );
+        }
+        rows.sort_by(|a, b| {
+            (&a.order_line_id, a.warehouse_id).cmp(&(&b.order_line_id, b.warehouse_id))
+        });
         into_domain(rows)
     }
 
     /// Locks up to `limit` active reservations whose expiry has passed, skipping any another
-    /// replica is already releasing.
+    /// replica is already releasing; product by product, as an order's are locked.
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn lock_expired_reservations(
         &self,
@@ -203,19 +224,39 @@ impl Store {
         now: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Reservation>, ServiceError> {
+        let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT product_id, reservation_id FROM reservations
+              WHERE status = 'ACTIVE' AND expire_time <= $1
+              ORDER BY expire_time LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        let mut by_product: std::collections::BTreeMap<Uuid, Vec<Uuid>> = Default::default();
+        for (product, reservation) in due {
+            by_product.entry(product).or_default().push(reservation);
+        }
         let sql = format!(
             "SELECT {RESERVATION_COLUMNS} FROM reservations
-              WHERE status = 'ACTIVE' AND expire_time <= $1
+              WHERE product_id = $1 AND reservation_id = ANY($2)
+                AND status = 'ACTIVE' AND expire_time <= $3
               ORDER BY order_id, order_line_id, warehouse_id
-              LIMIT $2
               FOR UPDATE SKIP LOCKED"
         );
-        let rows = sqlx::query_as::<_, ReservationRow>(&(sql))
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)?;
+        let mut rows = Vec::new();
+        for (product, reservations) in by_product {
+            rows.extend(
+                sqlx::query_as::<_, ReservationRow>(&sql)
+                    .bind(product)
+                    .bind(reservations)
+                    .bind(now)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(db_error)?,
+            );
+        }
         into_domain(rows)
     }
 
@@ -227,6 +268,7 @@ impl Store {
         reservations: &[Reservation],
     ) -> Result<(), ServiceError> {
         let ids: Vec<Uuid> = reservations.iter().map(|r| r.reservation_id).collect();
+        let products: Vec<Uuid> = reservations.iter().map(|r| r.key.product_id).collect();
         let statuses: Vec<&str> = reservations.iter().map(|r| r.status.as_str()).collect();
         let held: Vec<i64> = reservations.iter().map(|r| r.quantity_held).collect();
         let shipped: Vec<i64> = reservations.iter().map(|r| r.quantity_shipped).collect();
@@ -237,8 +279,8 @@ impl Store {
                 SET status = t.s, quantity_held = t.h, quantity_shipped = t.sh,
                     quantity_released = t.rl, update_time = t.u
                FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::int8[],
-                           $6::timestamptz[]) AS t(id, s, h, sh, rl, u)
-              WHERE r.reservation_id = t.id",
+                           $6::timestamptz[], $7::uuid[]) AS t(id, s, h, sh, rl, u, p)
+              WHERE r.product_id = t.p AND r.reservation_id = t.id",
         )
         .bind(ids)
         .bind(statuses)
@@ -246,6 +288,7 @@ impl Store {
         .bind(shipped)
         .bind(released)
         .bind(updated)
+        .bind(products)
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;

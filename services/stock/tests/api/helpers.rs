@@ -74,6 +74,47 @@ impl TestApp {
             .await
     }
 
+    /// The Citus worker (`host:port`) holding `product`'s rows; `None` on one server.
+    pub async fn worker_of(&self, product: &str) -> Option<String> {
+        if inventory_testkit::citus_workers().is_empty() {
+            return None;
+        }
+        let mut db = self.db().await;
+        let worker = sqlx::query_scalar(
+            "SELECT nodename || ':' || nodeport FROM citus_shards
+              WHERE table_name = 'inventory'::regclass
+                AND shardid = get_shard_id_for_distribution_column('inventory', $1::uuid)",
+        )
+        .bind(product)
+        .fetch_one(&mut db)
+        .await
+        .expect("shard placement");
+        Some(worker)
+    }
+
+    /// `n` products (n >= 2) named `{prefix}-0`.. that, on Citus, live on more than one
+    /// worker, so what a test does with them crosses nodes. A product whose shard would leave
+    /// them all on one worker is passed over (it stays in the catalog, unstocked).
+    pub async fn products_across_workers(&self, prefix: &str, n: usize) -> Vec<String> {
+        let wanted_workers = worker_count().min(2);
+        let mut products = Vec::new();
+        let mut workers = std::collections::BTreeSet::new();
+        for i in 0..64 {
+            let product = self.product(&format!("{prefix}-{i}")).await;
+            let worker = self.worker_of(&product).await;
+            let on_new_worker = worker.as_ref().is_some_and(|w| !workers.contains(w));
+            let spread_after = workers.len() + usize::from(on_new_worker) >= wanted_workers;
+            if products.len() + 1 < n || spread_after {
+                workers.extend(worker);
+                products.push(product);
+            }
+            if products.len() == n {
+                return products;
+            }
+        }
+        panic!("no product landed on a second worker in 64 tries");
+    }
+
     pub async fn product(&self, sku: &str) -> String {
         self.create_product(product(sku))
             .await
@@ -479,4 +520,9 @@ pub fn reserve_request(
         expire_time: None,
         actor: String::new(),
     }
+}
+
+/// Workers of the Citus cluster under test (0 on one server).
+pub fn worker_count() -> usize {
+    inventory_testkit::citus_workers().len()
 }

@@ -3,6 +3,7 @@
 
 mod catalog;
 mod concurrency;
+mod distribution;
 mod feed;
 mod helpers;
 mod movements;

@@ -1,0 +1,125 @@
+//! Stock keyed by product, and on a Citus cluster (`TEST_CITUS_WORKERS`, see `.ci/citus`)
+//! distributed by it.
+
+use inventory_proto::stock::v1 as pb;
+
+use crate::helpers::{TestApp, new_id, worker_count};
+
+#[tokio::test]
+async fn every_key_of_the_per_product_tables_starts_with_the_product() {
+    let app = TestApp::spawn().await;
+    let mut db = app.db().await;
+    let keys: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT c.conrelid::regclass::text, c.conname, a.attname
+           FROM pg_constraint c
+           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+          WHERE c.contype IN ('p', 'u')
+            AND c.conrelid IN ('inventory'::regclass, 'inventory_transactions'::regclass,
+                               'reservations'::regclass)
+          ORDER BY 1, 2",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("keys");
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    for (table, key, first) in &keys {
+        assert_eq!(first, "product_id", "{table}.{key} starts with {first}");
+    }
+}
+
+#[tokio::test]
+async fn on_citus_rows_live_with_their_product_and_request_ids_on_the_coordinator() {
+    let app = TestApp::spawn().await;
+    let mut db = app.db().await;
+    let citus: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+            .fetch_one(&mut db)
+            .await
+            .expect("extensions");
+    assert_eq!(
+        citus,
+        worker_count() > 0,
+        "tables distributed exactly on Citus"
+    );
+    if !citus {
+        return;
+    }
+    let layout: Vec<(String, String, i32)> = sqlx::query_as(
+        "SELECT logicalrelid::regclass::text,
+                CASE WHEN partmethod = 'h' THEN 'distributed'
+                     WHEN repmodel = 't' THEN 'reference' ELSE 'coordinator' END,
+                colocationid
+           FROM pg_dist_partition ORDER BY 1",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("layout");
+    let kinds: Vec<(&str, &str)> = layout
+        .iter()
+        .map(|(t, k, _)| (t.as_str(), k.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("idempotency_keys", "coordinator"),
+            ("inventory", "distributed"),
+            ("inventory_transactions", "distributed"),
+            ("products", "reference"),
+            ("reservations", "distributed"),
+            ("warehouses", "reference"),
+        ]
+    );
+    let colocations: std::collections::BTreeSet<i32> = layout
+        .iter()
+        .filter(|(_, k, _)| k == "distributed")
+        .map(|(_, _, c)| *c)
+        .collect();
+    assert_eq!(
+        colocations.len(),
+        1,
+        "log and reservations co-located with inventory"
+    );
+
+    // A two-line order across products on different workers is reserved as one.
+    let products = app.products_across_workers("SKU", 2).await;
+    let w = app.warehouse("A").await;
+    for p in &products {
+        app.receive(p, &w, 3).await;
+    }
+    let mut workers = Vec::new();
+    for p in &products {
+        workers.push(app.worker_of(p).await.expect("placed"));
+    }
+    assert_ne!(workers[0], workers[1], "rows on both workers: {workers:?}");
+    let lines = products
+        .iter()
+        .enumerate()
+        .map(|(i, p)| pb::ReservationLine {
+            order_line_id: i.to_string(),
+            product_id: p.clone(),
+            warehouse_id: w.clone(),
+            quantity: 2,
+        })
+        .collect();
+    app.reserve_order(pb::ReserveOrderRequest {
+        request_id: new_id(),
+        order_id: "order-1".into(),
+        lines,
+        ..Default::default()
+    })
+    .await
+    .expect("reserved across workers");
+    for p in &products {
+        assert_eq!(app.inventory(p, &w).await.quantity_reserved, 2);
+    }
+    let placement: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT nodename || ':' || nodeport, count(*) FROM citus_shards
+          WHERE table_name = 'inventory'::regclass GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("placement");
+    eprintln!("inventory shards per node: {placement:?}; the order's rows on {workers:?}");
+    assert_eq!(placement.len(), worker_count(), "shards on every worker");
+    app.assert_ledger_clean().await;
+}
