@@ -207,3 +207,78 @@ async fn an_unrelated_open_transaction_does_not_stall_the_feed_at_a_gap() {
     assert_eq!(seen, all_sequences(&app).await);
     idle_tx.rollback().await.expect("rollback the idle session");
 }
+
+/// The window two-phase commit opens on Citus: a writer committed on the coordinator whose
+/// row is still only prepared on its worker (or left in doubt there by a lost connection).
+/// Made by hand here: a sequence number drawn on the coordinator, the row inserted into its
+/// shard on the worker and prepared, a later row committed. The feed must wait for the
+/// prepared row, not skip its number. (Citus only: one server has no such window.)
+#[tokio::test]
+async fn on_citus_a_row_prepared_on_a_worker_is_waited_for_not_skipped() {
+    let app = TestApp::spawn().await;
+    let Some(worker) = ({
+        let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+        app.receive(&p, &w, 1).await;
+        app.worker_of(&p).await.map(|worker| (worker, p, w))
+    }) else {
+        assert_eq!(crate::helpers::worker_count(), 0);
+        return;
+    };
+    let (worker, p, w) = worker;
+    let start = *all_sequences(&app).await.last().expect("one row");
+    let mut coordinator = app.db().await;
+    let sequence: i64 = sqlx::query_scalar("SELECT nextval('inventory_transactions_sequence')")
+        .fetch_one(&mut coordinator)
+        .await
+        .expect("a sequence number");
+    let (shard_log, shard_inventory): (String, String) = sqlx::query_as(
+        "SELECT (SELECT shard_name FROM citus_shards WHERE table_name = t.log AND shardid =
+                    get_shard_id_for_distribution_column(t.log, $1::uuid)),
+                (SELECT shard_name FROM citus_shards WHERE table_name = t.inv AND shardid =
+                    get_shard_id_for_distribution_column(t.inv, $1::uuid))
+           FROM (SELECT 'inventory_transactions'::regclass AS log,
+                        'inventory'::regclass AS inv) t",
+    )
+    .bind(&p)
+    .fetch_one(&mut coordinator)
+    .await
+    .expect("shards");
+
+    let admin = inventory_testkit::admin_url();
+    let user = admin.split_once("://").map_or("", |(_, r)| r);
+    let user = user.split_once('@').map_or("postgres", |(u, _)| u);
+    let mut on_worker =
+        sqlx::PgConnection::connect(&format!("postgres://{user}@{worker}/{}", app.database.name))
+            .await
+            .expect("connect worker");
+    let gid = format!("inventory_test_{}", crate::helpers::new_id());
+    sqlx::raw_sql(&format!(
+        "BEGIN;
+         UPDATE {shard_inventory} SET quantity_on_hand = quantity_on_hand + 1
+          WHERE product_id = '{p}' AND warehouse_id = '{w}';
+         INSERT INTO {shard_log} (sequence, txn_id, product_id, warehouse_id, txn_type, quantity,
+             on_hand_delta, reserved_delta, on_hand_after, reserved_after, request_id)
+         VALUES ({sequence}, gen_random_uuid(), '{p}', '{w}', 'RECEIVE', 1, 1, 0, 2, 0, 'prepared');
+         PREPARE TRANSACTION '{gid}'"
+    ))
+    .execute(&mut on_worker)
+    .await
+    .expect("prepared on the worker");
+
+    // A later writer commits, with a higher number.
+    let later = app.product("SKU-2").await;
+    app.receive(&later, &w, 1).await;
+    let mut feed = open(&app, start).await;
+    let early = tokio::time::timeout(Duration::from_millis(500), feed.next()).await;
+    let resolved = sqlx::raw_sql(&format!("COMMIT PREPARED '{gid}'"))
+        .execute(&mut on_worker)
+        .await;
+    assert!(
+        early.is_err(),
+        "the feed must wait for the prepared row, not skip past it: {early:?}"
+    );
+    resolved.expect("commit prepared");
+    let seen = take(&mut feed, 2).await;
+    assert_eq!(seen, vec![sequence, sequence + 1]);
+    app.assert_ledger_clean().await;
+}
