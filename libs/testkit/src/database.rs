@@ -57,39 +57,7 @@ pub struct TestDatabase {
 impl TestDatabase {
     pub async fn create() -> Self {
         let name = format!("test_{}", Uuid::new_v4().simple());
-        let admin = admin_url();
-        let create = vec![format!("CREATE DATABASE {name}")];
-        let url = database_url(&admin, None, &name);
-        let workers = citus_workers();
-        if workers.is_empty() {
-            execute(&admin, &create).await;
-            return Self { name, url };
-        }
-        let extension = vec!["CREATE EXTENSION citus".to_owned()];
-        for worker in &workers {
-            execute(&database_url(&admin, Some(worker), "postgres"), &create).await;
-            execute(&database_url(&admin, Some(worker), &name), &extension).await;
-        }
-        execute(&admin, &create).await;
-        let coordinator = url
-            .rsplit_once('@')
-            .and_then(|(_, rest)| rest.split_once('/'))
-            .and_then(|(node, _)| node.rsplit_once(':'))
-            .map(|(host, port)| (host.to_owned(), port.to_owned()))
-            .expect("TEST_DATABASE_URL names host:port");
-        let mut setup = extension;
-        // 4 shards per table (2 on each of two workers) instead of 32: a test's tables are
-        // spread just the same and created in a fraction of the time.
-        setup.push(format!("ALTER DATABASE {name} SET citus.shard_count = 4"));
-        setup.push(format!(
-            "SELECT citus_set_coordinator_host('{}', {})",
-            coordinator.0, coordinator.1
-        ));
-        for worker in &workers {
-            let (host, port) = worker.rsplit_once(':').expect("worker host:port");
-            setup.push(format!("SELECT citus_add_node('{host}', {port})"));
-        }
-        execute(&url, &setup).await;
+        let url = create_database(&admin_url(), &name, &citus_workers()).await;
         Self { name, url }
     }
 
@@ -136,26 +104,64 @@ impl Drop for TestDatabase {
                 .enable_all()
                 .build();
             if let Ok(runtime) = runtime {
-                runtime.block_on(async {
-                    let admin = admin_url();
-                    let workers = citus_workers();
-                    let servers = std::iter::once(admin.clone()).chain(
-                        workers
-                            .iter()
-                            .map(|w| database_url(&admin, Some(w), "postgres")),
-                    );
-                    for server in servers {
-                        if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
-                            let _ = sqlx::raw_sql(
-                                &(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")),
-                            )
-                            .execute(&mut conn)
-                            .await;
-                        }
-                    }
-                });
+                runtime.block_on(drop_database(&admin_url(), &database, &citus_workers()));
             }
         })
         .join();
+    }
+}
+
+/// Creates `name` on the server of `admin` (a URL to any database there) and returns its URL.
+/// With Citus `workers` (`host:port`), the database is created on each of them too, with the
+/// extension, and the coordinator registered with itself and its workers, as
+/// `citus-cluster up` sets up its database.
+pub async fn create_database(admin: &str, name: &str, workers: &[String]) -> String {
+    let create = vec![format!("CREATE DATABASE {name}")];
+    let url = database_url(admin, None, name);
+    if workers.is_empty() {
+        execute(admin, &create).await;
+        return url;
+    }
+    let extension = vec!["CREATE EXTENSION citus".to_owned()];
+    for worker in workers {
+        execute(&database_url(admin, Some(worker), "postgres"), &create).await;
+        execute(&database_url(admin, Some(worker), name), &extension).await;
+    }
+    execute(admin, &create).await;
+    let coordinator = url
+        .rsplit_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .and_then(|(node, _)| node.rsplit_once(':'))
+        .map(|(host, port)| (host.to_owned(), port.to_owned()))
+        .expect("the admin URL names host:port");
+    let mut setup = extension;
+    // 4 shards per table (2 on each of two workers) instead of 32: the tables are spread
+    // just the same and created in a fraction of the time.
+    setup.push(format!("ALTER DATABASE {name} SET citus.shard_count = 4"));
+    setup.push(format!(
+        "SELECT citus_set_coordinator_host('{}', {})",
+        coordinator.0, coordinator.1
+    ));
+    for worker in workers {
+        let (host, port) = worker.rsplit_once(':').expect("worker host:port");
+        setup.push(format!("SELECT citus_add_node('{host}', {port})"));
+    }
+    execute(&url, &setup).await;
+    url
+}
+
+/// Drops `name` from the server of `admin` and from `workers`, whoever is connected.
+pub async fn drop_database(admin: &str, name: &str, workers: &[String]) {
+    let servers = std::iter::once(admin.to_owned()).chain(
+        workers
+            .iter()
+            .map(|w| database_url(admin, Some(w), "postgres")),
+    );
+    for server in servers {
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&server).await {
+            let _ = sqlx::raw_sql(&(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut conn)
+                .await;
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 
-pub use database::{TestDatabase, admin_url, citus_workers};
+pub use database::{TestDatabase, admin_url, citus_workers, create_database, drop_database};
 pub use inventory_runtime::App;
 pub use server::{StockServer, TestServer, assert_ledger_clean, inventory_level};
 use tonic_types::StatusExt;

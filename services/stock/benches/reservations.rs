@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use inventory_benchkit::{
-    self as benchkit, PRODUCT_ID_PREFIX, Rng, admin, cores, database_counters, execute, free_port,
+    self as benchkit, PRODUCT_ID_PREFIX, Rng, cores, database_counters, execute, free_port,
     latency_histogram, machine_jiffies, ms, numbered_uuid_sql, postgres_cpu_seconds,
     process_cpu_seconds, start_service, stop_service, wait_serving,
 };
@@ -80,6 +80,8 @@ struct Options {
     service_env: Vec<(String, String)>,
     /// Another build of stock-service to measure (an earlier commit's, to compare).
     service_binary: String,
+    /// Workers (`host:port`) of a Citus cluster whose coordinator is `server_url`.
+    citus_workers: Vec<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -94,6 +96,7 @@ fn options() -> Result<Options, String> {
         baselines: true,
         service_env: Vec::new(),
         service_binary: SERVICE_BINARY.to_owned(),
+        citus_workers: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -117,6 +120,7 @@ fn options() -> Result<Options, String> {
             }
             "--no-baselines" => o.baselines = false,
             "--service-binary" => o.service_binary = value()?,
+            "--citus-workers" => o.citus_workers = value()?.split(',').map(str::to_owned).collect(),
             "--service-env" => {
                 let pair = value()?;
                 let (k, v) = pair
@@ -427,14 +431,11 @@ SELECT gen_random_uuid(), product_id, warehouse_id, 'RESERVE', 1, 0, 1, quantity
 }
 
 async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, String> {
-    let mut admin = admin(&opts.server_url).await?;
-    execute(
-        &mut admin,
-        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", case.database),
-    )
-    .await?;
-    execute(&mut admin, format!("CREATE DATABASE {}", case.database)).await?;
-    let url = case.url(&opts.server_url);
+    // On a Citus cluster the database is made on every node, as the tests make theirs.
+    let admin = format!("{}/postgres", opts.server_url);
+    let workers = &opts.citus_workers;
+    inventory_testkit::drop_database(&admin, &case.database, workers).await;
+    let url = inventory_testkit::create_database(&admin, &case.database, workers).await;
 
     let port = free_port()?;
     let service = start_service(&opts.service_binary, &url, port, &opts.service_env)?;
@@ -462,11 +463,7 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
     } else {
         (f64::NAN, f64::NAN)
     };
-    execute(
-        &mut admin,
-        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", case.database),
-    )
-    .await?;
+    inventory_testkit::drop_database(&admin, &case.database, workers).await;
 
     let per_sec = run.reservations_in_log as f64 / run.seconds;
     let ratio = |baseline: f64| {

@@ -69,7 +69,7 @@ pub(crate) fn reservation_insert(first: usize) -> String {
            FROM unnest({}::uuid[], {}::text[], {}::text[], {}::uuid[], {}::uuid[],
                        {}::int8[], {}::timestamptz[], {}::timestamptz[])
                 AS t(id, o, l, p, w, q, e, c)
-         ON CONFLICT (product_id, order_id, order_line_id, warehouse_id) DO NOTHING",
+         ON CONFLICT (order_id, order_line_id, warehouse_id, product_id) DO NOTHING",
         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
     )
 }
