@@ -122,6 +122,17 @@ pub async fn create_database(admin: &str, name: &str, workers: &[String]) -> Str
         execute(admin, &create).await;
         return url;
     }
+    // One set-up at a time across every test process: adding the same workers to several
+    // new databases at once makes Citus update the same shared catalog rows concurrently
+    // ("tuple concurrently updated"). Advisory locks are per database: all take it in the
+    // admin database.
+    let mut guard = sqlx::PgConnection::connect(admin)
+        .await
+        .unwrap_or_else(|e| panic!("test PostgreSQL {admin} reachable: {e}"));
+    sqlx::query("SELECT pg_advisory_lock(hashtext('inventory test database set-up'))")
+        .execute(&mut guard)
+        .await
+        .expect("set-up lock");
     let extension = vec!["CREATE EXTENSION citus".to_owned()];
     for worker in workers {
         execute(&database_url(admin, Some(worker), "postgres"), &create).await;
@@ -147,6 +158,8 @@ pub async fn create_database(admin: &str, name: &str, workers: &[String]) -> Str
         setup.push(format!("SELECT citus_add_node('{host}', {port})"));
     }
     execute(&url, &setup).await;
+    // Closing the session releases the lock.
+    guard.close().await.ok();
     url
 }
 
