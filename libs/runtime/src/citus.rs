@@ -69,14 +69,32 @@ pub async fn distribute(
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
             .fetch_one(&mut *conn)
             .await?;
-    if !installed {
+    // A cluster: the extension, and a coordinator that knows itself and a worker.
+    let ready = installed
+        && sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_dist_node WHERE groupid = 0)
+                AND EXISTS (SELECT 1 FROM pg_dist_node WHERE groupid <> 0 AND isactive)",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+    if !ready {
+        let missing = if installed {
+            "the coordinator is not set up: SELECT citus_set_coordinator_host('<host>', \
+             <port>) and SELECT citus_add_node('<worker>', <port>) for each worker"
+        } else {
+            "the database has no citus extension: run CREATE EXTENSION citus on the \
+             coordinator and every worker"
+        };
         return match distribution {
-            Distribution::Citus => Err(RuntimeError::Config(
-                "DISTRIBUTED=citus, but the database has no citus extension: run CREATE \
-                 EXTENSION citus on the coordinator and every worker (or set DISTRIBUTED=auto)"
-                    .to_owned(),
-            )),
-            _ => Ok(false),
+            Distribution::Citus => Err(RuntimeError::Config(format!(
+                "DISTRIBUTED=citus, but {missing} (or set DISTRIBUTED=auto)"
+            ))),
+            _ => {
+                if installed {
+                    tracing::warn!("citus is installed but {missing}; tables stay local");
+                }
+                Ok(false)
+            }
         };
     }
     // One replica at a time; the others find the work done.
@@ -155,7 +173,11 @@ async fn apply(conn: &mut sqlx::PgConnection, layout: &CitusLayout) -> Result<()
         )
         .await?;
     }
-    let anchor = layout.distributed[0].0;
+    let Some(&(anchor, _)) = layout.distributed.first() else {
+        return Err(RuntimeError::Config(
+            "a Citus layout names no distributed table".to_owned(),
+        ));
+    };
     for &(table, column) in layout
         .distributed
         .iter()

@@ -3,10 +3,11 @@
 //! Sequence numbers are drawn before commit, so a transaction holding sequence 9 may commit
 //! after one holding 10. A reader that sees 10 but not 9 must not move past 9 until 9 either
 //! commits or is known never to. Every writer takes its xid before its sequence number (see
-//! `next_transaction_sequence` in the migration), so whoever holds 9 was in progress in the
-//! snapshot that showed 10, and holds the log's insert lock. Once all of that snapshot's
-//! in-progress writers of the log have ended, any number still missing below 10 belongs to a
-//! rollback and is skipped for good.
+//! `next_transaction_sequence` in the migration), so whoever holds 9 had started before the
+//! read that showed 10: in a snapshot taken after that read it is still in progress, holding
+//! the log's insert lock, or it has ended. Once all of that snapshot's in-progress writers of
+//! the log have ended, any number still missing below 10 belongs to a rollback and is
+//! skipped for good.
 //!
 //! On Citus the log is sharded over the workers, but sequence numbers are still drawn on the
 //! coordinator, from one sequence, by transactions that start there; so the rule holds with
@@ -73,8 +74,9 @@ impl FeedReader {
             if !blocked_by_gap || !batch.is_empty() {
                 return Ok(batch);
             }
-            // Every row read was committed in `snapshot`; once its in-progress writers are
-            // done, whatever is still missing below the highest of them never will appear.
+            // Whoever holds a number missing below the highest row read was in progress in
+            // `snapshot` or has ended; once its in-progress writers are done, whatever is
+            // still missing there never will appear.
             self.wait_for_writers(&snapshot).await?;
             if self.log_is_distributed().await? {
                 self.wait_for_prepared_on_workers().await?;
@@ -83,27 +85,28 @@ impl FeedReader {
         }
     }
 
+    /// The rows after the cursor, then a snapshot taken once they are read. A writer holding
+    /// a number below the highest row read, and whose row the read did not show, was in
+    /// progress when it drew that number, before the read; so it is still in progress in
+    /// the later snapshot, or has ended by then. (A snapshot taken before the read would do
+    /// on one server, where the read sees exactly that snapshot; on Citus the workers read
+    /// with snapshots of their own, taken later, and a writer starting in between would be
+    /// missed.)
     async fn read(&self, limit: i64) -> Result<(String, Vec<TxnRecord>), ServiceError> {
-        let mut tx = self.store.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
         let sql = format!(
             "SELECT {TXN_COLUMNS} FROM inventory_transactions
               WHERE sequence > $1 ORDER BY sequence LIMIT $2"
         );
-        let rows = sqlx::query_as::<_, TxnRecord>(&(sql))
+        let rows = sqlx::query_as::<_, TxnRecord>(&sql)
             .bind(self.cursor)
             .bind(limit)
-            .fetch_all(&mut *tx)
+            .fetch_all(self.store.pool())
             .await
             .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+            .fetch_one(self.store.pool())
+            .await
+            .map_err(db_error)?;
         Ok((snapshot, rows))
     }
 

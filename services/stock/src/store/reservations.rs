@@ -134,7 +134,7 @@ fn into_domain(rows: Vec<ReservationRow>) -> Result<Vec<Reservation>, ServiceErr
 
 impl Store {
     /// Inserts new reservations; ALREADY_EXISTS if the order line already has one in that
-    /// warehouse.
+    /// warehouse for that product.
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn insert_reservations(
         &self,
