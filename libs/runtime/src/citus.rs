@@ -65,10 +65,7 @@ pub async fn distribute(
         return Ok(false);
     }
     let mut conn = pool.acquire().await?;
-    let installed: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
-            .fetch_one(&mut *conn)
-            .await?;
+    let installed = citus_installed(&mut conn).await?;
     // A cluster: the extension, and a coordinator that knows itself and a worker.
     let ready = installed
         && sqlx::query_scalar::<_, bool>(
@@ -108,6 +105,18 @@ pub async fn distribute(
     result?;
     unlocked?;
     Ok(true)
+}
+
+/// Whether `table` is sharded over Citus workers (false on a database without Citus).
+pub async fn is_distributed(pool: &PgPool, table: &str) -> Result<bool, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    Ok(citus_installed(&mut conn).await? && Kind::Distributed.holds(&mut conn, table).await?)
+}
+
+async fn citus_installed(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
+        .fetch_one(conn)
+        .await
 }
 
 async fn apply(conn: &mut sqlx::PgConnection, layout: &CitusLayout) -> Result<(), RuntimeError> {

@@ -43,23 +43,9 @@ impl Store {
 
     /// Whether the log is sharded over Citus workers (see the runtime's `citus`).
     pub async fn log_is_distributed(&self) -> Result<bool, ServiceError> {
-        let citus: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error)?;
-        if !citus {
-            return Ok(false);
-        }
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_dist_partition
-                             WHERE logicalrelid = 'inventory_transactions'::regclass
-                               AND partmethod = 'h')",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error)
+        inventory_runtime::citus::is_distributed(&self.pool, "inventory_transactions")
+            .await
+            .map_err(db_error)
     }
 
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
