@@ -28,6 +28,8 @@ use tonic::{Request, Response, Status};
 use crate::StockSettings;
 use crate::store::Store;
 use coalesce::Coalescer;
+/// The answer to a reservation made by a coalesced batch, as stored for its retries.
+pub use coalesce::response as reservation_response;
 
 /// The StockService implementation.
 #[derive(Clone)]

@@ -164,6 +164,14 @@ fn plan(requests: &[BatchRequest], rows: &Rows, known: &Known, now: DateTime<Utc
     plan
 }
 
+/// Whether the granted requests' ids are still to be claimed by the write, or were claimed
+/// earlier in its transaction.
+#[derive(Clone, Copy)]
+enum Claims {
+    ToTake,
+    Held,
+}
+
 /// Writes a plan in one statement: the rows (only if they still hold the levels the plan
 /// assumed), one log row, one reservation and one stored answer per granted request. If
 /// anything does not match, the statement fails with a serialization failure (ABORTED) and
@@ -172,6 +180,7 @@ async fn write(
     conn: &mut PgConnection,
     requests: &[BatchRequest],
     plan: Plan,
+    claims: Claims,
     now: DateTime<Utc>,
     encode: impl Fn(&Reservation, &InventoryRow) -> Vec<u8>,
 ) -> Result<BatchResult, ServiceError> {
@@ -207,11 +216,7 @@ async fn write(
         // visits), so batches of several replicas cannot deadlock; the rows are updated
         // before the log draws its sequence numbers, so a log row is never numbered before a
         // change that precedes it.
-        "WITH answered AS (
-             INSERT INTO idempotency_keys (request_id, method, request_fingerprint, response)
-             SELECT * FROM unnest($28::text[], $29::text[], $30::bytea[], $31::bytea[])
-             ON CONFLICT (request_id) DO NOTHING
-             RETURNING 1),
+        "WITH answered AS ({answers} RETURNING 1),
          claimed AS (SELECT count(*) AS n FROM answered),
          locked AS MATERIALIZED (
              SELECT 1 FROM inventory, claimed
@@ -235,7 +240,21 @@ async fn write(
          SELECT assert_batch_matches(
                     (SELECT count(*) FROM logged) = $32 AND (SELECT n FROM updated) = $33
                 AND (SELECT count(*) FROM reserved) = $32 AND (SELECT n FROM claimed) = $32)",
-        reservations = reservation_insert(20)
+        reservations = reservation_insert(20),
+        answers = match claims {
+            Claims::ToTake => {
+                "INSERT INTO idempotency_keys (request_id, method, request_fingerprint, response)
+                 SELECT * FROM unnest($28::text[], $29::text[], $30::bytea[], $31::bytea[])
+                 ON CONFLICT (request_id) DO NOTHING"
+            }
+            Claims::Held => {
+                "UPDATE idempotency_keys k SET response = t.response
+                   FROM unnest($28::text[], $29::text[], $30::bytea[], $31::bytea[])
+                        AS t(request_id, method, fingerprint, response)
+                  WHERE k.request_id = t.request_id AND k.method = t.method
+                    AND k.request_fingerprint = t.fingerprint"
+            }
+        }
     );
     let query = sqlx::query_as::<_, (bool,)>(&sql);
     let query = LogRows::new(&movements, &afters, &origins)
@@ -298,16 +317,19 @@ impl Store {
             return Ok(None);
         }
         let mut conn = self.pool().acquire().await.map_err(db_error)?;
-        write(&mut conn, requests, plan, now, encode)
+        write(&mut conn, requests, plan, Claims::ToTake, now, encode)
             .await
             .map(Some)
     }
 
-    /// Applies a batch under row locks: one round trip locks the rows in lock order and looks
-    /// up request ids already answered (retries) and order lines already reserved; then the
-    /// batch is decided and written, and the transaction commits. Lookups read the statement's
-    /// snapshot, so anything committed while the locks were awaited is caught by the write's
-    /// checks (ABORTED, nothing written).
+    /// Applies a batch under row locks: one round trip claims the request ids (in order;
+    /// an id already answered, or in flight elsewhere until that ends, is not claimed), then
+    /// locks the rows in lock order and looks up order lines already reserved. Ids before
+    /// rows, as on the one-request path, so the two never wait on each other in a cycle.
+    /// Then the batch is decided, the claims it does not use are given back, and it is
+    /// written and committed. Lookups read the statement's snapshot, so anything committed
+    /// while the locks were awaited is caught by the write's checks (ABORTED, nothing
+    /// written).
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn reserve_batch_locked(
         &self,
@@ -320,20 +342,31 @@ impl Store {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        // The first request with each id, in id order.
+        let mut ids: BTreeMap<&str, &BatchRequest> = BTreeMap::new();
+        for request in requests {
+            ids.entry(request.request_id.as_str()).or_insert(request);
+        }
         let sql = format!(
-            "WITH locked AS MATERIALIZED (
-                 SELECT {INVENTORY_COLUMNS} FROM inventory
+            "WITH claimed AS (
+                 INSERT INTO idempotency_keys (request_id, method, request_fingerprint)
+                 SELECT * FROM unnest($3::text[], $7::text[], $8::bytea[])
+                 ON CONFLICT (request_id) DO NOTHING
+                 RETURNING request_id),
+             locked AS MATERIALIZED (
+                 SELECT {INVENTORY_COLUMNS}
+                   FROM inventory, (SELECT count(*) AS n FROM claimed) AS claims_first
                   WHERE (product_id, warehouse_id) IN
                         (SELECT * FROM unnest($1::uuid[], $2::uuid[]))
                   ORDER BY product_id, warehouse_id
-                  FOR UPDATE)
+                  FOR UPDATE OF inventory)
              SELECT inventory_id, product_id, warehouse_id, quantity_on_hand, quantity_reserved,
                     quantity_available, last_updated,
                     NULL::text AS request_id, NULL::text AS order_id, NULL::text AS order_line_id
                FROM locked
              UNION ALL
              SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, request_id, NULL, NULL
-               FROM idempotency_keys WHERE request_id = ANY($3)
+               FROM claimed
              UNION ALL
              SELECT NULL, NULL, warehouse_id, NULL, NULL, NULL, NULL, NULL, order_id, order_line_id
                FROM reservations
@@ -344,12 +377,7 @@ impl Store {
         let found: Vec<LookupRow> = sqlx::query_as(&sql)
             .bind(keys.iter().map(|k| k.product_id).collect::<Vec<_>>())
             .bind(keys.iter().map(|k| k.warehouse_id).collect::<Vec<_>>())
-            .bind(
-                requests
-                    .iter()
-                    .map(|r| r.request_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
+            .bind(ids.keys().copied().collect::<Vec<_>>())
             .bind(
                 requests
                     .iter()
@@ -368,18 +396,25 @@ impl Store {
                     .map(|r| r.reservation.key.warehouse_id)
                     .collect::<Vec<_>>(),
             )
+            .bind(ids.values().map(|r| r.method).collect::<Vec<_>>())
+            .bind(
+                ids.values()
+                    .map(|r| r.fingerprint.as_slice())
+                    .collect::<Vec<_>>(),
+            )
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
         let mut rows = Rows::new();
+        let mut claimed = HashSet::new();
         let mut known = Known::default();
         for found in found {
             match found.into_kind() {
                 Some(Found::Row(row)) => {
                     rows.insert(row.key(), row);
                 }
-                Some(Found::Answered(id)) => {
-                    known.answered_ids.insert(id);
+                Some(Found::Claimed(id)) => {
+                    claimed.insert(id);
                 }
                 Some(Found::Line(line)) => {
                     known.existing_lines.insert(line);
@@ -387,16 +422,32 @@ impl Store {
                 None => {}
             }
         }
+        known.answered_ids = ids
+            .keys()
+            .filter(|id| !claimed.contains(**id))
+            .map(|id| (*id).to_owned())
+            .collect();
         let now = inventory_core::time::now();
         let plan = plan(requests, &rows, &known, now);
-        let result = write(&mut tx, requests, plan, now, encode).await?;
+        for (i, _) in &plan.granted {
+            claimed.remove(&requests[*i].request_id);
+        }
+        if !claimed.is_empty() {
+            // Refused or left to the one-request path: their ids are free again.
+            sqlx::query("DELETE FROM idempotency_keys WHERE request_id = ANY($1)")
+                .bind(claimed.into_iter().collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        let result = write(&mut tx, requests, plan, Claims::Held, now, encode).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(result)
     }
 }
 
-/// One row of the locked path's lookup: a locked inventory row, a request id already
-/// answered, or an order line already reserved.
+/// One row of the locked path's lookup: a locked inventory row, a request id claimed, or an
+/// order line already reserved.
 #[derive(sqlx::FromRow)]
 struct LookupRow {
     inventory_id: Option<Uuid>,
@@ -413,14 +464,14 @@ struct LookupRow {
 
 enum Found {
     Row(InventoryRow),
-    Answered(String),
+    Claimed(String),
     Line(Line),
 }
 
 impl LookupRow {
     fn into_kind(self) -> Option<Found> {
         if let Some(id) = self.request_id {
-            return Some(Found::Answered(id));
+            return Some(Found::Claimed(id));
         }
         if let (Some(order), Some(line), Some(warehouse)) =
             (self.order_id, self.order_line_id, self.warehouse_id)

@@ -2,12 +2,16 @@
 //!
 //! Sequence numbers are drawn before commit, so a transaction holding sequence 9 may commit
 //! after one holding 10. A reader that sees 10 but not 9 must not move past 9 until 9 either
-//! commits or is known never to. Every writer takes its xid before its sequence number (see
-//! `next_transaction_sequence` in the migration), so whoever holds 9 had started before the
-//! read that showed 10: in a snapshot taken after that read it is still in progress, holding
-//! the log's insert lock, or it has ended. Once all of that snapshot's in-progress writers of
-//! the log have ended, any number still missing below 10 belongs to a rollback and is
-//! skipped for good.
+//! commits or is known never to. Every writer takes the log's insert lock and its xid before
+//! its sequence number (see `next_transaction_sequence` in the migration), so whoever holds 9
+//! had both before the read that showed 10: right after that read it still holds them, or it
+//! has ended. So the reader notes the xids of the log's writers right after its read and,
+//! once all of them have ended, any number still missing below 10 belongs to a rollback and
+//! is skipped for good.
+//!
+//! (Not a snapshot's list of running xids: a snapshot lists only xids below the newest that
+//! has ended, so a writer newer than every finished transaction is missing from it though
+//! it is still running.)
 //!
 //! On Citus the log is sharded over the workers, but sequence numbers are still drawn on the
 //! coordinator, from one sequence, by transactions that start there; so the rule holds with
@@ -58,7 +62,7 @@ impl FeedReader {
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn next_batch(&mut self, limit: i64) -> Result<Vec<TxnRecord>, ServiceError> {
         loop {
-            let (snapshot, rows) = self.read(limit).await?;
+            let (writers, rows) = self.read(limit).await?;
             let highest_seen = rows.last().map_or(self.cursor, |r| r.sequence);
             let mut batch = Vec::with_capacity(rows.len());
             let mut blocked_by_gap = false;
@@ -74,10 +78,10 @@ impl FeedReader {
             if !blocked_by_gap || !batch.is_empty() {
                 return Ok(batch);
             }
-            // Whoever holds a number missing below the highest row read was in progress in
-            // `snapshot` or has ended; once its in-progress writers are done, whatever is
-            // still missing there never will appear.
-            self.wait_for_writers(&snapshot).await?;
+            // Whoever holds a number missing below the highest row read is one of `writers`
+            // or has ended; once they are done, whatever is still missing there never will
+            // appear.
+            self.wait_for_writers(&writers).await?;
             if self.log_is_distributed().await? {
                 self.wait_for_prepared_on_workers().await?;
             }
@@ -85,14 +89,12 @@ impl FeedReader {
         }
     }
 
-    /// The rows after the cursor, then a snapshot taken once they are read. A writer holding
-    /// a number below the highest row read, and whose row the read did not show, was in
-    /// progress when it drew that number, before the read; so it is still in progress in
-    /// the later snapshot, or has ended by then. (A snapshot taken before the read would do
-    /// on one server, where the read sees exactly that snapshot; on Citus the workers read
-    /// with snapshots of their own, taken later, and a writer starting in between would be
-    /// missed.)
-    async fn read(&self, limit: i64) -> Result<(String, Vec<TxnRecord>), ServiceError> {
+    /// The rows after the cursor, then the xids of the log's writers still running once they
+    /// are read. A writer holding a number below the highest row read, and whose row the read
+    /// did not show, drew that number before the read, under the log's lock; so right after
+    /// the read it still holds the lock, or it has ended. (Noted after the read, not before:
+    /// on Citus the workers read with snapshots of their own, taken later.)
+    async fn read(&self, limit: i64) -> Result<(Vec<String>, Vec<TxnRecord>), ServiceError> {
         let sql = format!(
             "SELECT {TXN_COLUMNS} FROM inventory_transactions
               WHERE sequence > $1 ORDER BY sequence LIMIT $2"
@@ -103,30 +105,34 @@ impl FeedReader {
             .fetch_all(self.store.pool())
             .await
             .map_err(db_error)?;
-        let snapshot: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
-            .fetch_one(self.store.pool())
-            .await
-            .map_err(db_error)?;
-        Ok((snapshot, rows))
+        // Only transactions holding the log's lock can hold a missing number, so unrelated
+        // ones, in other schemas or idle in a session, never stall the feed.
+        let writers: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT a.backend_xid::text
+               FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE l.locktype = 'relation'
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND l.relation = 'inventory_transactions'::regclass
+                AND a.backend_xid IS NOT NULL",
+        )
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db_error)?;
+        Ok((writers, rows))
     }
 
-    /// Waits until every writer of the log that was in progress in `snapshot` has committed
-    /// or aborted. Only transactions holding the log's insert lock (taken before a sequence
-    /// number is drawn) can hold a missing number, so unrelated transactions, in other
-    /// schemas or idle in a session, never stall the feed.
-    async fn wait_for_writers(&self, snapshot: &str) -> Result<(), ServiceError> {
+    /// Waits until none of `writers` is running: a backend's xid is cleared as its
+    /// transaction ends, before its locks go, and from then on its rows are visible or gone.
+    async fn wait_for_writers(&self, writers: &[String]) -> Result<(), ServiceError> {
+        if writers.is_empty() {
+            return Ok(());
+        }
         loop {
             let done: bool = sqlx::query_scalar(
                 "SELECT NOT EXISTS (
-                     SELECT 1 FROM pg_snapshot_xip($1::pg_snapshot) AS x
-                      WHERE pg_xact_status(x) = 'in progress'
-                        AND x::xid IN (
-                            SELECT a.backend_xid
-                              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                             WHERE l.locktype = 'relation'
-                               AND l.relation = 'inventory_transactions'::regclass))",
+                     SELECT 1 FROM pg_stat_activity WHERE backend_xid::text = ANY($1))",
             )
-            .bind(snapshot)
+            .bind(writers)
             .fetch_one(self.store.pool())
             .await
             .map_err(db_error)?;

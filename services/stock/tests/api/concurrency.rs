@@ -1,8 +1,15 @@
 //! Races: many clients at once on the same rows. No oversell, no deadlock, no half order,
 //! and the ledger always replays to the stored rows.
 
+use std::time::Duration;
+
 use crate::helpers::{TestApp, error_info, new_id, reserve_request, worker_count};
 use inventory_proto::stock::v1 as pb;
+use prost::Message;
+use sqlx::Connection;
+use stock_service::domain::movement::InventoryKey;
+use stock_service::domain::reservation::Reservation;
+use stock_service::store::{BatchOutcome, BatchRequest, Store};
 use proptest::prelude::*;
 use tonic::Code;
 
@@ -137,6 +144,110 @@ async fn concurrent_retries_of_one_reservation_reserve_once_and_answer_alike() {
     assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 3);
     assert_eq!(app.transaction_count().await, 2, "one receive, one reserve");
     app.assert_ledger_clean().await;
+}
+
+/// One request id at once in a coalesced batch under row locks and on the one-request
+/// path: whichever claims the id first answers, the other replays it, and neither waits
+/// for PostgreSQL to break a deadlock (the one-request path claims the id, then locks the
+/// row; the batch must take them in the same order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_id_in_a_locked_batch_and_on_the_one_request_path_at_once_reserves_once() {
+    let app = TestApp::spawn_uncoalesced().await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    app.receive(&p, &w, 10).await;
+    let request = reserve_request("order-1", &p, &w, 3);
+    let store = Store::new(
+        app.database
+            .migrate("stock", &stock_service::app::MIGRATOR)
+            .await,
+    );
+    let batch_request = BatchRequest {
+        request_id: request.request_id.clone(),
+        method: "ReserveStock",
+        fingerprint: request.encode_to_vec(),
+        actor: String::new(),
+        reservation: Reservation::new(
+            "order-1".into(),
+            "1".into(),
+            InventoryKey {
+                product_id: p.parse().expect("uuid"),
+                warehouse_id: w.parse().expect("uuid"),
+            },
+            3,
+            None,
+            chrono::Utc::now(),
+        ),
+    };
+
+    // Someone holds the row, so both attempts queue on it: the batch first.
+    let mut holder = app.db().await;
+    let mut held = holder.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM inventory WHERE product_id = $1::uuid FOR UPDATE")
+        .bind(&p)
+        .execute(&mut *held)
+        .await
+        .expect("lock the row");
+    let batch = tokio::spawn(async move {
+        store
+            .reserve_batch_locked(&[batch_request], |r, row| {
+                stock_service::api::reservation_response(r, row).encode_to_vec()
+            })
+            .await
+    });
+    wait_for_lock_waiters(&app, 1).await;
+    let single = tokio::spawn({
+        let (mut client, request) = (app.client.clone(), request.clone());
+        async move { client.reserve_stock(request).await }
+    });
+    wait_for_lock_waiters(&app, 2).await;
+    held.commit().await.expect("release the row");
+
+    let outcome = batch.await.expect("join").expect("the batch applies");
+    let answer = single
+        .await
+        .expect("join")
+        .expect("the one-request path answers")
+        .into_inner();
+    match outcome.outcomes.as_slice() {
+        [BatchOutcome::Granted(reservation, _)] => assert_eq!(
+            answer.reservation.expect("reservation").reservation_id,
+            reservation.reservation_id.to_string(),
+            "the one-request path replays the batch's answer"
+        ),
+        // The one-request path claimed the id first; the batch leaves it to that path.
+        [BatchOutcome::Single] => {}
+        _ => panic!("the batch neither granted nor deferred its one request"),
+    }
+    assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 3);
+    assert_eq!(app.transaction_count().await, 2, "one receive, one reserve");
+    let mut db = app.db().await;
+    let deadlocks: i64 = sqlx::query_scalar(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(&mut db)
+    .await
+    .expect("deadlocks");
+    assert_eq!(deadlocks, 0, "no deadlock was broken by PostgreSQL");
+    app.assert_ledger_clean().await;
+}
+
+/// Waits until `n` sessions of the test's database wait on a lock.
+async fn wait_for_lock_waiters(app: &TestApp, n: i64) {
+    let mut db = app.db().await;
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut db)
+        .await
+        .expect("waiters");
+        if waiting >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{n} sessions never waited on a lock");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
