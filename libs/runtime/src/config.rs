@@ -118,8 +118,20 @@ pub(crate) fn metrics_addr(
     })
 }
 
-/// The settings every service shares.
-#[derive(Debug, Clone)]
+/// A database URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user_info = &url[scheme + 3..at];
+            let user = user_info.split(':').next().unwrap_or("");
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The settings every service shares. (Its Debug form leaves the database password out.)
+#[derive(Clone)]
 pub struct Config {
     /// `DATABASE_URL`: the PostgreSQL server and database; the schema is the service's own.
     pub database_url: String,
@@ -148,6 +160,31 @@ pub struct Config {
     /// `RPC_LOG`: a log line per RPC for `all` (default), only failed ones for `errors`, none
     /// for `off`.
     pub rpc_log: RpcLog,
+    /// `REFLECTION`: serve gRPC server reflection (default true); production may turn it off
+    /// so the API is not described to whoever can reach the port.
+    pub reflection: bool,
+    /// `MAX_MESSAGE_BYTES`: the largest request message a service decodes (default 4 MiB);
+    /// a larger one is refused with OUT_OF_RANGE naming the limit, before it is parsed.
+    pub max_message_bytes: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact(&self.database_url))
+            .field("listen_addr", &self.listen_addr)
+            .field("run_migrations", &self.run_migrations)
+            .field("database_max_connections", &self.database_max_connections)
+            .field("database_connect_timeout", &self.database_connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("request_id_retention", &self.request_id_retention)
+            .field("distribution", &self.distribution)
+            .field("rpc_log", &self.rpc_log)
+            .field("reflection", &self.reflection)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish()
+    }
 }
 
 impl Config {
@@ -166,6 +203,8 @@ impl Config {
             ),
             request_timeout: settings.millis("REQUEST_TIMEOUT_MS", 10_000)?,
             rpc_log: settings.get("RPC_LOG", RpcLog::All)?,
+            reflection: settings.flag("REFLECTION", true)?,
+            max_message_bytes: settings.get("MAX_MESSAGE_BYTES", 4 * 1024 * 1024)?,
             distribution: settings.get("DISTRIBUTED", crate::citus::Distribution::Auto)?,
             max_concurrent_requests: settings.get("MAX_CONCURRENT_REQUESTS", 1024)?,
             request_id_retention: chrono::Duration::hours(i64::from(
@@ -190,6 +229,24 @@ mod tests {
         assert!(config.run_migrations);
         assert_eq!(config.database_max_connections, 16);
         assert_eq!(config.request_id_retention.num_hours(), 168);
+    }
+
+    #[test]
+    fn passwords_never_reach_a_message() {
+        assert_eq!(
+            redact("postgres://stock:secret@db:5432/inventory"),
+            "postgres://stock@db:5432/inventory"
+        );
+        assert_eq!(redact("postgres://db/inventory"), "postgres://db/inventory");
+        let settings = Settings::defaults()
+            .overlay([("DATABASE_URL", "postgres://stock:hunter2@db:5432/inventory")]);
+        let config = Config::from_settings(&settings, "0.0.0.0:50051").expect("parses");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://stock@db:5432/inventory"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -11,13 +11,15 @@
 //! - [`host`]: all of the above built in one call;
 //! - [`observe`]: each RPC's status on its span, its metrics and its log line;
 //! - [`metrics_server`]: `/metrics` for Prometheus;
-//! - [`probe`]: `<service> health`, the container health check.
+//! - [`probe`]: `<service> health`, the container health check;
+//! - [`failpoint`]: crash points for fault-injection tests (test builds only).
 
 pub mod background;
 mod catch_panic;
 pub mod citus;
 pub mod config;
 pub mod database;
+pub mod failpoint;
 pub mod host;
 pub mod idempotency;
 pub mod metrics_server;
@@ -30,6 +32,7 @@ pub use background::{Background, Stopping};
 pub use citus::{CitusLayout, Distribution};
 pub use config::{Config, Settings};
 pub use database::{begin, connect_database, db_error, violated_constraint};
+pub use failpoint::failpoint;
 pub use host::{App, ServiceHost, run_main};
 pub use idempotency::{RequestKey, Tx, idempotent};
 pub use inventory_telemetry::RecurringFailure;

@@ -51,6 +51,7 @@ pub struct GrpcServer {
     request_timeout: Duration,
     max_concurrent_requests: usize,
     rpc_log: RpcLog,
+    reflection: bool,
 }
 
 impl GrpcServer {
@@ -63,6 +64,7 @@ impl GrpcServer {
             request_timeout: config.request_timeout,
             max_concurrent_requests: config.max_concurrent_requests,
             rpc_log: config.rpc_log,
+            reflection: config.reflection,
         })
     }
 
@@ -100,12 +102,17 @@ impl GrpcServer {
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(inventory_proto::ERROR_DETAILS_DESCRIPTOR_SET)
         };
-        let reflection_v1 = reflection()
-            .build_v1()
-            .map_err(|e| RuntimeError::Reflection(e.to_string()))?;
-        let reflection_v1alpha = reflection()
-            .build_v1alpha()
-            .map_err(|e| RuntimeError::Reflection(e.to_string()))?;
+        let (reflection_v1, reflection_v1alpha) = if self.reflection {
+            let v1 = reflection()
+                .build_v1()
+                .map_err(|e| RuntimeError::Reflection(e.to_string()))?;
+            let v1alpha = reflection()
+                .build_v1alpha()
+                .map_err(|e| RuntimeError::Reflection(e.to_string()))?;
+            (Some(v1), Some(v1alpha))
+        } else {
+            (None, None)
+        };
 
         let address = self.local_addr()?;
         tracing::info!(service = self.spec.name, %address, "serving");
@@ -132,8 +139,8 @@ impl GrpcServer {
             .layer(ShedLoadLayer::new(self.max_concurrent_requests))
             .layer(CatchPanicLayer)
             .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_optional_service(reflection_v1)
+            .add_optional_service(reflection_v1alpha)
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, on_shutdown)
             .await;

@@ -1,5 +1,6 @@
 //! The platform contract every service keeps: health for its named service, server
-//! reflection in both versions, and shedding above its concurrency limit.
+//! reflection in both versions (or none when turned off), a limit on request size, and
+//! shedding above its concurrency limit.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,20 +53,28 @@ pub async fn assert_health(server: &TestServer, service: &str) {
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
 }
 
-macro_rules! list_services {
+/// A reflection `ListServices` call in `$version`: the stream of answers, or the refusal.
+macro_rules! ask_reflection {
     ($version:ident, $channel:expr) => {{
         use tonic_reflection::pb::$version::ServerReflectionRequest;
         use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
         use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
-        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
 
         let request = ServerReflectionRequest {
             host: String::new(),
             message_request: Some(MessageRequest::ListServices(String::new())),
         };
-        let mut responses = ServerReflectionClient::new($channel)
+        ServerReflectionClient::new($channel)
             .server_reflection_info(tokio_stream::iter(vec![request]))
             .await
+    }};
+}
+
+macro_rules! list_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+
+        let mut responses = ask_reflection!($version, $channel)
             .expect("reflection call")
             .into_inner();
         let response = responses
@@ -96,6 +105,39 @@ pub async fn assert_reflection(server: &TestServer, service: &str) {
             "{version}: {names:?}"
         );
     }
+}
+
+/// With `REFLECTION=false` neither reflection version is served (UNIMPLEMENTED), while
+/// health still answers for `service`.
+pub async fn assert_reflection_off(server: &TestServer, service: &str) {
+    assert_eq!(
+        wait_until_serving(server, service).await,
+        ServingStatus::Serving
+    );
+    let v1 = ask_reflection!(v1, server.channel().await).map(|_| ());
+    let v1alpha = ask_reflection!(v1alpha, server.channel().await).map(|_| ());
+    for (version, answer) in [("v1", v1), ("v1alpha", v1alpha)] {
+        let status = answer.expect_err("reflection is off");
+        assert_eq!(status.code(), Code::Unimplemented, "{version}: {status:?}");
+    }
+}
+
+/// With `MAX_MESSAGE_BYTES=limit`, a request bigger than `limit` is refused with OUT_OF_RANGE
+/// naming the limit, before the service sees it. `call` sends a request carrying the text
+/// it is given (`limit` bytes), so the request is over the limit whatever else it holds.
+pub async fn assert_message_limit<F, Fut>(server: &TestServer, limit: usize, call: F)
+where
+    F: FnOnce(Channel, String) -> Fut,
+    Fut: Future<Output = Result<(), tonic::Status>>,
+{
+    let status = call(server.channel().await, "x".repeat(limit))
+        .await
+        .expect_err("an oversized request is refused");
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains(&format!("{limit} bytes")),
+        "the refusal names the limit: {status:?}"
+    );
 }
 
 /// With `MAX_CONCURRENT_REQUESTS=1`, a burst of simultaneous unary `call`s, each on its own

@@ -3,12 +3,15 @@
 //! - [`TestDatabase`]: a fresh PostgreSQL database per test, dropped afterwards;
 //! - [`TestServer`]: any service ([`App`]) started on port 0 against it, stopped on drop;
 //! - [`StockServer`]: a real stock service, for the tests of the services that call it;
+//! - [`ServiceProcess`]: a service binary in a process of its own, to `kill -9` at a
+//!   failpoint;
 //! - [`bad_fields`], [`error_info`], [`assert_idempotent`]: the answers every API gives;
 //! - [`contract`]: the platform contract (health, both reflection versions, load shedding);
 //! - [`init_logs`]: quiet unless `TEST_LOG` is set.
 
 pub mod contract;
 mod database;
+mod process;
 mod server;
 
 use std::collections::HashMap;
@@ -17,6 +20,7 @@ use std::future::Future;
 
 pub use database::{TestDatabase, admin_url, citus_workers, create_database, drop_database};
 pub use inventory_runtime::App;
+pub use process::ServiceProcess;
 pub use server::{StockServer, TestServer, assert_ledger_clean, inventory_level};
 use tonic_types::StatusExt;
 

@@ -59,7 +59,8 @@ impl App for AllocationApp {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RuntimeError> {
-        let service = pb::allocation_service_server::AllocationServiceServer::new(self.api);
+        let service = pb::allocation_service_server::AllocationServiceServer::new(self.api)
+            .max_decoding_message_size(self.host.config.max_message_bytes);
         self.host.run(service, shutdown).await
     }
 }

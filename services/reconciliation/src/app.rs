@@ -121,7 +121,8 @@ impl App for ReconciliationApp {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RuntimeError> {
-        let service = pb::reconciliation_service_server::ReconciliationServiceServer::new(self.api);
+        let service = pb::reconciliation_service_server::ReconciliationServiceServer::new(self.api)
+            .max_decoding_message_size(self.host.config.max_message_bytes);
         self.host.run(service, shutdown).await
     }
 }

@@ -15,7 +15,7 @@ use chrono::{Duration, Utc};
 use inventory_core::ServiceError;
 use inventory_core::time::{from_timestamp, timestamp};
 use inventory_proto::stock::v1 as stock;
-use inventory_runtime::db_error;
+use inventory_runtime::{db_error, failpoint};
 use inventory_stock_client::{StockClient, StockError};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -336,8 +336,10 @@ impl Counting {
                     "approved line {line_id} has no variance"
                 )));
             };
+            failpoint("reconciliation.before_adjust").await;
             match self.stock.adjust(request).await {
                 Ok(done) => {
+                    failpoint("reconciliation.after_adjust").await;
                     let txn = done.transaction.unwrap_or_default();
                     return self.applied(tx, line_id, &txn).await;
                 }

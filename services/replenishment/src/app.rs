@@ -153,7 +153,8 @@ impl App for ReplenishmentApp {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RuntimeError> {
-        let service = pb::replenishment_service_server::ReplenishmentServiceServer::new(self.api);
+        let service = pb::replenishment_service_server::ReplenishmentServiceServer::new(self.api)
+            .max_decoding_message_size(self.host.config.max_message_bytes);
         self.host.run(service, shutdown).await
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
-use inventory_runtime::{RecurringFailure, Stopping, db_error};
+use inventory_runtime::{RecurringFailure, Stopping, db_error, failpoint};
 use inventory_stock_client::StockClient;
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -161,6 +161,7 @@ impl Outbox {
         let now = Utc::now();
         // What the supplier is asked for and what the PO then expects: one date.
         let expected = now + chrono::Duration::days(i64::from(po.lead_time_days));
+        failpoint("replenishment.before_send").await;
         let outcome = self.deliver(&po, &supplier, now, expected).await;
         let delivered = match outcome {
             Ok(()) => {

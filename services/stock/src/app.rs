@@ -117,7 +117,8 @@ impl App for StockApp {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), RuntimeError> {
-        let service = pb::stock_service_server::StockServiceServer::new(self.api);
+        let service = pb::stock_service_server::StockServiceServer::new(self.api)
+            .max_decoding_message_size(self.host.config.max_message_bytes);
         self.host.run(service, shutdown).await
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use inventory_runtime::config::redact;
 use sqlx::Connection;
 use tokio::process::Command;
 
@@ -147,18 +148,6 @@ async fn ensure_database(url: &str) -> Result<(), SetupError> {
     }
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let user_info = &url[scheme + 3..at];
-            let user = user_info.split(':').next().unwrap_or("");
-            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// The directory holding initdb and pg_ctl: on PATH, or Debian's versioned directories.
 fn postgres_programs() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
@@ -247,18 +236,4 @@ async fn start_private(
         data_dir: data_dir.to_owned(),
         pg_ctl: bin.join("pg_ctl"),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_a_message() {
-        assert_eq!(
-            redact("postgres://stock:secret@db:5432/inventory"),
-            "postgres://stock@db:5432/inventory"
-        );
-        assert_eq!(redact("postgres://db/inventory"), "postgres://db/inventory");
-    }
 }

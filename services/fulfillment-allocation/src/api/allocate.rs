@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use inventory_core::ServiceError;
 use inventory_core::time::{now, timestamp};
 use inventory_proto::allocation::v1 as pb;
-use inventory_runtime::{RequestKey, Tx, db_error, idempotency};
+use inventory_runtime::{RequestKey, Tx, db_error, failpoint, idempotency};
 use inventory_stock_client::{StockError, pb as stock};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -117,12 +117,14 @@ impl AllocationApi {
             // A fresh id per attempt: a stock request that failed, or one a crashed run made,
             // never answers for another plan. Holds a crashed run left are found by `adopt`.
             let reservation_id = format!("{}:reserve:{}", cmd.request_id, Uuid::now_v7());
+            failpoint("allocation.before_reserve").await;
             match self
                 .stock
                 .reserve_order(reservation(cmd, &problem, &plan, &reservation_id))
                 .await
             {
                 Ok(_) => {
+                    failpoint("allocation.after_reserve").await;
                     claim.commit().await.map_err(db_error)?;
                     return Ok(record(cmd, &problem, &plan, reservation_id));
                 }

@@ -6,7 +6,7 @@ use inventory_proto::reconciliation::v1 as pb;
 use crate::helpers::{DOMAIN, TestApp, error_info, new_id, status};
 
 /// A task whose only line is 10 short of 100 (10%, beyond C's 5%), completed.
-async fn pending(app: &TestApp) -> (String, String, String, pb::CountLine) {
+pub(crate) async fn pending(app: &TestApp) -> (String, String, String, pb::CountLine) {
     let w = app.warehouse("Munich").await;
     let p = app.product("D-1", 1_000_000).await;
     app.stocked(&p, &w, 100).await;

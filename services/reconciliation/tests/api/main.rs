@@ -2,6 +2,7 @@
 //! database, beside a real stock service on the same database (see `helpers`).
 
 mod counting;
+mod crashes;
 mod decisions;
 mod helpers;
 mod platform;

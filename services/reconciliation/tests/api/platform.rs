@@ -1,5 +1,5 @@
-//! The platform contract, kept by reconciliation: health and both reflection versions; and
-//! the line invariants held by the database itself.
+//! The platform contract, kept by reconciliation: health, both reflection versions, the
+//! request size limit; and the line invariants held by the database itself.
 
 use inventory_proto::reconciliation::v1 as pb;
 use inventory_testkit::{TestDatabase, contract};
@@ -86,4 +86,20 @@ async fn the_database_refuses_impossible_lines() {
             "case {i}: {error}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_request_over_the_size_limit_is_refused_naming_the_limit() {
+    let app = TestApp::spawn_with(&[("MAX_MESSAGE_BYTES", "1024")]).await;
+    contract::assert_message_limit(&app.server, 1024, |channel, text| async move {
+        pb::reconciliation_service_client::ReconciliationServiceClient::new(channel)
+            .approve_adjustment(pb::ApproveAdjustmentRequest {
+                request_id: crate::helpers::new_id(),
+                comment: text,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+    })
+    .await;
 }

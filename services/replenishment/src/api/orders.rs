@@ -7,7 +7,7 @@ use inventory_core::time::now;
 use inventory_core::validate::uuid_field;
 use inventory_proto::replenishment::v1 as pb;
 use inventory_proto::stock::v1 as stock;
-use inventory_runtime::{RequestKey, Tx, db_error, idempotency};
+use inventory_runtime::{RequestKey, Tx, db_error, failpoint, idempotency};
 use uuid::Uuid;
 
 use super::{DOMAIN, ReplenishmentApi, convert, parse};
@@ -284,6 +284,7 @@ impl ReplenishmentApi {
                     actor: cmd.actor.clone(),
                 })
                 .await?;
+            failpoint("replenishment.after_stock_receive").await;
             let transaction_id = answer
                 .transaction
                 .as_ref()

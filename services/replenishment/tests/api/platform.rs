@@ -1,5 +1,5 @@
-//! The platform contract, kept by replenishment: health and both reflection versions; and the
-//! one-open-PO rule held by the database itself.
+//! The platform contract, kept by replenishment: health, both reflection versions, the request
+//! size limit; and the one-open-PO rule held by the database itself.
 
 use inventory_proto::replenishment::v1 as pb;
 use inventory_testkit::{TestDatabase, contract};
@@ -72,4 +72,20 @@ async fn the_database_refuses_a_second_open_po_for_a_product_and_warehouse() {
             .contains("purchase_orders_received_matches_status"),
         "{received}"
     );
+}
+
+#[tokio::test]
+async fn a_request_over_the_size_limit_is_refused_naming_the_limit() {
+    let app = TestApp::spawn_with(&[("MAX_MESSAGE_BYTES", "1024")]).await;
+    contract::assert_message_limit(&app.server, 1024, |channel, text| async move {
+        pb::replenishment_service_client::ReplenishmentServiceClient::new(channel)
+            .create_supplier(pb::CreateSupplierRequest {
+                request_id: crate::helpers::new_id(),
+                name: text,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+    })
+    .await;
 }

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use crate::helpers::{TestApp, error_info, new_id, reserve_request, worker_count};
 use inventory_proto::stock::v1 as pb;
+use proptest::prelude::*;
 use prost::Message;
 use sqlx::Connection;
 use stock_service::domain::movement::InventoryKey;
 use stock_service::domain::reservation::Reservation;
 use stock_service::store::{BatchOutcome, BatchRequest, Store};
-use proptest::prelude::*;
 use tonic::Code;
 
 /// Races `buyers` one-unit reservations for `units` units across every given replica and

@@ -1,5 +1,6 @@
 //! The stock-service binary as operators run it: configured from the environment, healthy
-//! once migrated, JSON logs on request, and a clean exit on SIGTERM.
+//! once migrated, JSON logs on request, a clean exit on SIGTERM, and the database password
+//! in no log line or error.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +12,18 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_stock-service");
+
+/// What DATABASE_URL carries as its password in these tests (local connections are trusted,
+/// so PostgreSQL accepts and ignores it); it must never be printed.
+const SECRET: &str = "hunter2-never-logged";
+
+/// `url` with `SECRET` as its password.
+fn with_secret(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL");
+    let (user_info, host) = rest.split_once('@').expect("a user in the test URL");
+    let user = user_info.split(':').next().unwrap_or(user_info);
+    format!("{scheme}://{user}:{SECRET}@{host}")
+}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -25,10 +38,10 @@ async fn the_binary_serves_after_migrating_logs_json_and_exits_cleanly_on_sigter
     let database = TestDatabase::create().await;
     let port = free_port();
     let mut child = Command::new(BINARY)
-        .env("DATABASE_URL", &database.url)
+        .env("DATABASE_URL", with_secret(&database.url))
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "debug")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -117,6 +130,39 @@ async fn the_binary_serves_after_migrating_logs_json_and_exits_cleanly_on_sigter
         "every log line is a JSON object: {logs}"
     );
     assert!(logs.contains("shutting down"), "shutdown is logged: {logs}");
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !logs.contains(SECRET) && !errors.contains(SECRET),
+        "the database password reached the output"
+    );
+}
+
+#[test]
+fn a_start_that_fails_on_the_database_names_the_problem_but_not_the_password() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let database = runtime.block_on(TestDatabase::create());
+    let missing = with_secret(&database.url).replace(&database.name, "no_such_database_here");
+    let output = Command::new(BINARY)
+        .env("DATABASE_URL", &missing)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("METRICS_ADDR", "off")
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("run stock-service");
+    assert!(!output.status.success());
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        printed.contains("no_such_database_here"),
+        "the failure is explained: {printed}"
+    );
+    assert!(
+        !printed.contains(SECRET),
+        "the password was printed: {printed}"
+    );
 }
 
 #[test]

@@ -1,0 +1,133 @@
+//! A service binary run as operators run it, for tests that kill it for real: a process of
+//! its own on a free port, SERVING before the test goes on, and `kill -9` on demand.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::TestDatabase;
+
+/// How long a start or an awaited failpoint may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A running service binary; killed when dropped.
+pub struct ServiceProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    /// The process's stderr, line by line (read by a thread so the pipe never fills).
+    stderr: mpsc::Receiver<String>,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` on a free port against `database` with `vars` (`FAILPOINTS` among
+    /// them, say), and waits until it reports `service` (its proto name) SERVING.
+    pub async fn start(
+        binary: &str,
+        service: &str,
+        database: &TestDatabase,
+        vars: &[(&str, &str)],
+    ) -> Self {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let mut child = Command::new(binary)
+            .env("DATABASE_URL", &database.url)
+            .env("DATABASE_MAX_CONNECTIONS", "4")
+            .env("LISTEN_ADDR", addr.to_string())
+            .env("METRICS_ADDR", "off")
+            .env("OTEL_SDK_DISABLED", "true")
+            .env("RUST_LOG", "warn")
+            .envs(vars.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary}: {e}"));
+        let (lines, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let process = Self {
+            child,
+            addr,
+            stderr,
+        };
+        process.wait_until_serving(service).await;
+        process
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    async fn wait_until_serving(&self, service: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Ok(channel) = Channel::from_shared(self.url())
+                .expect("uri")
+                .connect()
+                .await
+                && let Ok(answer) = HealthClient::new(channel)
+                    .check(HealthCheckRequest {
+                        service: service.to_owned(),
+                    })
+                    .await
+                && answer.get_ref().status() == ServingStatus::Serving
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{service} did not report SERVING within {PATIENCE:?}");
+    }
+
+    /// Waits until the process says it reached `failpoint` (see the runtime's failpoint).
+    pub async fn reached(&self, failpoint: &str) {
+        let wanted = format!("failpoint {failpoint} reached");
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            match self.stderr.try_recv() {
+                Ok(line) if line.contains(&wanted) => return,
+                Ok(_) => {}
+                Err(mpsc::TryRecvError::Empty) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    panic!("the process ended before reaching failpoint {failpoint}")
+                }
+            }
+        }
+        panic!("failpoint {failpoint} not reached within {PATIENCE:?}");
+    }
+
+    /// `kill -9`: no drain, no cleanup, open transactions left to PostgreSQL to roll back.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
