@@ -162,6 +162,21 @@ pub fn process_cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// Resident memory of a process in bytes, from /proc (0 if it is gone).
+pub fn process_rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// File descriptors a process holds open (sockets included), from /proc.
+pub fn process_open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
 /// CPU seconds used so far by every PostgreSQL process (the server and its backends).
 pub fn postgres_cpu_seconds() -> f64 {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -196,9 +196,14 @@ pub fn db_error(error: sqlx::Error) -> ServiceError {
             }
             _ => ServiceError::Internal(error.to_string()),
         },
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            ServiceError::Unavailable("database unavailable".to_owned())
-        }
+        // A connection cut mid-conversation, or closed as soon as it opened (a load balancer
+        // or pooler in front of a server that is down), reads as a protocol error: the same
+        // retryable outage as a refused connection. Retrying is safe, every mutation being
+        // idempotent by request id.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_) => ServiceError::Unavailable("database unavailable".to_owned()),
         _ => ServiceError::Internal(error.to_string()),
     }
 }

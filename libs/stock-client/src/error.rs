@@ -125,6 +125,12 @@ impl From<Status> for StockError {
             Code::NotFound => Self::NotFound(message),
             Code::AlreadyExists => Self::AlreadyExists(message),
             Code::Unavailable | Code::ResourceExhausted => Self::Unavailable(message),
+            // A call cut off by a broken connection: tonic reports UNKNOWN with the transport
+            // error as its source; stock never answered, so it is an outage like any other
+            // (and retrying the same request id is safe).
+            Code::Unknown if std::error::Error::source(&status).is_some() => {
+                Self::Unavailable(message)
+            }
             Code::Aborted => Self::Aborted(message),
             Code::DeadlineExceeded | Code::Cancelled => Self::DeadlineExceeded(message),
             code => Self::Other { code, message },

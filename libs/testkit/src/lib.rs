@@ -5,6 +5,8 @@
 //! - [`StockServer`]: a real stock service, for the tests of the services that call it;
 //! - [`ServiceProcess`]: a service binary in a process of its own, to `kill -9` at a
 //!   failpoint;
+//! - [`FaultyProxy`]: a TCP line to cut or slow down between a service and its database
+//!   or a peer;
 //! - [`bad_fields`], [`error_info`], [`assert_idempotent`]: the answers every API gives;
 //! - [`contract`]: the platform contract (health, both reflection versions, load shedding);
 //! - [`init_logs`]: quiet unless `TEST_LOG` is set.
@@ -12,6 +14,7 @@
 pub mod contract;
 mod database;
 mod process;
+mod proxy;
 mod server;
 
 use std::collections::HashMap;
@@ -21,6 +24,7 @@ use std::future::Future;
 pub use database::{TestDatabase, admin_url, citus_workers, create_database, drop_database};
 pub use inventory_runtime::App;
 pub use process::ServiceProcess;
+pub use proxy::FaultyProxy;
 pub use server::{StockServer, TestServer, assert_ledger_clean, inventory_level};
 use tonic_types::StatusExt;
 

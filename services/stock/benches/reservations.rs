@@ -12,6 +12,18 @@
 //! ledger check is clean, then runs the textbook transaction and the single conditional
 //! statement with pgbench against the same rows. Exits non-zero if anything was oversold or
 //! the ledger drifted.
+//!
+//! `--soak MINUTES` adds, after each case's run, a soak at `--soak-load` (0.7) of the rate
+//! that run reached: requests paced evenly over the minutes (latency counted from when a
+//! request was due, so a stall is not hidden), and every 30 s a line with the rate, p50/p99,
+//! the service's resident memory and open descriptors, and its database sessions (which its
+//! pool caps). It fails if memory, descriptors or p99 grew from the second window to the
+//! last (the first one warms up), or if any call failed:
+//!
+//! ```sh
+//! cargo bench -p stock-service --bench reservations -- --workloads uniform --clients 64 \
+//!     --no-baselines --soak 10 --json target/soak.json
+//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -82,6 +94,10 @@ struct Options {
     service_binary: String,
     /// Workers (`host:port`) of a Citus cluster whose coordinator is `server_url`.
     citus_workers: Vec<String>,
+    /// Minutes of paced load after each case's run (none: no soak).
+    soak: Option<Duration>,
+    /// The soak's rate as a share of the rate the case's run reached.
+    soak_load: f64,
 }
 
 fn options() -> Result<Options, String> {
@@ -97,6 +113,8 @@ fn options() -> Result<Options, String> {
         service_env: Vec::new(),
         service_binary: SERVICE_BINARY.to_owned(),
         citus_workers: Vec::new(),
+        soak: None,
+        soak_load: 0.7,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -119,6 +137,17 @@ fn options() -> Result<Options, String> {
                 ))
             }
             "--no-baselines" => o.baselines = false,
+            "--soak" => {
+                let minutes: u64 = value()?.parse().map_err(|_| "bad --soak (minutes)")?;
+                o.soak = Some(Duration::from_secs(minutes * 60));
+            }
+            "--soak-load" => {
+                o.soak_load = value()?
+                    .parse()
+                    .ok()
+                    .filter(|l: &f64| *l > 0.0 && *l <= 1.0)
+                    .ok_or("--soak-load is a share of capacity in (0, 1]")?
+            }
             "--service-binary" => o.service_binary = value()?,
             "--citus-workers" => o.citus_workers = value()?.split(',').map(str::to_owned).collect(),
             "--service-env" => {
@@ -445,12 +474,19 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
         seed(&url, case.products).await?;
         vacuum(&url).await?;
         let run = run_service(case, opts, channel.clone(), service_pid).await?;
+        let soaked = match opts.soak {
+            Some(minutes) => {
+                let rate = run.reservations_in_log as f64 / run.seconds * opts.soak_load;
+                Some(soak(case, &url, channel.clone(), service_pid, rate, minutes).await?)
+            }
+            None => None,
+        };
         let (oversold, drift) = check(&url, channel).await?;
-        Ok::<_, String>((run, oversold, drift))
+        Ok::<_, String>((run, soaked, oversold, drift))
     }
     .await;
     stop_service(service);
-    let (run, oversold, drift) = outcome?;
+    let (run, soaked, oversold, drift) = outcome?;
 
     let (textbook, single) = if opts.baselines {
         // Each baseline starts from vacuumed rows, as the service run did, so the dead row
@@ -498,6 +534,136 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
         "machine_busy_cores": run.machine_busy_cores,
         "db_commits_per_sec": run.commits_per_sec,
         "wal_syncs_per_sec": run.wal_syncs_per_sec,
+        "soak": soaked,
+    }))
+}
+
+/// A soak window's length.
+const SOAK_WINDOW: Duration = Duration::from_secs(30);
+
+/// Paced reservations at `rate` per second for `length`, sampled every [`SOAK_WINDOW`]; the
+/// windows and a verdict (`flat`) as JSON.
+async fn soak(
+    case: &Case,
+    url: &str,
+    channel: Channel,
+    service_pid: u32,
+    rate: f64,
+    length: Duration,
+) -> Result<serde_json::Value, String> {
+    let windows = usize::try_from(length.as_secs() / SOAK_WINDOW.as_secs())
+        .unwrap_or(1)
+        .max(2);
+    let histograms: Arc<Vec<std::sync::Mutex<Histogram<u64>>>> = Arc::new(
+        (0..windows)
+            .map(|_| std::sync::Mutex::new(latency_histogram()))
+            .collect(),
+    );
+    let picker = Arc::new(Picker::new(case.workload, case.products));
+    let next = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(AtomicU64::new(0));
+    let total = (rate * (windows as u64 * SOAK_WINDOW.as_secs()) as f64) as u64;
+    let tag = Uuid::now_v7().simple().to_string();
+    println!(
+        "soak: {} with {} clients at {rate:.0}/s for {windows} windows of {}s",
+        case.workload.name(),
+        case.clients,
+        SOAK_WINDOW.as_secs()
+    );
+    let started = tokio::time::Instant::now();
+    let tasks: Vec<_> = (0..case.clients)
+        .map(|client| {
+            let mut stub = StockServiceClient::new(channel.clone());
+            let (picker, next, failures, histograms) = (
+                picker.clone(),
+                next.clone(),
+                failures.clone(),
+                histograms.clone(),
+            );
+            let (products, tag) = (case.products, tag.clone());
+            tokio::spawn(async move {
+                let mut rng =
+                    Rng(0x2545_F491_4F6C_DD1D ^ ((client as u64 + 1) * 0x9E37_79B9_7F4A_7C15));
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return;
+                    }
+                    let due = started + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(due).await;
+                    let request = pb::ReserveStockRequest {
+                        request_id: Uuid::now_v7().to_string(),
+                        order_id: format!("s-{tag}-{i}"),
+                        line: Some(pb::ReservationLine {
+                            order_line_id: "1".into(),
+                            product_id: product_id(picker.pick(products, rng.unit())),
+                            warehouse_id: WAREHOUSE.into(),
+                            quantity: 1,
+                        }),
+                        expire_time: None,
+                        actor: "bench".into(),
+                    };
+                    if stub.reserve_stock(request).await.is_err() {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let micros = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    let window = usize::try_from((due - started).as_secs() / SOAK_WINDOW.as_secs())
+                        .unwrap_or(0)
+                        .min(histograms.len() - 1);
+                    if let Ok(mut h) = histograms[window].lock() {
+                        h.saturating_record(micros.max(1));
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let mut stats = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut samples = Vec::with_capacity(windows);
+    for window in 0..windows {
+        tokio::time::sleep_until(started + SOAK_WINDOW * u32::try_from(window + 1).unwrap_or(1))
+            .await;
+        let sessions: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = 'stock'",
+        )
+        .fetch_one(&mut stats)
+        .await
+        .map_err(|e| e.to_string())?;
+        // The window's requests are all due by now; most have been answered.
+        let h = histograms[window]
+            .lock()
+            .map_err(|_| "a client panicked".to_owned())?
+            .clone();
+        let sample = serde_json::json!({
+            "window": window + 1,
+            "per_sec": h.len() as f64 / SOAK_WINDOW.as_secs_f64(),
+            "p50_ms": ms(&h, 0.50),
+            "p99_ms": ms(&h, 0.99),
+            "rss_mib": benchkit::process_rss_bytes(service_pid) as f64 / (1024.0 * 1024.0),
+            "open_fds": benchkit::process_open_fds(service_pid),
+            "db_sessions": sessions,
+            "failures_so_far": failures.load(Ordering::Relaxed),
+        });
+        println!("soak window {sample}");
+        samples.push(sample);
+    }
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())?;
+    }
+    let (second, last) = (&samples[1], &samples[samples.len() - 1]);
+    let f = |s: &serde_json::Value, k: &str| s[k].as_f64().unwrap_or(f64::NAN);
+    let flat = f(last, "rss_mib") <= f(second, "rss_mib") * 1.2 + 4.0
+        && f(last, "open_fds") <= f(second, "open_fds") + 2.0
+        && f(last, "p99_ms") <= f(second, "p99_ms") * 2.0 + 5.0
+        && failures.load(Ordering::Relaxed) == 0;
+    Ok(serde_json::json!({
+        "rate_per_sec": rate,
+        "windows": samples,
+        "failures": failures.load(Ordering::Relaxed),
+        "flat": flat,
     }))
 }
 
@@ -567,6 +733,14 @@ async fn main() -> std::process::ExitCode {
                         eprintln!(
                             "FAILED: {} with {clients} clients oversold or drifted: {r}",
                             workload.name()
+                        );
+                        failed = true;
+                    }
+                    if r["soak"]["flat"] == serde_json::json!(false) {
+                        eprintln!(
+                            "FAILED: the soak of {} with {clients} clients did not stay flat: {}",
+                            workload.name(),
+                            r["soak"]
                         );
                         failed = true;
                     }

@@ -44,6 +44,16 @@ impl TestApp {
         }
     }
 
+    /// The app around a service started elsewhere (with its own settings) and its stock.
+    pub async fn around(server: TestServer, stock: StockServer) -> Self {
+        let client = AllocationServiceClient::new(server.channel().await);
+        Self {
+            client,
+            server,
+            stock,
+        }
+    }
+
     pub async fn warehouse(&self, name: &str, location: (f64, f64)) -> String {
         self.stock.create_warehouse(name, location).await
     }

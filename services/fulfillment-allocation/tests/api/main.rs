@@ -7,4 +7,5 @@ mod helpers;
 mod lifecycle;
 mod platform;
 mod replan;
+mod slow_stock;
 mod validation;

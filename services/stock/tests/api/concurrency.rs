@@ -152,6 +152,12 @@ async fn concurrent_retries_of_one_reservation_reserve_once_and_answer_alike() {
 /// row; the batch must take them in the same order).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_id_in_a_locked_batch_and_on_the_one_request_path_at_once_reserves_once() {
+    if worker_count() > 0 {
+        // Stock turns coalescing off on Citus, so batches never run there; and the row
+        // locks this test watches for are taken on a worker, out of the coordinator's sight.
+        eprintln!("skipped on Citus: no coalesced batches there");
+        return;
+    }
     let app = TestApp::spawn_uncoalesced().await;
     let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
     app.receive(&p, &w, 10).await;

@@ -38,6 +38,11 @@ impl TestApp {
         Self::spawn_with(&[("RESERVE_COALESCING", "false")]).await
     }
 
+    /// Starts a service on `database` with extra settings (name, value).
+    pub async fn spawn_on(database: Arc<TestDatabase>, vars: &[(&str, &str)]) -> Self {
+        Self::start(database, vars).await
+    }
+
     /// Starts another replica of this service on the same database.
     pub async fn replica(&self) -> Self {
         Self::start(self.database.clone(), &[]).await

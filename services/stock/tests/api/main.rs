@@ -7,6 +7,7 @@ mod distribution;
 mod feed;
 mod helpers;
 mod movements;
+mod outage;
 mod platform;
 mod probes;
 mod process;
