@@ -14,11 +14,11 @@
 //! the ledger drifted.
 //!
 //! `--soak MINUTES` adds, after each case's run, a soak at `--soak-load` (0.7) of the rate
-//! that run reached: requests paced evenly over the minutes (latency counted from when a
-//! request was due, so a stall is not hidden), and every 30 s a line with the rate, p50/p99,
-//! the service's resident memory and open descriptors, and its database sessions (which its
-//! pool caps). It fails if memory, descriptors or p99 grew from the second window to the
-//! last (the first one warms up), or if any call failed:
+//! that run reached: requests paced evenly over the minutes by four times the run's clients
+//! (latency counted from when a request was due, so a stall is not hidden), and every 30 s
+//! a line with the rate, p50/p99, the service's resident memory and open descriptors, and
+//! its database sessions (which its pool caps). It fails if memory, descriptors or p99 grew
+//! from the second window to the last (the first one warms up), or if any call failed:
 //!
 //! ```sh
 //! cargo bench -p stock-service --bench reservations -- --workloads uniform --clients 64 \
@@ -565,13 +565,15 @@ async fn soak(
     let total = (rate * (windows as u64 * SOAK_WINDOW.as_secs()) as f64) as u64;
     let tag = Uuid::now_v7().simple().to_string();
     println!(
-        "soak: {} with {} clients at {rate:.0}/s for {windows} windows of {}s",
+        "soak: {} at {rate:.0}/s from {} callers for {windows} windows of {}s",
         case.workload.name(),
-        case.clients,
+        case.clients * 4,
         SOAK_WINDOW.as_secs()
     );
     let started = tokio::time::Instant::now();
-    let tasks: Vec<_> = (0..case.clients)
+    // More callers than the run had: a paced request must find one free when it is due.
+    let callers = case.clients * 4;
+    let tasks: Vec<_> = (0..callers)
         .map(|client| {
             let mut stub = StockServiceClient::new(channel.clone());
             let (picker, next, failures, histograms) = (
