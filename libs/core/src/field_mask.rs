@@ -81,4 +81,47 @@ mod tests {
             assert_eq!(violations[0].field, field);
         }
     }
+
+    /// Update masks fuzzed: whatever the paths, the answer names only known fields, each
+    /// once, and it is refused exactly when a path is unknown or repeated or there is none.
+    mod fuzz {
+        use std::collections::HashSet;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: std::env::var("FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256),
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn only_known_fields_are_replaced_and_anything_else_is_refused(
+                paths in prop::collection::vec(
+                    prop_oneof![
+                        prop::sample::select(vec!["name", "address", "location", "*", ""])
+                            .prop_map(str::to_owned),
+                        any::<String>(),
+                    ],
+                    0..6,
+                ),
+            ) {
+                let mut v = Violations::new();
+                let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+                let known = mask_paths(&mut v, Some(&mask(&refs)), &ALL);
+                let unique: HashSet<&&str> = known.iter().collect();
+                prop_assert_eq!(unique.len(), known.len(), "a field twice: {:?}", known);
+                prop_assert!(known.iter().all(|f| ALL.contains(f)));
+                let wildcard = paths.len() == 1 && paths[0] == "*";
+                let distinct: HashSet<&String> = paths.iter().collect();
+                let fine = wildcard
+                    || (!paths.is_empty()
+                        && distinct.len() == paths.len()
+                        && paths.iter().all(|p| ALL.contains(&p.as_str())));
+                prop_assert_eq!(v.is_empty(), fine, "{:?}", paths);
+            }
+        }
+    }
 }

@@ -227,4 +227,74 @@ mod tests {
         }
         assert_eq!(tokens().request(5, "", "").map(|r| r.limit).ok(), Some(5));
     }
+
+    /// Page tokens fuzzed: no text but a token issued for the same request is accepted,
+    /// whatever it holds, and an issued token resumes exactly where its page ended. Cases per
+    /// run: `FUZZ_CASES` (256 by default); failures found are kept in `proptest-regressions/`
+    /// and replayed first.
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn cases() -> u32 {
+            std::env::var("FUZZ_CASES")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(256)
+        }
+
+        /// Text, often shaped like a token (`v2.<hex>.<hex>`) so the checks past the prefix
+        /// are reached too.
+        fn token_like() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                ("[0-9a-f]{0,40}", "[0-9a-fA-F]{0,40}").prop_map(|(p, m)| format!("v2.{p}.{m}")),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+            #[test]
+            fn no_text_but_an_issued_token_is_accepted(
+                token in token_like(),
+                filters in any::<String>(),
+                page_size in any::<i32>(),
+            ) {
+                match tokens().request(page_size, &token, filters) {
+                    Ok(request) => {
+                        prop_assert!(token.is_empty(), "a forged token passed: {token:?}");
+                        prop_assert!((1..=MAX_PAGE_SIZE).contains(&request.limit));
+                    }
+                    Err(error) => {
+                        prop_assert!(matches!(error, ServiceError::InvalidArgument(_)), "{error:?}")
+                    }
+                }
+            }
+
+            #[test]
+            fn an_issued_token_resumes_after_its_page_for_its_own_request_only(
+                position in any::<String>(),
+                filters in any::<String>(),
+                other_filters in any::<String>(),
+                flip in any::<prop::sample::Index>(),
+            ) {
+                let tokens = tokens();
+                let first = tokens.request(1, "", filters.as_str()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let (_, token) = tokens.page(vec![position.clone(), String::new()], &first, Clone::clone);
+                let next = tokens.request(1, &token, filters.as_str()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(next.after.as_deref(), Some(position.as_str()));
+                if other_filters != filters {
+                    prop_assert!(tokens.request(1, &token, other_filters).is_err());
+                }
+                // Any one character changed (within ASCII, as tokens are) is refused.
+                let mut bytes = token.into_bytes();
+                let at = flip.index(bytes.len());
+                bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+                let tampered = String::from_utf8(bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert!(tokens.request(1, &tampered, filters).is_err(), "{tampered}");
+            }
+        }
+    }
 }

@@ -9,10 +9,12 @@
 //!   or a peer;
 //! - [`bad_fields`], [`error_info`], [`assert_idempotent`]: the answers every API gives;
 //! - [`contract`]: the platform contract (health, both reflection versions, load shedding);
+//! - [`fuzz`]: mutated requests for fuzzing a service's validation;
 //! - [`init_logs`]: quiet unless `TEST_LOG` is set.
 
 pub mod contract;
 mod database;
+pub mod fuzz;
 mod process;
 mod proxy;
 mod server;

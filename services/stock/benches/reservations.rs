@@ -467,7 +467,12 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
     let url = inventory_testkit::create_database(&admin, &case.database, workers).await;
 
     let port = free_port()?;
-    let service = start_service(&opts.service_binary, &url, port, &opts.service_env)?;
+    let mut env = opts.service_env.clone();
+    if opts.soak.is_some() && !env.iter().any(|(k, _)| k == "REQUEST_TIMEOUT_MS") {
+        // The ledger check after a soak replays millions of log rows: minutes, not seconds.
+        env.push(("REQUEST_TIMEOUT_MS".to_owned(), "600000".to_owned()));
+    }
+    let service = start_service(&opts.service_binary, &url, port, &env)?;
     let service_pid = service.id();
     let outcome = async {
         let channel = wait_serving(&format!("http://127.0.0.1:{port}"), pb::SERVICE_NAME).await?;

@@ -16,7 +16,9 @@
 //!
 //! Separators: `*` between elements, `~` after each segment, `>` between components (ISA16),
 //! `U` as the 4010 standards identifier (ISA11). Values are written as given but for those
-//! characters, which are replaced by a space (a warehouse named "A*B" must not end a field).
+//! characters, control characters and anything beyond ASCII, which are replaced by a space
+//! (a warehouse named "A*B" must not end a field, an "é" must not widen the fixed-width ISA).
+//! A value the 850 requires that is empty once cleaned is refused, not sent blank.
 //! The same control number is used for ISA13/IEA02, GS06/GE02 and ST02/SE02: it is drawn once
 //! per purchase order from a sequence, so a resend repeats it and a new PO never reuses one.
 
@@ -80,6 +82,9 @@ pub enum X12Error {
     Line { line: usize, what: &'static str },
 }
 
+/// Largest quantity PO102 carries (15 digits).
+const MAX_QUANTITY: i64 = 999_999_999_999_999;
+
 /// Writes the interchange for `po` with control number `control`, created at `at`.
 pub fn write_850(
     partners: &Partners,
@@ -90,19 +95,33 @@ pub fn write_850(
     if !(1..=MAX_CONTROL_NUMBER).contains(&control) {
         return Err(X12Error::ControlNumber(control));
     }
-    check_length("sender_id", &partners.sender_id, 15)?;
-    check_length("receiver_id", &partners.receiver_id, 15)?;
-    check_length("sender_qualifier", &partners.sender_qualifier, 2)?;
-    check_length("receiver_qualifier", &partners.receiver_qualifier, 2)?;
-    check_length("po_number", &po.po_number, 22)?;
+    let sender_id = check_length("sender_id", &partners.sender_id, 15)?;
+    let receiver_id = check_length("receiver_id", &partners.receiver_id, 15)?;
+    let sender_qualifier = check_length("sender_qualifier", &partners.sender_qualifier, 2)?;
+    let receiver_qualifier = check_length("receiver_qualifier", &partners.receiver_qualifier, 2)?;
+    let po_number = check_length("po_number", &po.po_number, 22)?;
+    let ship_to_id = clean(&po.ship_to_id);
+    if ship_to_id.is_empty() {
+        return Err(X12Error::Length {
+            field: "ship_to_id",
+            max: 80,
+            got: 0,
+        });
+    }
     if po.lines.is_empty() {
         return Err(X12Error::NoLines);
     }
     for (i, line) in po.lines.iter().enumerate() {
-        if line.quantity <= 0 {
+        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
             return Err(X12Error::Line {
                 line: i + 1,
-                what: "quantity must be positive",
+                what: "quantity must be 1 to 999999999999999",
+            });
+        }
+        if clean(&line.buyer_part).is_empty() {
+            return Err(X12Error::Line {
+                line: i + 1,
+                what: "the buyer's part number is empty",
             });
         }
         if line.unit_price_micros < 0 {
@@ -131,10 +150,10 @@ pub fn write_850(
         &pad(""),
         "00",
         &pad(""),
-        &pad_to(&partners.sender_qualifier, 2),
-        &pad_to(&clean(&partners.sender_id), 15),
-        &pad_to(&partners.receiver_qualifier, 2),
-        &pad_to(&clean(&partners.receiver_id), 15),
+        &pad_to(&sender_qualifier, 2),
+        &pad_to(&sender_id, 15),
+        &pad_to(&receiver_qualifier, 2),
+        &pad_to(&receiver_id, 15),
         &date6,
         &time,
         "U",
@@ -147,8 +166,8 @@ pub fn write_850(
     segment(&[
         "GS",
         "PO",
-        &clean(&partners.sender_id),
-        &clean(&partners.receiver_id),
+        &sender_id,
+        &receiver_id,
         &date8,
         &time,
         &group_control,
@@ -163,7 +182,7 @@ pub fn write_850(
         "BEG".into(),
         "00".into(),
         "SA".into(),
-        clean(&po.po_number),
+        po_number,
         String::new(),
         po.order_date.format("%Y%m%d").to_string(),
     ]);
@@ -179,30 +198,35 @@ pub fn write_850(
         "ST".into(),
         truncate(&clean(&po.ship_to_name), 60),
         "92".into(),
-        truncate(&clean(&po.ship_to_id), 80),
+        truncate(&ship_to_id, 80),
     ]);
     for (i, line) in po.lines.iter().enumerate() {
         let mut po1 = vec![
             "PO1".into(),
             (i + 1).to_string(),
             line.quantity.to_string(),
-            truncate(&clean(&line.unit), 2),
+            match truncate(&clean(&line.unit), 2) {
+                unit if unit.is_empty() => "EA".to_owned(),
+                unit => unit,
+            },
             decimal(line.unit_price_micros),
             String::new(),
             "BP".into(),
             truncate(&clean(&line.buyer_part), 48),
         ];
-        if let Some(vendor) = &line.vendor_part {
+        let vendor = line.vendor_part.as_deref().map(clean).unwrap_or_default();
+        if !vendor.is_empty() {
             po1.push("VP".into());
-            po1.push(truncate(&clean(vendor), 48));
+            po1.push(truncate(&vendor, 48));
         }
         set.push(po1);
     }
-    let hash_total: i64 = po.lines.iter().map(|l| l.quantity).sum();
+    // CTT02 holds 10 digits: a longer hash total keeps its rightmost ones, as X12 says.
+    let hash_total: i128 = po.lines.iter().map(|l| i128::from(l.quantity)).sum();
     set.push(vec![
         "CTT".into(),
         po.lines.len().to_string(),
-        hash_total.to_string(),
+        (hash_total % 10_000_000_000).to_string(),
     ]);
     let count = set.len() + 1;
     set.push(vec!["SE".into(), count.to_string(), set_control]);
@@ -232,12 +256,14 @@ pub fn unit_code(unit_of_measure: &str) -> &'static str {
     }
 }
 
-fn check_length(field: &'static str, value: &str, max: usize) -> Result<(), X12Error> {
-    let got = value.chars().count();
+/// `value` cleaned, if that leaves 1 to `max` characters.
+fn check_length(field: &'static str, value: &str, max: usize) -> Result<String, X12Error> {
+    let cleaned = clean(value);
+    let got = cleaned.chars().count();
     if got == 0 || got > max {
         return Err(X12Error::Length { field, max, got });
     }
-    Ok(())
+    Ok(cleaned)
 }
 
 /// Separators and control characters become spaces; only printable ASCII is kept.

@@ -568,3 +568,194 @@ pub fn txn_type_filter(value: i32) -> Result<Option<TxnType>, ServiceError> {
         )),
     }
 }
+
+/// Every request stock validates, fuzzed from a valid seed (see the test kit's `fuzz`): no
+/// input panics, and every refusal names its fields.
+#[cfg(test)]
+mod fuzz {
+    use inventory_testkit::fuzz::{cases, mutated, refusal_is_specific};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ID: &str = "0190b5f6-1c2d-7e3f-8a4b-5c6d7e8f9a0b";
+    const OTHER: &str = "0190b5f6-1c2d-7e3f-8a4b-5c6d7e8f9a0c";
+
+    fn product() -> pb::Product {
+        pb::Product {
+            product_id: ID.into(),
+            sku: "SKU-1".into(),
+            name: "Mug".into(),
+            category: "kitchen".into(),
+            unit_of_measure: "each".into(),
+            reorder_point: 10,
+            reorder_quantity: 40,
+            lead_time_days: 7,
+            unit_cost_micros: 2_500_000,
+            ..Default::default()
+        }
+    }
+
+    fn warehouse() -> pb::Warehouse {
+        pb::Warehouse {
+            warehouse_id: ID.into(),
+            name: "Berlin".into(),
+            address: "Mitte".into(),
+            r#type: pb::WarehouseType::Distribution.into(),
+            location: Some(pb::GeoPoint {
+                latitude: 52.52,
+                longitude: 13.405,
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn line() -> pb::ReservationLine {
+        pb::ReservationLine {
+            order_line_id: "1".into(),
+            product_id: ID.into(),
+            warehouse_id: OTHER.into(),
+            quantity: 3,
+        }
+    }
+
+    fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+        Some(prost_types::FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn create_product(req in mutated(pb::CreateProductRequest {
+            request_id: ID.into(),
+            product: Some(product()),
+        })) {
+            refusal_is_specific(&super::create_product(&req))?;
+        }
+
+        #[test]
+        fn update_product(req in mutated(pb::UpdateProductRequest {
+            request_id: ID.into(),
+            product: Some(product()),
+            update_mask: mask(&["name", "unit_cost_micros"]),
+        })) {
+            refusal_is_specific(&super::update_product(&req))?;
+        }
+
+        #[test]
+        fn create_warehouse(req in mutated(pb::CreateWarehouseRequest {
+            request_id: ID.into(),
+            warehouse: Some(warehouse()),
+        })) {
+            refusal_is_specific(&super::create_warehouse(&req))?;
+        }
+
+        #[test]
+        fn update_warehouse(req in mutated(pb::UpdateWarehouseRequest {
+            request_id: ID.into(),
+            warehouse: Some(warehouse()),
+            update_mask: mask(&["location"]),
+        })) {
+            refusal_is_specific(&super::update_warehouse(&req))?;
+        }
+
+        #[test]
+        fn receive(req in mutated(pb::ReceiveStockRequest {
+            request_id: ID.into(),
+            product_id: ID.into(),
+            warehouse_id: OTHER.into(),
+            quantity: 5,
+            reference_id: "PO-1".into(),
+            actor: "dock-3".into(),
+        })) {
+            refusal_is_specific(&super::receive(&req))?;
+        }
+
+        #[test]
+        fn reserve_one(req in mutated(pb::ReserveStockRequest {
+            request_id: ID.into(),
+            order_id: "order-1".into(),
+            line: Some(line()),
+            expire_time: Some(prost_types::Timestamp { seconds: 4_000_000_000, nanos: 0 }),
+            actor: "checkout".into(),
+        })) {
+            refusal_is_specific(&super::reserve_one(&req))?;
+        }
+
+        #[test]
+        fn reserve_order(req in mutated(pb::ReserveOrderRequest {
+            request_id: ID.into(),
+            order_id: "order-1".into(),
+            lines: vec![line(), pb::ReservationLine { order_line_id: "2".into(), ..line() }],
+            expire_time: None,
+            actor: "checkout".into(),
+        })) {
+            refusal_is_specific(&super::reserve_order(&req))?;
+        }
+
+        #[test]
+        fn release(req in mutated(pb::ReleaseReservationRequest {
+            request_id: ID.into(),
+            order_id: "order-1".into(),
+            order_line_id: "1".into(),
+            warehouse_id: OTHER.into(),
+            ..Default::default()
+        })) {
+            refusal_is_specific(&super::release(&req))?;
+        }
+
+        #[test]
+        fn ship(req in mutated(pb::ShipReservationRequest {
+            request_id: ID.into(),
+            order_id: "order-1".into(),
+            order_line_id: "1".into(),
+            warehouse_id: OTHER.into(),
+            quantity: 2,
+            ..Default::default()
+        })) {
+            refusal_is_specific(&super::ship(&req))?;
+        }
+
+        #[test]
+        fn adjust(req in mutated(pb::AdjustStockRequest {
+            request_id: ID.into(),
+            product_id: ID.into(),
+            warehouse_id: OTHER.into(),
+            quantity_delta: -4,
+            reason: "damaged".into(),
+            expected_on_hand: Some(10),
+            ..Default::default()
+        })) {
+            refusal_is_specific(&super::adjust(&req))?;
+        }
+
+        #[test]
+        fn transfer(req in mutated(pb::TransferStockRequest {
+            request_id: ID.into(),
+            product_id: ID.into(),
+            from_warehouse_id: ID.into(),
+            to_warehouse_id: OTHER.into(),
+            quantity: 4,
+            ..Default::default()
+        })) {
+            refusal_is_specific(&super::transfer(&req))?;
+        }
+
+        #[test]
+        fn keys_tokens_and_filters(
+            product_id in any::<String>(),
+            warehouse_id in any::<String>(),
+            ids in prop::collection::vec(any::<String>(), 0..4),
+            token in any::<String>(),
+            txn_type in any::<i32>(),
+        ) {
+            refusal_is_specific(&inventory_key(&product_id, &warehouse_id))?;
+            refusal_is_specific(&product_ids(&ids))?;
+            refusal_is_specific(&token_uuid(&token))?;
+            refusal_is_specific(&txn_type_filter(txn_type))?;
+        }
+    }
+}

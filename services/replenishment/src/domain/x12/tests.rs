@@ -235,3 +235,135 @@ fn units_map_to_x12_codes() {
     assert_eq!(unit_code("Litre"), "LT");
     assert_eq!(unit_code("bunch"), "EA");
 }
+
+/// The writer fuzzed: any purchase order, with separators, control characters and
+/// multibyte text anywhere, is refused or written as an interchange the reader above takes,
+/// with every element in place and none empty that the 850 requires. Cases per run:
+/// `FUZZ_CASES` (256 by default; a long run sets more). Failures proptest finds are kept in
+/// `proptest-regressions/` beside this file and replayed first on every run.
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn cases() -> u32 {
+        std::env::var("FUZZ_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(256)
+    }
+
+    /// Text up to `max` characters, often made of what breaks X12.
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        let awkward = prop::sample::select(vec![
+            '*', '~', '>', '\n', '\r', '\0', ' ', 'é', 'ß', '😀', 'A', 'z', '9', '-',
+        ]);
+        prop_oneof![
+            prop::collection::vec(any::<char>(), 0..=max),
+            prop::collection::vec(awkward, 0..=max),
+        ]
+        .prop_map(|chars| chars.into_iter().collect())
+    }
+
+    fn line() -> impl Strategy<Value = Line> {
+        (
+            prop_oneof![any::<i64>(), 1..1_000_i64],
+            text(4),
+            prop_oneof![any::<i64>(), 0..100_000_000_i64],
+            text(50),
+            prop::option::of(text(50)),
+        )
+            .prop_map(
+                |(quantity, unit, unit_price_micros, buyer_part, vendor_part)| Line {
+                    quantity,
+                    unit,
+                    unit_price_micros,
+                    buyer_part,
+                    vendor_part,
+                },
+            )
+    }
+
+    /// Elements each segment of the 850 carries (PO1: 8, or 10 with the supplier's part).
+    fn elements(id: &str) -> &'static [usize] {
+        match id {
+            "ISA" => &[17],
+            "GS" => &[9],
+            "ST" | "DTM" | "CTT" | "SE" | "GE" | "IEA" => &[3],
+            "BEG" => &[6],
+            "N1" => &[5],
+            "PO1" => &[8, 10],
+            _ => &[],
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_purchase_order_is_refused_or_written_well_formed(
+            sender_qualifier in text(3),
+            sender_id in text(17),
+            receiver_qualifier in text(3),
+            receiver_id in text(17),
+            production in any::<bool>(),
+            po_number in text(24),
+            ship_to_name in text(70),
+            ship_to_id in text(90),
+            lines in prop::collection::vec(line(), 0..4),
+            control in prop_oneof![any::<i64>(), 1..=MAX_CONTROL_NUMBER],
+        ) {
+            let partners = Partners {
+                sender_qualifier,
+                sender_id,
+                receiver_qualifier,
+                receiver_id,
+                production,
+            };
+            let po = PurchaseOrder {
+                po_number,
+                order_date: at().date_naive(),
+                requested_delivery: None,
+                ship_to_name,
+                ship_to_id,
+                lines,
+            };
+            let Ok(text) = write_850(&partners, &po, control, at()) else {
+                return Ok(());
+            };
+            prop_assert!(text.is_ascii(), "{text:?}");
+            let doc = read(&text).map_err(TestCaseError::fail)?;
+            prop_assert_eq!((doc.element, doc.segment, doc.component), ('*', '~', '>'));
+            for segment in &doc.segments {
+                prop_assert!(
+                    elements(&segment[0]).contains(&segment.len()),
+                    "{segment:?}"
+                );
+                prop_assert!(
+                    segment.iter().all(|e| !e.chars().any(|c| c.is_control())),
+                    "{segment:?}"
+                );
+            }
+            let isa = doc.one("ISA");
+            for (i, what) in [(5, "sender qualifier"), (6, "sender id"), (7, "receiver qualifier"), (8, "receiver id")] {
+                prop_assert!(!isa[i].trim().is_empty(), "empty {what}: {isa:?}");
+            }
+            let gs = doc.one("GS");
+            prop_assert!(!gs[2].is_empty() && !gs[3].is_empty(), "{gs:?}");
+            prop_assert!(!doc.one("BEG")[3].is_empty(), "a PO number");
+            prop_assert!(!doc.one("N1")[4].is_empty(), "a ship-to id");
+            for po1 in doc.find("PO1") {
+                prop_assert!(!po1[7].is_empty(), "BP without a part: {po1:?}");
+                if po1.len() == 10 {
+                    prop_assert!(!po1[9].is_empty(), "VP without a part: {po1:?}");
+                }
+            }
+            let st_at = doc.segments.iter().position(|s| s[0] == "ST").unwrap_or(0);
+            let se_at = doc.segments.iter().position(|s| s[0] == "SE").unwrap_or(0);
+            prop_assert_eq!(
+                doc.segments[se_at][1].parse::<usize>().ok(),
+                Some(se_at - st_at + 1)
+            );
+        }
+    }
+}
