@@ -239,3 +239,80 @@ pub fn status_filter(value: i32) -> Result<Option<Status>, ServiceError> {
         )),
     }
 }
+
+/// Every request allocation validates, fuzzed from a valid seed (see the test kit's `fuzz`):
+/// no input panics, and every refusal names its fields.
+#[cfg(test)]
+mod fuzz {
+    use inventory_testkit::fuzz::{cases, mutated, refusal_is_specific};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ID: &str = "0190b5f6-1c2d-7e3f-8a4b-5c6d7e8f9a0b";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn allocate(req in mutated(pb::AllocateOrderRequest {
+            request_id: ID.into(),
+            order_id: "order-1".into(),
+            destination: Some(pb::Destination {
+                latitude: 52.52,
+                longitude: 13.405,
+                postal_code: "10117".into(),
+                country: "DE".into(),
+            }),
+            lines: vec![
+                pb::OrderLine { order_line_id: "1".into(), product_id: ID.into(), quantity: 2 },
+                pb::OrderLine { order_line_id: "2".into(), product_id: ID.into(), quantity: 1 },
+            ],
+            options: Some(pb::AllocationOptions {
+                single_shipment_only: false,
+                max_shipments: 2,
+                reservation_expire_time: Some(prost_types::Timestamp { seconds: 4_000_000_000, nanos: 0 }),
+                allow_partial: true,
+            }),
+            actor: "checkout".into(),
+        })) {
+            refusal_is_specific(&super::allocate(&req))?;
+        }
+
+        #[test]
+        fn cancel(req in mutated(pb::CancelAllocationRequest {
+            request_id: ID.into(),
+            order_id: "order-1".into(),
+            reason: "customer cancelled".into(),
+            actor: "support".into(),
+        })) {
+            refusal_is_specific(&super::cancel(&req))?;
+        }
+
+        #[test]
+        fn ship(req in mutated(pb::ConfirmShipmentRequest {
+            request_id: ID.into(),
+            order_id: "order-1".into(),
+            warehouse_id: ID.into(),
+            lines: vec![pb::ShipmentLineQuantity { order_line_id: "1".into(), quantity: 2 }],
+            actor: "dock".into(),
+        })) {
+            refusal_is_specific(&super::ship(&req))?;
+        }
+
+        #[test]
+        fn set_profile(req in mutated(pb::SetWarehouseProfileRequest {
+            request_id: ID.into(),
+            warehouse_id: ID.into(),
+            capacity_lines: Some(500),
+            paused: true,
+        })) {
+            refusal_is_specific(&super::set_profile(&req))?;
+        }
+
+        #[test]
+        fn status_filter(value in any::<i32>()) {
+            refusal_is_specific(&super::status_filter(value))?;
+        }
+    }
+}

@@ -233,3 +233,82 @@ pub fn period(
     v.finish()?;
     Ok((start.unwrap_or_default(), end.unwrap_or_default()))
 }
+
+/// Every request reconciliation validates, fuzzed from a valid seed (see the test kit's
+/// `fuzz`): no input panics, and every refusal names its fields.
+#[cfg(test)]
+mod fuzz {
+    use inventory_testkit::fuzz::{cases, mutated, refusal_is_specific};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ID: &str = "0190b5f6-1c2d-7e3f-8a4b-5c6d7e8f9a0b";
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn create_task(req in mutated(pb::CreateCountTaskRequest {
+            request_id: ID.into(),
+            warehouse_id: ID.into(),
+            location: "A-01".into(),
+            product_ids: vec![ID.into()],
+            blind: true,
+            actor: "planner".into(),
+        })) {
+            refusal_is_specific(&super::create_task(&req))?;
+        }
+
+        #[test]
+        fn submit(req in mutated(pb::SubmitCountsRequest {
+            request_id: ID.into(),
+            task_id: ID.into(),
+            entries: vec![pb::CountEntry {
+                product_id: ID.into(),
+                quantity: 90,
+                recount: false,
+                count_time: Some(prost_types::Timestamp { seconds: 1_799_999_000, nanos: 0 }),
+            }],
+            counted_by: "alice".into(),
+        })) {
+            refusal_is_specific(&super::submit(&req, now()))?;
+        }
+
+        #[test]
+        fn act(req in mutated(pb::ApproveAdjustmentRequest {
+            request_id: ID.into(),
+            adjustment_id: ID.into(),
+            manager: "manager-max".into(),
+            comment: "checked the shelf".into(),
+        }), note_required in any::<bool>()) {
+            refusal_is_specific(&super::act(
+                &req.request_id,
+                ("adjustment_id", &req.adjustment_id),
+                ("manager", &req.manager),
+                ("comment", &req.comment),
+                note_required,
+            ))?;
+        }
+
+        #[test]
+        fn filters_and_periods(
+            task in any::<i32>(),
+            line in any::<i32>(),
+            start in prop::option::of((any::<i64>(), any::<i32>())),
+            end in prop::option::of((any::<i64>(), any::<i32>())),
+        ) {
+            refusal_is_specific(&super::task_status(task))?;
+            refusal_is_specific(&super::line_status(line))?;
+            let timestamp = |t: Option<(i64, i32)>| {
+                t.map(|(seconds, nanos)| prost_types::Timestamp { seconds, nanos })
+            };
+            let (start, end) = (timestamp(start), timestamp(end));
+            refusal_is_specific(&super::period(start.as_ref(), end.as_ref()))?;
+        }
+    }
+}

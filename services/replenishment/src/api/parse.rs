@@ -370,3 +370,141 @@ pub fn set_policy(
         actor: actor.unwrap_or_default(),
     })
 }
+
+/// Every request replenishment validates, fuzzed from a valid seed (see the test kit's
+/// `fuzz`): no input panics, and every refusal names its fields.
+#[cfg(test)]
+mod fuzz {
+    use inventory_testkit::fuzz::{cases, mutated, refusal_is_specific};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const ID: &str = "0190b5f6-1c2d-7e3f-8a4b-5c6d7e8f9a0b";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn create_supplier(req in mutated(pb::CreateSupplierRequest {
+            request_id: ID.into(),
+            name: "Acme".into(),
+            channel: pb::SupplierChannel::Edi.into(),
+            edi_qualifier: "ZZ".into(),
+            edi_id: "ACME".into(),
+            default_lead_time_days: 7,
+            api_endpoint: String::new(),
+        })) {
+            refusal_is_specific(&super::create_supplier(&req))?;
+        }
+
+        #[test]
+        fn create_api_supplier(req in mutated(pb::CreateSupplierRequest {
+            request_id: ID.into(),
+            name: "Acme".into(),
+            channel: pb::SupplierChannel::Api.into(),
+            edi_qualifier: String::new(),
+            edi_id: String::new(),
+            default_lead_time_days: 7,
+            api_endpoint: "http://supplier.example:8080/orders".into(),
+        })) {
+            refusal_is_specific(&super::create_supplier(&req))?;
+        }
+
+        #[test]
+        fn set_offer(req in mutated(pb::SetSupplierOfferRequest {
+            request_id: ID.into(),
+            offer: Some(pb::SupplierOffer {
+                supplier_id: ID.into(),
+                product_id: ID.into(),
+                unit_cost_micros: 2_500_000,
+                minimum_order_quantity: 10,
+                pack_multiple: 6,
+                lead_time_days: 5,
+                supplier_part_number: "ACME-1".into(),
+                ..Default::default()
+            }),
+        })) {
+            refusal_is_specific(&super::set_offer(&req))?;
+        }
+
+        #[test]
+        fn list_offers(req in mutated(pb::ListSupplierOffersRequest {
+            product_id: ID.into(),
+            supplier_id: ID.into(),
+            page_size: 10,
+            page_token: String::new(),
+        })) {
+            refusal_is_specific(&super::list_offers(&req))?;
+        }
+
+        #[test]
+        fn create_po(req in mutated(pb::CreatePurchaseOrderRequest {
+            request_id: ID.into(),
+            product_id: ID.into(),
+            warehouse_id: ID.into(),
+            quantity: 100,
+            supplier_id: ID.into(),
+            actor: "buyer".into(),
+        })) {
+            refusal_is_specific(&super::create_po(&req))?;
+        }
+
+        #[test]
+        fn decide(req in mutated(pb::ApprovePurchaseOrderRequest {
+            request_id: ID.into(),
+            po_id: ID.into(),
+            approver: "manager".into(),
+            note: "needed".into(),
+        })) {
+            refusal_is_specific(&super::decide(
+                &req.request_id,
+                &req.po_id,
+                ("approver", &req.approver),
+                ("note", &req.note),
+            ))?;
+        }
+
+        #[test]
+        fn receive(req in mutated(pb::ReceivePurchaseOrderRequest {
+            receipt_id: "R-1".into(),
+            po_id: ID.into(),
+            quantity: 25,
+            lot: "LOT-7".into(),
+            actor: "dock-3".into(),
+        })) {
+            refusal_is_specific(&super::receive(&req))?;
+        }
+
+        #[test]
+        fn list_pos(req in mutated(pb::ListPurchaseOrdersRequest {
+            status: pb::PurchaseOrderStatus::Sent.into(),
+            supplier_id: ID.into(),
+            product_id: ID.into(),
+            warehouse_id: ID.into(),
+            page_size: 10,
+            page_token: String::new(),
+        })) {
+            refusal_is_specific(&super::list_pos(&req))?;
+        }
+
+        #[test]
+        fn set_policy(req in mutated(pb::SetReorderPolicyRequest {
+            request_id: ID.into(),
+            product_id: ID.into(),
+            warehouse_id: ID.into(),
+            source: pb::PolicySource::Fixed.into(),
+            reorder_point: 20,
+            reorder_quantity: 60,
+            service_level: 0.95,
+            actor: "planner".into(),
+        })) {
+            refusal_is_specific(&super::set_policy(&req, 0.95))?;
+        }
+
+        #[test]
+        fn pair(product_id in any::<String>(), warehouse_id in any::<String>()) {
+            refusal_is_specific(&super::pair(&product_id, &warehouse_id))?;
+        }
+    }
+}
