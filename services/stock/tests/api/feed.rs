@@ -122,25 +122,8 @@ async fn a_late_committing_writer_is_delivered_before_the_transactions_after_it(
     // A writer takes the next sequence number and holds its transaction open.
     let mut slow = app.db().await;
     let mut slow_tx = slow.begin().await.expect("begin");
-    sqlx::query(
-        "UPDATE inventory SET quantity_on_hand = quantity_on_hand + 1
-          WHERE product_id = $1::uuid AND warehouse_id = $2::uuid",
-    )
-    .bind(&slow_product)
-    .bind(&w)
-    .execute(&mut *slow_tx)
-    .await
-    .expect("update");
-    sqlx::query(
-        "INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type, quantity,
-             on_hand_delta, reserved_delta, on_hand_after, reserved_after, request_id)
-         VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 'RECEIVE', 1, 1, 0, 2, 0, 'slow-writer')",
-    )
-    .bind(&slow_product)
-    .bind(&w)
-    .execute(&mut *slow_tx)
-    .await
-    .expect("insert");
+    bump(&mut slow_tx, &slow_product, &w).await;
+    log_receive(&mut slow_tx, &slow_product, &w, "slow-writer").await;
 
     // A later writer commits first, with a higher sequence number.
     app.receive(&fast_product, &w, 1).await;

@@ -242,16 +242,10 @@ fn units_map_to_x12_codes() {
 /// `FUZZ_CASES` (256 by default; a long run sets more). Failures proptest finds are kept in
 /// `proptest-regressions/` beside this file and replayed first on every run.
 mod fuzz {
+    use inventory_testkit::fuzz::cases;
     use proptest::prelude::*;
 
     use super::*;
-
-    fn cases() -> u32 {
-        std::env::var("FUZZ_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(256)
-    }
 
     /// Text up to `max` characters, often made of what breaks X12.
     fn text(max: usize) -> impl Strategy<Value = String> {
