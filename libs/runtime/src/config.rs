@@ -118,15 +118,30 @@ pub(crate) fn metrics_addr(
     })
 }
 
-/// A database URL without its password, for messages and logs.
+/// A database URL without its passwords (in the user part or as `password` or
+/// `sslpassword` parameters), for messages and logs.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let base = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let user_info = &url[scheme + 3..at];
+            let user_info = &base[scheme + 3..at];
             let user = user_info.split(':').next().unwrap_or("");
-            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+            format!("{}{user}@{}", &base[..scheme + 3], &base[at + 1..])
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("").to_ascii_lowercase();
+            name != "password" && name != "sslpassword"
+        })
+        .collect();
+    if kept.is_empty() {
+        base
+    } else {
+        format!("{base}?{}", kept.join("&"))
     }
 }
 
@@ -204,7 +219,14 @@ impl Config {
             request_timeout: settings.millis("REQUEST_TIMEOUT_MS", 10_000)?,
             rpc_log: settings.get("RPC_LOG", RpcLog::All)?,
             reflection: settings.flag("REFLECTION", true)?,
-            max_message_bytes: settings.get("MAX_MESSAGE_BYTES", 4 * 1024 * 1024)?,
+            max_message_bytes: match settings.get("MAX_MESSAGE_BYTES", 4 * 1024 * 1024)? {
+                n if n < 1024 => {
+                    return Err(RuntimeError::Config(format!(
+                        "MAX_MESSAGE_BYTES: {n} is below 1024; no request would fit"
+                    )));
+                }
+                n => n,
+            },
             distribution: settings.get("DISTRIBUTED", crate::citus::Distribution::Auto)?,
             max_concurrent_requests: settings.get("MAX_CONCURRENT_REQUESTS", 1024)?,
             request_id_retention: chrono::Duration::hours(i64::from(
@@ -238,6 +260,14 @@ mod tests {
             "postgres://stock@db:5432/inventory"
         );
         assert_eq!(redact("postgres://db/inventory"), "postgres://db/inventory");
+        assert_eq!(
+            redact("postgres://db/inventory?sslmode=require&password=secret&application_name=x"),
+            "postgres://db/inventory?sslmode=require&application_name=x"
+        );
+        assert_eq!(
+            redact("postgres://db/inventory?Password=secret"),
+            "postgres://db/inventory"
+        );
         let settings = Settings::defaults()
             .overlay([("DATABASE_URL", "postgres://stock:hunter2@db:5432/inventory")]);
         let config = Config::from_settings(&settings, "0.0.0.0:50051").expect("parses");

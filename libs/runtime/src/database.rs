@@ -200,10 +200,14 @@ pub fn db_error(error: sqlx::Error) -> ServiceError {
         // or pooler in front of a server that is down), reads as a protocol error: the same
         // retryable outage as a refused connection. Retrying is safe, every mutation being
         // idempotent by request id.
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Protocol(_) => ServiceError::Unavailable("database unavailable".to_owned()),
+        sqlx::Error::Protocol(detail) => {
+            // Logged, so a driver or protocol fault is not hidden behind the retries.
+            tracing::warn!(%detail, "database connection broke off mid-protocol");
+            ServiceError::Unavailable("database unavailable".to_owned())
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            ServiceError::Unavailable("database unavailable".to_owned())
+        }
         _ => ServiceError::Internal(error.to_string()),
     }
 }

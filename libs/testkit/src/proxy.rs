@@ -40,11 +40,13 @@ impl FaultyProxy {
             let (line, cuts) = (line.clone(), cuts.clone());
             async move {
                 while let Ok((client, _)) = listener.accept().await {
+                    // Subscribed before the check, so a cut in between still ends it.
+                    let cut = cuts.subscribe();
                     if line.down.load(Ordering::SeqCst) {
                         drop(client);
                         continue;
                     }
-                    tokio::spawn(forward(client, target, line.clone(), cuts.subscribe()));
+                    tokio::spawn(forward(client, target, line.clone(), cut));
                 }
             }
         });

@@ -130,6 +130,18 @@ pub fn write_850(
                 what: "unit price must not be negative",
             });
         }
+        // PO104 holds 17 digits (the decimal point not counted).
+        if decimal(line.unit_price_micros)
+            .chars()
+            .filter(char::is_ascii_digit)
+            .count()
+            > 17
+        {
+            return Err(X12Error::Line {
+                line: i + 1,
+                what: "unit price has more than 17 digits",
+            });
+        }
     }
 
     let date8 = at.format("%Y%m%d").to_string();

@@ -7,8 +7,9 @@
 //! - on rows as last seen (the coalescer remembers them): one autocommit statement that
 //!   checks every row still holds what the decision assumed, and fails, writing nothing,
 //!   if one moved;
-//! - locked: lock the rows and look up retries and existing order lines in one round trip,
-//!   decide, write, commit. This one also refuses requests and finds every other answer.
+//! - locked: claim the request ids, lock the rows and look up existing order lines in one
+//!   round trip, decide, write, commit. This one also refuses requests and finds every other
+//!   answer.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -243,8 +244,10 @@ async fn write(
         reservations = reservation_insert(20),
         answers = match claims {
             Claims::ToTake => {
+                // In request-id order, as every claim of several ids is made.
                 "INSERT INTO idempotency_keys (request_id, method, request_fingerprint, response)
                  SELECT * FROM unnest($28::text[], $29::text[], $30::bytea[], $31::bytea[])
+                  ORDER BY 1
                  ON CONFLICT (request_id) DO NOTHING"
             }
             Claims::Held => {

@@ -4,10 +4,11 @@
 //! after one holding 10. A reader that sees 10 but not 9 must not move past 9 until 9 either
 //! commits or is known never to. Every writer takes the log's insert lock and its xid before
 //! its sequence number (see `next_transaction_sequence` in the migration), so whoever holds 9
-//! had both before the read that showed 10: right after that read it still holds them, or it
-//! has ended. So the reader notes the xids of the log's writers right after its read and,
-//! once all of them have ended, any number still missing below 10 belongs to a rollback and
-//! is skipped for good.
+//! had both before the read that showed 10: at any time after that read it still holds them,
+//! or it has ended. So at a gap the reader notes the xids of the log's writers and, once all
+//! of them have ended, any number still missing below 10 belongs to a rollback and is
+//! skipped for good. (The migration's comment on that function speaks of a snapshot's
+//! in-progress transactions: the first way this was done.)
 //!
 //! (Not a snapshot's list of running xids: a snapshot lists only xids below the newest that
 //! has ended, so a writer newer than every finished transaction is missing from it though
@@ -62,7 +63,7 @@ impl FeedReader {
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn next_batch(&mut self, limit: i64) -> Result<Vec<TxnRecord>, ServiceError> {
         loop {
-            let (writers, rows) = self.read(limit).await?;
+            let rows = self.read(limit).await?;
             let highest_seen = rows.last().map_or(self.cursor, |r| r.sequence);
             let mut batch = Vec::with_capacity(rows.len());
             let mut blocked_by_gap = false;
@@ -78,9 +79,11 @@ impl FeedReader {
             if !blocked_by_gap || !batch.is_empty() {
                 return Ok(batch);
             }
-            // Whoever holds a number missing below the highest row read is one of `writers`
-            // or has ended; once they are done, whatever is still missing there never will
-            // appear.
+            // Whoever holds a number missing below the highest row read drew it before the
+            // read, under the log's insert lock: it is one of the writers holding that lock
+            // now (after the read), or it has ended. Once they are done, whatever is still
+            // missing there never will appear.
+            let writers = self.log_writers().await?;
             self.wait_for_writers(&writers).await?;
             if self.log_is_distributed().await? {
                 self.wait_for_prepared_on_workers().await?;
@@ -89,36 +92,36 @@ impl FeedReader {
         }
     }
 
-    /// The rows after the cursor, then the xids of the log's writers still running once they
-    /// are read. A writer holding a number below the highest row read, and whose row the read
-    /// did not show, drew that number before the read, under the log's lock; so right after
-    /// the read it still holds the lock, or it has ended. (Noted after the read, not before:
-    /// on Citus the workers read with snapshots of their own, taken later.)
-    async fn read(&self, limit: i64) -> Result<(Vec<String>, Vec<TxnRecord>), ServiceError> {
+    /// The rows after the cursor, at most `limit`, in sequence order.
+    async fn read(&self, limit: i64) -> Result<Vec<TxnRecord>, ServiceError> {
         let sql = format!(
             "SELECT {TXN_COLUMNS} FROM inventory_transactions
               WHERE sequence > $1 ORDER BY sequence LIMIT $2"
         );
-        let rows = sqlx::query_as::<_, TxnRecord>(&sql)
+        sqlx::query_as::<_, TxnRecord>(&sql)
             .bind(self.cursor)
             .bind(limit)
             .fetch_all(self.store.pool())
             .await
-            .map_err(db_error)?;
-        // Only transactions holding the log's lock can hold a missing number, so unrelated
-        // ones, in other schemas or idle in a session, never stall the feed.
-        let writers: Vec<String> = sqlx::query_scalar(
+            .map_err(db_error)
+    }
+
+    /// The xids of the transactions holding the log's insert lock now. (Asked after a read,
+    /// not before: on Citus the workers read with snapshots of their own, taken later.) Only
+    /// they can hold a missing number, so unrelated transactions, in other schemas, idle in
+    /// a session or only reading the log, never stall the feed.
+    async fn log_writers(&self) -> Result<Vec<String>, ServiceError> {
+        sqlx::query_scalar(
             "SELECT DISTINCT a.backend_xid::text
                FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-              WHERE l.locktype = 'relation'
+              WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock'
                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                 AND l.relation = 'inventory_transactions'::regclass
                 AND a.backend_xid IS NOT NULL",
         )
         .fetch_all(self.store.pool())
         .await
-        .map_err(db_error)?;
-        Ok((writers, rows))
+        .map_err(db_error)
     }
 
     /// Waits until none of `writers` is running: a backend's xid is cleared as its

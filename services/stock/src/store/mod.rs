@@ -1,11 +1,10 @@
 //! PostgreSQL access for the stock schema. Queries only: the rules live in `domain`.
 //!
-//! Lock order, so transactions cannot deadlock one another: the idempotency key, then an
-//! order's reservation rows (by product, line, warehouse), then inventory rows (by product, warehouse),
-//! then the log insert. One exception: a coalesced batch that runs under row locks (see
-//! `batch`) claims its request ids after locking its rows; it can only meet a transaction
-//! holding one of those ids if a client sends the same request twice at once, and PostgreSQL
-//! then breaks the cycle (the batch retries one by one, or the caller gets ABORTED).
+//! Lock order, so transactions cannot deadlock one another: the idempotency keys (a batch
+//! claims several, in request-id order), then an order's reservation rows (by product, line,
+//! warehouse), then inventory rows (by product, warehouse), then the log insert. A batch whose
+//! request id is in flight elsewhere (the same request sent twice at once) waits for that
+//! transaction before it locks any row.
 
 mod batch;
 mod catalog;

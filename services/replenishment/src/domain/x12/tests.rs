@@ -348,6 +348,9 @@ mod fuzz {
             prop_assert!(!doc.one("N1")[4].is_empty(), "a ship-to id");
             for po1 in doc.find("PO1") {
                 prop_assert!(!po1[7].is_empty(), "BP without a part: {po1:?}");
+                prop_assert!(po1[2].len() <= 15, "PO102 holds 15 digits: {po1:?}");
+                let digits = po1[4].chars().filter(char::is_ascii_digit).count();
+                prop_assert!(digits <= 17, "PO104 holds 17 digits: {po1:?}");
                 if po1.len() == 10 {
                     prop_assert!(!po1[9].is_empty(), "VP without a part: {po1:?}");
                 }
