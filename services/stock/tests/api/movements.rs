@@ -866,3 +866,86 @@ async fn streaming_from_a_negative_cursor_is_invalid() {
         .expect_err("negative cursor");
     assert_eq!(bad_fields(&status), ["after_sequence"]);
 }
+
+/// The ledger check finds each kind of drift: a row whose quantity the log does not add up
+/// to, a log row whose after-values are not the running sums (though the totals agree), and
+/// a reserved quantity its active reservations do not hold; rows that agree are not named.
+#[tokio::test]
+async fn the_ledger_check_names_every_row_that_drifted_and_no_other() {
+    let app = TestApp::spawn().await;
+    let w = app.warehouse("A").await;
+    let (counted, rewritten, unheld, fine) = (
+        app.product("COUNTED").await,
+        app.product("REWRITTEN").await,
+        app.product("UNHELD").await,
+        app.product("FINE").await,
+    );
+    for p in [&counted, &rewritten, &unheld, &fine] {
+        app.receive(p, &w, 5).await;
+        app.receive(p, &w, 5).await;
+    }
+    app.assert_ledger_clean().await;
+
+    let mut db = app.db().await;
+    for (sql, product) in [
+        (
+            "UPDATE inventory SET quantity_on_hand = quantity_on_hand + 1
+              WHERE product_id = $1::uuid AND warehouse_id = $2::uuid",
+            &counted,
+        ),
+        // The log is append-only: two rows whose deltas cancel out, the first claiming an
+        // after-value that is not the running sum. The totals still add up.
+        (
+            "INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type,
+                 quantity, on_hand_delta, reserved_delta, on_hand_after, reserved_after,
+                 request_id)
+             VALUES (gen_random_uuid(), $1::uuid, $2::uuid, 'RECEIVE', 1, 1, 0, 99, 0, 'forged'),
+                    (gen_random_uuid(), $1::uuid, $2::uuid, 'ADJUST', 1, -1, 0, 10, 0, 'forged')",
+            &rewritten,
+        ),
+        (
+            "UPDATE inventory SET quantity_reserved = 2
+              WHERE product_id = $1::uuid AND warehouse_id = $2::uuid",
+            &unheld,
+        ),
+    ] {
+        sqlx::query(sql)
+            .bind(product)
+            .bind(&w)
+            .execute(&mut db)
+            .await
+            .expect("corrupt a row");
+    }
+
+    let report = app.check_ledger().await.expect("check ledger");
+    let mut named: Vec<&str> = report
+        .drifts
+        .iter()
+        .map(|d| d.product_id.as_str())
+        .collect();
+    named.sort_unstable();
+    let mut expected = vec![counted.as_str(), rewritten.as_str(), unheld.as_str()];
+    expected.sort_unstable();
+    assert_eq!(named, expected, "{:?}", report.drifts);
+    let counted_drift = report
+        .drifts
+        .iter()
+        .find(|d| d.product_id == counted)
+        .expect("counted");
+    assert_eq!(
+        (counted_drift.recorded_on_hand, counted_drift.ledger_on_hand),
+        (11, 10)
+    );
+    let unheld_drift = report
+        .drifts
+        .iter()
+        .find(|d| d.product_id == unheld)
+        .expect("unheld");
+    assert_eq!(
+        (
+            unheld_drift.recorded_reserved,
+            unheld_drift.reservations_held
+        ),
+        (2, 0)
+    );
+}
