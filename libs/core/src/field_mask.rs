@@ -93,7 +93,7 @@ mod tests {
 
         proptest! {
             #![proptest_config(ProptestConfig {
-                cases: std::env::var("FUZZ_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256),
+                cases: crate::fuzz_cases(),
                 ..ProptestConfig::default()
             })]
 

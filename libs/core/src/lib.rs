@@ -17,3 +17,14 @@ pub mod validate;
 pub use error::ServiceError;
 pub use paging::{PageRequest, PageTokens};
 pub use validate::Violations;
+
+/// Cases per fuzz target in this crate's tests: `FUZZ_CASES`, 256 by default. (The test
+/// kit's `fuzz::cases` reads the same for the services; it cannot serve here, as the test
+/// kit depends on this crate.)
+#[cfg(test)]
+pub(crate) fn fuzz_cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(256)
+}

@@ -236,13 +236,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-
-        fn cases() -> u32 {
-            std::env::var("FUZZ_CASES")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(256)
-        }
+        use crate::fuzz_cases as cases;
 
         /// Text, often shaped like a token (`v2.<hex>.<hex>`) so the checks past the prefix
         /// are reached too.

@@ -15,7 +15,17 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::TestServer;
 
 pub async fn health(server: &TestServer, service: &str) -> Result<ServingStatus, tonic::Status> {
-    let response = HealthClient::new(server.channel().await)
+    health_at(&server.url(), service).await
+}
+
+/// What the health service at `url` says of `service`; UNAVAILABLE when nothing answers.
+pub async fn health_at(url: &str, service: &str) -> Result<ServingStatus, tonic::Status> {
+    let channel = Channel::from_shared(url.to_owned())
+        .expect("uri")
+        .connect()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let response = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: service.to_owned(),
         })
@@ -23,17 +33,35 @@ pub async fn health(server: &TestServer, service: &str) -> Result<ServingStatus,
     Ok(response.into_inner().status())
 }
 
-/// The named service turns SERVING once its first readiness probe reaches the database,
-/// right after start; polls briefly instead of racing it.
-pub async fn wait_until_serving(server: &TestServer, service: &str) -> ServingStatus {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+/// Polls the health service at `url` until it reports `wanted` for `service` or `patience`
+/// runs out; the last answer (an error while nothing answered).
+pub async fn wait_for_status(
+    url: &str,
+    service: &str,
+    wanted: ServingStatus,
+    patience: Duration,
+) -> Result<ServingStatus, tonic::Status> {
+    let deadline = tokio::time::Instant::now() + patience;
     loop {
-        let status = health(server, service).await.expect("health check");
-        if status == ServingStatus::Serving || tokio::time::Instant::now() >= deadline {
-            return status;
+        let answer = health_at(url, service).await;
+        if answer.as_ref().ok() == Some(&wanted) || tokio::time::Instant::now() >= deadline {
+            return answer;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The named service turns SERVING once its first readiness probe reaches the database,
+/// right after start; polls briefly instead of racing it.
+pub async fn wait_until_serving(server: &TestServer, service: &str) -> ServingStatus {
+    wait_for_status(
+        &server.url(),
+        service,
+        ServingStatus::Serving,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("health check")
 }
 
 /// Health answers SERVING for `service` and for the server as a whole, and NOT_FOUND for a

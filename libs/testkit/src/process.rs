@@ -8,9 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use crate::TestDatabase;
 
@@ -72,32 +70,22 @@ impl ServiceProcess {
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url())
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect")
+        crate::server::connect(&self.url()).await
     }
 
     async fn wait_until_serving(&self, service: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            if let Ok(channel) = Channel::from_shared(self.url())
-                .expect("uri")
-                .connect()
-                .await
-                && let Ok(answer) = HealthClient::new(channel)
-                    .check(HealthCheckRequest {
-                        service: service.to_owned(),
-                    })
-                    .await
-                && answer.get_ref().status() == ServingStatus::Serving
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{service} did not report SERVING within {PATIENCE:?}");
+        let answer = crate::contract::wait_for_status(
+            &self.url(),
+            service,
+            ServingStatus::Serving,
+            PATIENCE,
+        )
+        .await;
+        assert_eq!(
+            answer.ok(),
+            Some(ServingStatus::Serving),
+            "{service} did not report SERVING within {PATIENCE:?}"
+        );
     }
 
     /// Waits until the process says it reached `failpoint` (see the runtime's failpoint).

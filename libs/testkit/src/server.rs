@@ -11,6 +11,15 @@ use tonic::transport::Channel;
 
 use crate::{TestDatabase, new_id};
 
+/// A new connection to `url`.
+pub(crate) async fn connect(url: &str) -> Channel {
+    Channel::from_shared(url.to_owned())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
 /// A service running in the test's process on port 0, stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -51,11 +60,7 @@ impl TestServer {
 
     /// A new connection (its own HTTP/2 connection, unlike clones of one channel).
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url())
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect")
+        connect(&self.url()).await
     }
 
     /// Shuts the service down as SIGTERM would, and waits until it has drained and stopped.

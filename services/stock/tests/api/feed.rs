@@ -127,16 +127,24 @@ async fn a_late_committing_writer_is_delivered_before_the_transactions_after_it(
 
     // A later writer commits first, with a higher sequence number.
     app.receive(&fast_product, &w, 1).await;
-    let mut feed = open(&app, start).await;
+    waits_for_the_slow_writer_then_delivers_both(&app, start, slow_tx).await;
+}
+
+/// A feed from `start`, where `slow` holds sequence `start + 1` open and `start + 2` is
+/// committed: nothing comes until `slow` commits, then both in order.
+async fn waits_for_the_slow_writer_then_delivers_both(
+    app: &TestApp,
+    start: i64,
+    slow: sqlx::Transaction<'_, sqlx::Postgres>,
+) {
+    let mut feed = open(app, start).await;
     let early = tokio::time::timeout(Duration::from_millis(400), feed.next()).await;
     assert!(
         early.is_err(),
         "the feed must wait for the open writer, not skip past it"
     );
-
-    slow_tx.commit().await.expect("commit");
-    let seen = take(&mut feed, 2).await;
-    assert_eq!(seen, vec![start + 1, start + 2]);
+    slow.commit().await.expect("commit");
+    assert_eq!(take(&mut feed, 2).await, vec![start + 1, start + 2]);
     app.assert_ledger_clean().await;
 }
 
@@ -162,16 +170,7 @@ async fn a_late_writer_newer_than_every_finished_transaction_is_still_waited_for
     log_receive(&mut slow_tx, &slow_product, &w, "slow-writer").await;
     log_receive(&mut fast_tx, &fast_product, &w, "fast-writer").await;
     fast_tx.commit().await.expect("commit");
-
-    let mut feed = open(&app, start).await;
-    let early = tokio::time::timeout(Duration::from_millis(400), feed.next()).await;
-    assert!(
-        early.is_err(),
-        "the feed must wait for the open writer, not skip past it"
-    );
-    slow_tx.commit().await.expect("commit");
-    assert_eq!(take(&mut feed, 2).await, vec![start + 1, start + 2]);
-    app.assert_ledger_clean().await;
+    waits_for_the_slow_writer_then_delivers_both(&app, start, slow_tx).await;
 }
 
 /// Adds one unit on hand to a row (which gives the transaction its id).

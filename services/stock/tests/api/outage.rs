@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::helpers::{TestApp, TestDatabase, new_id};
 use inventory_proto::stock::v1 as pb;
@@ -42,14 +42,18 @@ async fn receive_until(
 }
 
 async fn wait_for_health(app: &TestApp, wanted: ServingStatus) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if contract::health(&app.server, pb::SERVICE_NAME).await.ok() == Some(wanted) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("health never reported {wanted:?}");
+    let answer = contract::wait_for_status(
+        &app.server.url(),
+        pb::SERVICE_NAME,
+        wanted,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        answer.ok(),
+        Some(wanted),
+        "health never reported {wanted:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
