@@ -16,7 +16,7 @@ use inventory_testkit::{StockServer, new_id};
 /// The shared client, with its default deadline and retries, pointed at `stock`.
 pub fn shared_client(stock: &StockServer) -> GrpcStockClient {
     let settings = Settings::defaults().overlay([("STOCK_URL", stock.url())]);
-    GrpcStockClient::from_settings(&settings).expect("client")
+    GrpcStockClient::from_settings(&settings, inventory_runtime::Role::Allocation).expect("client")
 }
 
 /// A product (MUG-1) and a warehouse (Berlin), made through stock's own API.

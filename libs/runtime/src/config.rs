@@ -181,6 +181,10 @@ pub struct Config {
     /// `MAX_MESSAGE_BYTES`: the largest request message a service decodes (default 4 MiB);
     /// a larger one is refused with OUT_OF_RANGE naming the limit, before it is parsed.
     pub max_message_bytes: usize,
+    /// `TLS_*`: the server's certificate and the authority callers' certificates chain to.
+    pub tls: crate::tls::TlsFiles,
+    /// `AUTH_*`: how callers prove who they are.
+    pub auth: crate::auth::AuthSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -198,6 +202,8 @@ impl std::fmt::Debug for Config {
             .field("rpc_log", &self.rpc_log)
             .field("reflection", &self.reflection)
             .field("max_message_bytes", &self.max_message_bytes)
+            .field("tls", &self.tls)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -206,7 +212,11 @@ impl Config {
     /// Reads the shared settings; `default_listen` is the service's conventional address.
     pub fn from_settings(settings: &Settings, default_listen: &str) -> Result<Self, RuntimeError> {
         let listen = settings.text("LISTEN_ADDR", default_listen);
+        let tls = crate::tls::TlsFiles::from_settings(settings)?;
+        let auth = crate::auth::AuthSettings::from_settings(settings, tls.mutual())?;
         Ok(Self {
+            tls,
+            auth,
             database_url: settings.text("DATABASE_URL", DEFAULT_DATABASE_URL),
             listen_addr: listen.parse().map_err(|_| {
                 RuntimeError::Config(format!("LISTEN_ADDR: cannot parse {listen:?}"))

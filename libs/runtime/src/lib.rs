@@ -12,8 +12,11 @@
 //! - [`observe`]: each RPC's status on its span, its metrics and its log line;
 //! - [`metrics_server`]: `/metrics` for Prometheus;
 //! - [`probe`]: `<service> health`, the container health check;
+//! - [`tls`], [`auth`]: TLS and mutual TLS with certificate reload; callers' identity and
+//!   each service's policy of who may call what;
 //! - [`failpoint`]: crash points for fault-injection tests (test builds only).
 
+pub mod auth;
 pub mod background;
 mod catch_panic;
 pub mod citus;
@@ -27,7 +30,9 @@ pub mod observe;
 pub mod probe;
 pub mod server;
 mod shed;
+pub mod tls;
 
+pub use auth::{CallerIdentity, Policy, Role};
 pub use background::{Background, Stopping};
 pub use citus::{CitusLayout, Distribution};
 pub use config::{Config, Settings};

@@ -1,6 +1,8 @@
 //! `<service> health [host:port]`: the container health check, for images that carry no gRPC
 //! probe of their own. Asks the instance on `LISTEN_ADDR` (a wildcard address means this
-//! machine), or at `host:port`, whether its service is SERVING, over grpc.health.v1.
+//! machine), or at `host:port`, whether its service is SERVING, over grpc.health.v1. Where
+//! the server speaks TLS, so does the probe, with the service's own certificate; the server's
+//! must then be valid for `TLS_SERVER_NAME` (the Service's DNS name) or the address asked.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -30,12 +32,21 @@ pub async fn probe(
             reachable(config.listen_addr).to_string()
         }
     };
+    let tls = crate::tls::TlsFiles::from_settings(settings).map_err(|e| e.to_string())?;
     let check = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| e.to_string())?
-            .connect()
-            .await
-            .map_err(|e| format!("nothing answers on {address}: {e}"))?;
+        let scheme = if tls.serves_tls() { "https" } else { "http" };
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{address}"))
+            .map_err(|e| e.to_string())?;
+        let channel = if tls.serves_tls() {
+            // The instance's certificate names its Service, not the loopback address.
+            let connector = crate::tls::TlsConnector::new(&tls)
+                .map_err(|e| e.to_string())?
+                .with_server_name(settings.raw("TLS_SERVER_NAME"));
+            endpoint.connect_with_connector(connector).await
+        } else {
+            endpoint.connect().await
+        }
+        .map_err(|e| format!("nothing answers on {address}: {e}"))?;
         let answer = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: spec.name.to_owned(),

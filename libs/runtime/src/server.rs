@@ -14,9 +14,15 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+
+use crate::auth::{AuthLayer, AuthSettings};
 use crate::catch_panic::CatchPanicLayer;
 use crate::observe::{ObserveLayer, RpcLog};
 use crate::shed::ShedLoadLayer;
+use crate::tls::{Reloading, TlsFiles};
 use crate::{Config, RuntimeError};
 
 /// How often readiness re-checks the database.
@@ -42,6 +48,8 @@ pub struct ServiceSpec {
     pub default_metrics: &'static str,
     /// How the service's tables spread over a Citus cluster, if they can.
     pub citus: Option<&'static crate::citus::CitusLayout>,
+    /// Which roles may call each of its mutating RPCs.
+    pub policy: crate::auth::Policy,
 }
 
 /// A bound listener, ready to serve one service.
@@ -52,13 +60,33 @@ pub struct GrpcServer {
     max_concurrent_requests: usize,
     rpc_log: RpcLog,
     reflection: bool,
+    tls: Option<Arc<Reloading<ServerConfig>>>,
+    auth: AuthSettings,
 }
 
 impl GrpcServer {
     /// Binds `LISTEN_ADDR` (port 0 picks a free port, as tests do).
     pub async fn bind(config: &Config, spec: ServiceSpec) -> Result<Self, RuntimeError> {
         let listener = TcpListener::bind(config.listen_addr).await?;
+        let tls = if config.tls.serves_tls() {
+            Some(Reloading::watch(
+                config.tls.clone(),
+                "server",
+                TlsFiles::server_config,
+            )?)
+        } else {
+            None
+        };
+        if !config.auth.enforced() {
+            tracing::warn!(
+                service = spec.name,
+                "caller authentication is off (neither TLS_CA_FILE with TLS_CERT_FILE nor \
+                 AUTH_TOKEN_SECRET is set): whoever reaches the port may call every RPC"
+            );
+        }
         Ok(Self {
+            tls,
+            auth: config.auth.clone(),
             listener,
             spec,
             request_timeout: config.request_timeout,
@@ -115,7 +143,14 @@ impl GrpcServer {
         };
 
         let address = self.local_addr()?;
-        tracing::info!(service = self.spec.name, %address, "serving");
+        tracing::info!(
+            service = self.spec.name,
+            %address,
+            tls = self.tls.is_some(),
+            mutual_tls = self.auth.mutual_tls,
+            tokens = self.auth.token_secret.is_some(),
+            "serving"
+        );
         let (name, binary) = (self.spec.name, self.spec.binary);
         let on_shutdown = {
             let health = health.clone();
@@ -129,13 +164,15 @@ impl GrpcServer {
         };
         // No Nagle delay: a unary answer goes out in several small writes, and waiting for
         // the client's delayed ACK would add tens of milliseconds to each.
-        let incoming = TcpIncoming::from(self.listener)
+        let tcp = TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
+        let incoming = crate::tls::incoming(tcp, self.tls);
         let result = tonic::transport::Server::builder()
             .timeout(self.request_timeout)
             .trace_fn(move |request| inventory_telemetry::server_span(binary, request))
             .layer(ObserveLayer::new(self.rpc_log))
+            .layer(AuthLayer::new(self.auth, self.spec.name, self.spec.policy))
             .layer(ShedLoadLayer::new(self.max_concurrent_requests))
             .layer(CatchPanicLayer)
             .add_service(health_service)

@@ -5,8 +5,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use inventory_proto::stock::v1 as pb;
-use inventory_runtime::{RuntimeError, Settings};
-use inventory_telemetry::{TraceContextInterceptor, client_span};
+use inventory_runtime::auth::{OutgoingInterceptor, PeerCredentials};
+use inventory_runtime::{Role, RuntimeError, Settings};
+use inventory_telemetry::client_span;
 use pb::stock_service_client::StockServiceClient;
 use tokio_stream::{Stream, StreamExt};
 use tonic::service::interceptor::InterceptedService;
@@ -100,11 +101,16 @@ pub struct StockClientOptions {
     pub deadline: Duration,
     /// `STOCK_RETRY_ATTEMPTS`: attempts per call, the first included (default 4).
     pub retry: RetryPolicy,
+    /// How the calling service proves itself to stock (`TLS_*`, `AUTH_TOKEN_SECRET`); an
+    /// `https://` URL is reached over TLS.
+    pub credentials: PeerCredentials,
 }
 
 impl StockClientOptions {
-    pub fn from_settings(settings: &Settings) -> Result<Self, RuntimeError> {
+    /// The settings of the service calling stock as `caller`.
+    pub fn from_settings(settings: &Settings, caller: Role) -> Result<Self, RuntimeError> {
         Ok(Self {
+            credentials: PeerCredentials::from_settings(settings, caller)?,
             url: settings.text("STOCK_URL", "http://127.0.0.1:50051"),
             deadline: settings.millis("STOCK_DEADLINE_MS", 5000)?,
             retry: RetryPolicy {
@@ -115,7 +121,7 @@ impl StockClientOptions {
     }
 }
 
-type Inner = StockServiceClient<InterceptedService<Channel, TraceContextInterceptor>>;
+type Inner = StockServiceClient<InterceptedService<Channel, OutgoingInterceptor>>;
 
 /// [`StockClient`] over gRPC; cheap to clone (one HTTP/2 connection, multiplexed).
 #[derive(Clone)]
@@ -135,16 +141,17 @@ impl GrpcStockClient {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
-        let channel = endpoint.connect_lazy();
+        let channel = options.credentials.channel(endpoint)?;
+        let interceptor = OutgoingInterceptor::new(options.credentials.clone());
         Ok(Self {
-            inner: StockServiceClient::with_interceptor(channel, TraceContextInterceptor),
+            inner: StockServiceClient::with_interceptor(channel, interceptor),
             deadline: options.deadline,
             retry: options.retry,
         })
     }
 
-    pub fn from_settings(settings: &Settings) -> Result<Self, RuntimeError> {
-        Self::new(&StockClientOptions::from_settings(settings)?)
+    pub fn from_settings(settings: &Settings, caller: Role) -> Result<Self, RuntimeError> {
+        Self::new(&StockClientOptions::from_settings(settings, caller)?)
     }
 
     /// Sends `message` with a per-attempt deadline, retrying what is safe to retry; each

@@ -133,6 +133,7 @@ async fn client_for(script: Vec<Step>, deadline: Duration) -> (GrpcStockClient, 
             first_backoff: Duration::from_millis(5),
             max_backoff: Duration::from_millis(20),
         },
+        credentials: inventory_runtime::auth::PeerCredentials::none(),
     })
     .expect("client");
     (client, stock)

@@ -18,6 +18,7 @@ pub mod fuzz;
 mod process;
 mod proxy;
 mod server;
+pub mod pki;
 
 use std::collections::HashMap;
 use std::fmt::Debug;

@@ -58,6 +58,11 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// Its address for a TLS client (the test certificates are valid for 127.0.0.1).
+    pub fn tls_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
     /// A new connection (its own HTTP/2 connection, unlike clones of one channel).
     pub async fn channel(&self) -> Channel {
         connect(&self.url()).await

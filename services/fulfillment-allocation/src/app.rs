@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use inventory_proto::allocation::v1 as pb;
-use inventory_runtime::{App, Config, RuntimeError, ServiceHost, ServiceSpec, Settings};
+use inventory_runtime::{
+    App, Config, Policy, Role, RuntimeError, ServiceHost, ServiceSpec, Settings,
+};
 use inventory_stock_client::GrpcStockClient;
 
 use crate::api::AllocationApi;
@@ -22,6 +24,27 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     default_listen: "0.0.0.0:50052",
     default_metrics: "0.0.0.0:9452",
     citus: None,
+    policy: POLICY,
+};
+
+/// Routers and order management allocate, cancel and confirm shipments; operators set the
+/// warehouses' operating profiles.
+pub const POLICY: Policy = Policy {
+    writes: &[
+        (
+            "AllocateOrder",
+            &[Role::FulfillmentRouter, Role::OrderManagement],
+        ),
+        (
+            "CancelAllocation",
+            &[Role::OrderManagement, Role::FulfillmentRouter],
+        ),
+        (
+            "ConfirmShipment",
+            &[Role::OrderManagement, Role::FulfillmentRouter],
+        ),
+        ("SetWarehouseProfile", &[Role::Operator]),
+    ],
 };
 
 pub struct AllocationApp {
@@ -39,7 +62,7 @@ impl App for AllocationApp {
         // WAREHOUSE_REFRESH_MS: how old stock's warehouse list may be.
         let refresh = settings.millis("WAREHOUSE_REFRESH_MS", 30_000)?;
         let host = ServiceHost::build(config, SPEC).await?;
-        let stock = Arc::new(GrpcStockClient::from_settings(settings)?);
+        let stock = Arc::new(GrpcStockClient::from_settings(settings, Role::Allocation)?);
         let directory = Directory::new(stock.clone(), refresh);
         let api = AllocationApi::new(
             host.pool.clone(),

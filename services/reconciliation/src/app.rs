@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use inventory_proto::reconciliation::v1 as pb;
 use inventory_runtime::{
-    App, Config, RecurringFailure, RuntimeError, ServiceHost, ServiceSpec, Settings,
+    App, Config, Policy, RecurringFailure, Role, RuntimeError, ServiceHost, ServiceSpec, Settings,
 };
 use inventory_stock_client::{FeedConsumer, GrpcStockClient};
 
@@ -26,6 +26,19 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     default_listen: "0.0.0.0:50054",
     default_metrics: "0.0.0.0:9454",
     citus: None,
+    policy: POLICY,
+};
+
+/// Operators plan and count; managers approve or reject the adjustments that need them.
+pub const POLICY: Policy = Policy {
+    writes: &[
+        ("CreateCountTask", &[Role::Operator]),
+        ("SubmitCounts", &[Role::Operator]),
+        ("CompleteCountTask", &[Role::Operator]),
+        ("CancelCountTask", &[Role::Operator]),
+        ("ApproveAdjustment", &[Role::Manager]),
+        ("RejectAdjustment", &[Role::Manager]),
+    ],
 };
 
 /// Auto-approval limit in value, either way, unless told otherwise: 100 currency units.
@@ -89,7 +102,10 @@ impl App for ReconciliationApp {
             ));
         }
         let mut host = ServiceHost::build(config, SPEC).await?;
-        let stock = Arc::new(GrpcStockClient::from_settings(settings)?);
+        let stock = Arc::new(GrpcStockClient::from_settings(
+            settings,
+            Role::Reconciliation,
+        )?);
         let counting = Counting::new(host.pool.clone(), stock.clone(), rules);
         let feed = FeedConsumer::new(FEED, host.pool.clone(), stock, Arc::new(MovementFeed));
         host.background.spawn(|stopping| feed.run(stopping));

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use inventory_proto::replenishment::v1 as pb;
-use inventory_runtime::{App, Config, RuntimeError, ServiceHost, ServiceSpec, Settings};
+use inventory_runtime::{
+    App, Config, Policy, Role, RuntimeError, ServiceHost, ServiceSpec, Settings,
+};
 use inventory_stock_client::{FeedConsumer, GrpcStockClient};
 
 use crate::api::{ReplenishmentApi, Rules};
@@ -24,6 +26,26 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     default_listen: "0.0.0.0:50053",
     default_metrics: "0.0.0.0:9453",
     citus: None,
+    policy: POLICY,
+};
+
+/// Operators run suppliers, policies, purchase orders and scans; managers approve; the
+/// supplier integration may push receipts and nothing else.
+pub const POLICY: Policy = Policy {
+    writes: &[
+        ("CreateSupplier", &[Role::Operator]),
+        ("SetSupplierOffer", &[Role::Operator]),
+        ("SetReorderPolicy", &[Role::Operator]),
+        ("CreatePurchaseOrder", &[Role::Operator]),
+        ("RunReorderScan", &[Role::Operator]),
+        ("CancelPurchaseOrder", &[Role::Operator, Role::Manager]),
+        ("ApprovePurchaseOrder", &[Role::Manager]),
+        ("RejectPurchaseOrder", &[Role::Manager]),
+        (
+            "ReceivePurchaseOrder",
+            &[Role::SupplierIntegration, Role::Operator],
+        ),
+    ],
 };
 
 pub struct ReplenishmentApp {
@@ -93,7 +115,10 @@ impl App for ReplenishmentApp {
             .map_err(RuntimeError::Config)?;
         let poll = settings.millis("OUTBOX_POLL_MS", 5_000)?;
         let mut host = ServiceHost::build(config, SPEC).await?;
-        let stock = Arc::new(GrpcStockClient::from_settings(settings)?);
+        let stock = Arc::new(GrpcStockClient::from_settings(
+            settings,
+            Role::Replenishment,
+        )?);
         let outbox = Outbox::new(
             host.pool.clone(),
             stock.clone(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use inventory_proto::stock::v1 as pb;
 use inventory_runtime::{
-    App, CitusLayout, Config, RuntimeError, ServiceHost, ServiceSpec, Settings,
+    App, CitusLayout, Config, Policy, Role, RuntimeError, ServiceHost, ServiceSpec, Settings,
 };
 
 use crate::api::{Coalescing, StockApi};
@@ -23,6 +23,33 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     default_listen: "0.0.0.0:50051",
     default_metrics: "0.0.0.0:9451",
     citus: Some(&CITUS_LAYOUT),
+    policy: POLICY,
+};
+
+/// Who may change what in stock: the catalog is the operators'; holds and shipments are order
+/// management's (and allocation's, which holds for it); receipts come from replenishment (or
+/// an operator at the dock); adjustments from reconciliation's approved counts or a manager.
+pub const POLICY: Policy = Policy {
+    writes: &[
+        ("CreateProduct", &[Role::Operator]),
+        ("UpdateProduct", &[Role::Operator]),
+        ("CreateWarehouse", &[Role::Operator]),
+        ("UpdateWarehouse", &[Role::Operator]),
+        ("ReceiveStock", &[Role::Replenishment, Role::Operator]),
+        ("ReserveStock", &[Role::OrderManagement, Role::Allocation]),
+        ("ReserveOrder", &[Role::OrderManagement, Role::Allocation]),
+        (
+            "ReleaseReservation",
+            &[Role::OrderManagement, Role::Allocation],
+        ),
+        (
+            "ShipReservation",
+            &[Role::OrderManagement, Role::Allocation],
+        ),
+        ("AdjustStock", &[Role::Reconciliation, Role::Manager]),
+        ("TransferStock", &[Role::Operator]),
+        ("CheckLedger", &[Role::Operator]),
+    ],
 };
 
 /// Stock on Citus: everything about a product on one shard group, so each movement,

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use inventory_core::PageTokens;
 use inventory_core::error::reply;
 use inventory_proto::allocation::v1 as pb;
+use inventory_runtime::auth::with_verified_actor;
 use inventory_stock_client::StockClient;
 use pb::allocation_service_server::AllocationService;
 use sqlx::PgPool;
@@ -81,7 +82,10 @@ impl AllocationService for AllocationApi {
         &self,
         r: Request<pb::AllocateOrderRequest>,
     ) -> Result<Response<pb::AllocateOrderResponse>, Status> {
-        reply(self.allocate(r.into_inner()).await)
+        reply(
+            self.allocate(with_verified_actor(r, |m| &mut m.actor)?)
+                .await,
+        )
     }
     async fn get_allocation(
         &self,
@@ -99,13 +103,13 @@ impl AllocationService for AllocationApi {
         &self,
         r: Request<pb::CancelAllocationRequest>,
     ) -> Result<Response<pb::CancelAllocationResponse>, Status> {
-        reply(self.cancel(r.into_inner()).await)
+        reply(self.cancel(with_verified_actor(r, |m| &mut m.actor)?).await)
     }
     async fn confirm_shipment(
         &self,
         r: Request<pb::ConfirmShipmentRequest>,
     ) -> Result<Response<pb::ConfirmShipmentResponse>, Status> {
-        reply(self.ship(r.into_inner()).await)
+        reply(self.ship(with_verified_actor(r, |m| &mut m.actor)?).await)
     }
     async fn set_warehouse_profile(
         &self,

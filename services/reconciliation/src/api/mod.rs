@@ -12,6 +12,7 @@ mod tasks;
 use inventory_core::PageTokens;
 use inventory_core::error::reply;
 use inventory_proto::reconciliation::v1 as pb;
+use inventory_runtime::auth::with_verified_actor;
 use pb::reconciliation_service_server::ReconciliationService;
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
@@ -55,7 +56,10 @@ impl ReconciliationService for ReconciliationApi {
         &self,
         r: Request<pb::CreateCountTaskRequest>,
     ) -> Result<Response<pb::CreateCountTaskResponse>, Status> {
-        reply(self.create_task(r.into_inner()).await)
+        reply(
+            self.create_task(with_verified_actor(r, |m| &mut m.actor)?)
+                .await,
+        )
     }
     async fn get_count_task(
         &self,
@@ -79,19 +83,25 @@ impl ReconciliationService for ReconciliationApi {
         &self,
         r: Request<pb::SubmitCountsRequest>,
     ) -> Result<Response<pb::SubmitCountsResponse>, Status> {
-        reply(self.submit(r.into_inner()).await)
+        reply(
+            self.submit(with_verified_actor(r, |m| &mut m.counted_by)?)
+                .await,
+        )
     }
     async fn complete_count_task(
         &self,
         r: Request<pb::CompleteCountTaskRequest>,
     ) -> Result<Response<pb::CompleteCountTaskResponse>, Status> {
-        reply(self.complete(r.into_inner()).await)
+        reply(
+            self.complete(with_verified_actor(r, |m| &mut m.actor)?)
+                .await,
+        )
     }
     async fn cancel_count_task(
         &self,
         r: Request<pb::CancelCountTaskRequest>,
     ) -> Result<Response<pb::CancelCountTaskResponse>, Status> {
-        reply(self.cancel(r.into_inner()).await)
+        reply(self.cancel(with_verified_actor(r, |m| &mut m.actor)?).await)
     }
     async fn list_adjustments(
         &self,
@@ -103,13 +113,19 @@ impl ReconciliationService for ReconciliationApi {
         &self,
         r: Request<pb::ApproveAdjustmentRequest>,
     ) -> Result<Response<pb::ApproveAdjustmentResponse>, Status> {
-        reply(self.approve(r.into_inner()).await)
+        reply(
+            self.approve(with_verified_actor(r, |m| &mut m.manager)?)
+                .await,
+        )
     }
     async fn reject_adjustment(
         &self,
         r: Request<pb::RejectAdjustmentRequest>,
     ) -> Result<Response<pb::RejectAdjustmentResponse>, Status> {
-        reply(self.reject(r.into_inner()).await)
+        reply(
+            self.reject(with_verified_actor(r, |m| &mut m.manager)?)
+                .await,
+        )
     }
     async fn get_shrinkage_report(
         &self,

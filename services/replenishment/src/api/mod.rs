@@ -13,6 +13,7 @@ use std::sync::Arc;
 use inventory_core::PageTokens;
 use inventory_core::error::reply;
 use inventory_proto::replenishment::v1 as pb;
+use inventory_runtime::auth::with_verified_actor;
 use inventory_stock_client::StockClient;
 use pb::replenishment_service_server::ReplenishmentService;
 use sqlx::PgPool;
@@ -100,7 +101,10 @@ impl ReplenishmentService for ReplenishmentApi {
         &self,
         r: Request<pb::CreatePurchaseOrderRequest>,
     ) -> Result<Response<pb::CreatePurchaseOrderResponse>, Status> {
-        reply(self.create_po(r.into_inner()).await)
+        reply(
+            self.create_po(with_verified_actor(r, |m| &mut m.actor)?)
+                .await,
+        )
     }
     async fn get_purchase_order(
         &self,
@@ -118,31 +122,43 @@ impl ReplenishmentService for ReplenishmentApi {
         &self,
         r: Request<pb::ApprovePurchaseOrderRequest>,
     ) -> Result<Response<pb::ApprovePurchaseOrderResponse>, Status> {
-        reply(self.approve(r.into_inner()).await)
+        reply(
+            self.approve(with_verified_actor(r, |m| &mut m.approver)?)
+                .await,
+        )
     }
     async fn reject_purchase_order(
         &self,
         r: Request<pb::RejectPurchaseOrderRequest>,
     ) -> Result<Response<pb::RejectPurchaseOrderResponse>, Status> {
-        reply(self.reject(r.into_inner()).await)
+        reply(
+            self.reject(with_verified_actor(r, |m| &mut m.approver)?)
+                .await,
+        )
     }
     async fn cancel_purchase_order(
         &self,
         r: Request<pb::CancelPurchaseOrderRequest>,
     ) -> Result<Response<pb::CancelPurchaseOrderResponse>, Status> {
-        reply(self.cancel(r.into_inner()).await)
+        reply(self.cancel(with_verified_actor(r, |m| &mut m.actor)?).await)
     }
     async fn receive_purchase_order(
         &self,
         r: Request<pb::ReceivePurchaseOrderRequest>,
     ) -> Result<Response<pb::ReceivePurchaseOrderResponse>, Status> {
-        reply(self.receive(r.into_inner()).await)
+        reply(
+            self.receive(with_verified_actor(r, |m| &mut m.actor)?)
+                .await,
+        )
     }
     async fn set_reorder_policy(
         &self,
         r: Request<pb::SetReorderPolicyRequest>,
     ) -> Result<Response<pb::SetReorderPolicyResponse>, Status> {
-        reply(self.set_policy(r.into_inner()).await)
+        reply(
+            self.set_policy(with_verified_actor(r, |m| &mut m.actor)?)
+                .await,
+        )
     }
     async fn get_reorder_policy(
         &self,

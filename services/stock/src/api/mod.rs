@@ -19,6 +19,7 @@ use std::time::Duration;
 use inventory_core::error::reply;
 use inventory_core::{PageTokens, ServiceError};
 use inventory_proto::stock::v1 as pb;
+use inventory_runtime::auth::with_verified_actor;
 use inventory_runtime::{RequestKey, ServiceHost, Stopping, Tx, idempotency};
 use pb::stock_service_server::StockService;
 use prost::Message;
@@ -179,43 +180,58 @@ impl StockService for StockApi {
         &self,
         r: Request<pb::ReceiveStockRequest>,
     ) -> Result<Response<pb::ReceiveStockResponse>, Status> {
-        reply(self.receive(r.into_inner()).await)
+        reply(
+            self.receive(with_verified_actor(r, |m| &mut m.actor)?)
+                .await,
+        )
     }
     async fn reserve_stock(
         &self,
         r: Request<pb::ReserveStockRequest>,
     ) -> Result<Response<pb::ReserveStockResponse>, Status> {
-        reply(self.reserve_stock(r.into_inner()).await)
+        reply(
+            self.reserve_stock(with_verified_actor(r, |m| &mut m.actor)?)
+                .await,
+        )
     }
     async fn reserve_order(
         &self,
         r: Request<pb::ReserveOrderRequest>,
     ) -> Result<Response<pb::ReserveOrderResponse>, Status> {
-        reply(self.reserve_order(r.into_inner()).await)
+        reply(
+            self.reserve_order(with_verified_actor(r, |m| &mut m.actor)?)
+                .await,
+        )
     }
     async fn release_reservation(
         &self,
         r: Request<pb::ReleaseReservationRequest>,
     ) -> Result<Response<pb::ReleaseReservationResponse>, Status> {
-        reply(self.release(r.into_inner()).await)
+        reply(
+            self.release(with_verified_actor(r, |m| &mut m.actor)?)
+                .await,
+        )
     }
     async fn ship_reservation(
         &self,
         r: Request<pb::ShipReservationRequest>,
     ) -> Result<Response<pb::ShipReservationResponse>, Status> {
-        reply(self.ship(r.into_inner()).await)
+        reply(self.ship(with_verified_actor(r, |m| &mut m.actor)?).await)
     }
     async fn adjust_stock(
         &self,
         r: Request<pb::AdjustStockRequest>,
     ) -> Result<Response<pb::AdjustStockResponse>, Status> {
-        reply(self.adjust(r.into_inner()).await)
+        reply(self.adjust(with_verified_actor(r, |m| &mut m.actor)?).await)
     }
     async fn transfer_stock(
         &self,
         r: Request<pb::TransferStockRequest>,
     ) -> Result<Response<pb::TransferStockResponse>, Status> {
-        reply(self.transfer(r.into_inner()).await)
+        reply(
+            self.transfer(with_verified_actor(r, |m| &mut m.actor)?)
+                .await,
+        )
     }
     async fn get_inventory(
         &self,
