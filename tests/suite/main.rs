@@ -4,6 +4,7 @@
 mod feed;
 mod observability;
 mod roles;
+mod security;
 mod startup;
 mod stock_client;
 mod story;

@@ -15,10 +15,10 @@
 pub mod contract;
 mod database;
 pub mod fuzz;
+pub mod pki;
 mod process;
 mod proxy;
 mod server;
-pub mod pki;
 
 use std::collections::HashMap;
 use std::fmt::Debug;

@@ -78,8 +78,9 @@ impl TestCa {
 
     /// Writes a fresh certificate for `name` over `cert` and `key` (a renewal).
     pub fn issue_into(&self, cert: &Path, key: &Path, name: &str, uris: &[&str]) {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("server names");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .expect("server names");
         params.distinguished_name.push(DnType::CommonName, name);
         for uri in uris {
             params
