@@ -19,8 +19,9 @@ const PATIENCE: Duration = Duration::from_secs(60);
 pub struct ServiceProcess {
     child: Child,
     pub addr: SocketAddr,
-    /// The process's stderr, line by line (read by a thread so the pipe never fills).
-    stderr: mpsc::Receiver<String>,
+    /// The process's stdout (its logs) and stderr, line by line (read by threads so the
+    /// pipes never fill).
+    output: mpsc::Receiver<String>,
 }
 
 impl ServiceProcess {
@@ -43,23 +44,19 @@ impl ServiceProcess {
             .env("OTEL_SDK_DISABLED", "true")
             .env("RUST_LOG", "warn")
             .envs(vars.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("start {binary}: {e}"));
-        let (lines, stderr) = mpsc::channel();
-        let pipe = child.stderr.take().expect("stderr piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let (lines, output) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout piped");
+        let stderr = child.stderr.take().expect("stderr piped");
+        forward_lines(stdout, lines.clone());
+        forward_lines(stderr, lines);
         let process = Self {
             child,
             addr,
-            stderr,
+            output,
         };
         process.wait_until_serving(service).await;
         process
@@ -90,21 +87,32 @@ impl ServiceProcess {
 
     /// Waits until the process says it reached `failpoint` (see the runtime's failpoint).
     pub async fn reached(&self, failpoint: &str) {
-        let wanted = format!("failpoint {failpoint} reached");
+        self.said(&format!("failpoint {failpoint} reached")).await;
+    }
+
+    /// Waits until a line of the process's output contains `wanted`; every line read on the
+    /// way, that one included.
+    pub async fn said(&self, wanted: &str) -> Vec<String> {
+        let mut seen = Vec::new();
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
-            match self.stderr.try_recv() {
-                Ok(line) if line.contains(&wanted) => return,
-                Ok(_) => {}
+            match self.output.try_recv() {
+                Ok(line) => {
+                    let found = line.contains(wanted);
+                    seen.push(line);
+                    if found {
+                        return seen;
+                    }
+                }
                 Err(mpsc::TryRecvError::Empty) => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(mpsc::TryRecvError::Disconnected) => {
-                    panic!("the process ended before reaching failpoint {failpoint}")
+                    panic!("the process ended before it said {wanted:?}")
                 }
             }
         }
-        panic!("failpoint {failpoint} not reached within {PATIENCE:?}");
+        panic!("the process did not say {wanted:?} within {PATIENCE:?}");
     }
 
     /// `kill -9`: no drain, no cleanup, open transactions left to PostgreSQL to roll back.
@@ -112,6 +120,16 @@ impl ServiceProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn forward_lines(pipe: impl std::io::Read + Send + 'static, lines: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
 }
 
 impl Drop for ServiceProcess {

@@ -182,3 +182,53 @@ fn a_bad_setting_stops_the_binary_with_a_message_naming_it() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("REQUEST_TIMEOUT_MS"));
 }
+
+/// The token key of the test below; like the database password, never printed.
+const TOKEN_SECRET: &str = "token-key-never-logged-0123456789abcdef";
+
+#[tokio::test]
+async fn refused_callers_are_logged_by_name_and_reason_and_the_token_key_never_is() {
+    use inventory_runtime::Role;
+    use inventory_runtime::auth::sign_token;
+
+    let database = TestDatabase::create().await;
+    let stock = inventory_testkit::ServiceProcess::start(
+        BINARY,
+        pb::SERVICE_NAME,
+        &database,
+        &[("AUTH_TOKEN_SECRET", TOKEN_SECRET), ("RUST_LOG", "debug")],
+    )
+    .await;
+    let mut client = pb::stock_service_client::StockServiceClient::new(stock.channel().await);
+    let request = || pb::CreateWarehouseRequest {
+        request_id: new_id(),
+        warehouse: Some(pb::Warehouse {
+            name: "Lyon".into(),
+            r#type: pb::WarehouseType::Distribution.into(),
+            ..Default::default()
+        }),
+    };
+    let anonymous = client.create_warehouse(request()).await.expect_err("no token");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+    let mut seen = stock.said("refused: UNAUTHENTICATED").await;
+
+    let expires = chrono::Utc::now().timestamp() + 60;
+    let token = sign_token(TOKEN_SECRET.as_bytes(), "checkout", &[Role::OrderManagement], expires);
+    let mut as_checkout = tonic::Request::new(request());
+    as_checkout.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let denied = client.create_warehouse(as_checkout).await.expect_err("not an operator");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    seen.extend(stock.said("refused: PERMISSION_DENIED").await);
+    let refusal = seen.last().expect("a line");
+    assert!(
+        refusal.contains("checkout") && refusal.contains("CreateWarehouse"),
+        "the log names the caller and the RPC: {refusal}"
+    );
+    assert!(
+        !seen.iter().any(|line| line.contains(TOKEN_SECRET) || line.contains(&token)),
+        "the token key or a token was printed"
+    );
+}
