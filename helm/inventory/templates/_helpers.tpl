@@ -87,3 +87,56 @@ replica count the service runs with.
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/* The scheme peers are called with: https under mutual TLS. */}}
+{{- define "inventory.scheme" -}}
+{{- ternary "https" "http" .Values.tls.enabled -}}
+{{- end }}
+
+{{/* The TLS Secret of one service. */}}
+{{- define "inventory.tlsSecretName" -}}
+{{- $tls := .svc.tls | default dict -}}
+{{- $tls.secretName | default (printf "%s-tls" (include "inventory.serviceFullname" .)) -}}
+{{- end }}
+
+{{/* The environment, volume mount and volume that give one container the service's TLS files and token key. */}}
+{{- define "inventory.securityEnv" -}}
+{{- $root := .root -}}
+{{- if $root.Values.tls.enabled }}
+- name: TLS_CERT_FILE
+  value: {{ printf "%s/tls.crt" $root.Values.tls.mountPath | quote }}
+- name: TLS_KEY_FILE
+  value: {{ printf "%s/tls.key" $root.Values.tls.mountPath | quote }}
+- name: TLS_CA_FILE
+  value: {{ printf "%s/ca.crt" $root.Values.tls.mountPath | quote }}
+- name: TLS_SERVER_NAME
+  value: {{ include "inventory.serviceFullname" . | quote }}
+- name: TLS_RELOAD_INTERVAL_MS
+  value: {{ int $root.Values.tls.reloadIntervalMs | toString | quote }}
+- name: AUTH_TRUST_DOMAIN
+  value: {{ $root.Values.tls.trustDomain | quote }}
+{{- end }}
+{{- if $root.Values.auth.tokenSecret.name }}
+- name: AUTH_TOKEN_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ $root.Values.auth.tokenSecret.name | quote }}
+      key: {{ $root.Values.auth.tokenSecret.key | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "inventory.tlsVolumeMount" -}}
+{{- if .root.Values.tls.enabled }}
+- name: tls
+  mountPath: {{ .root.Values.tls.mountPath | quote }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "inventory.tlsVolume" -}}
+{{- if .root.Values.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ include "inventory.tlsSecretName" . | quote }}
+{{- end }}
+{{- end }}

@@ -18,11 +18,9 @@ pub use error::ServiceError;
 pub use paging::{PageRequest, PageTokens};
 pub use validate::Violations;
 
-/// Cases per fuzz target in this crate's tests: `FUZZ_CASES`, 256 by default. (The test
-/// kit's `fuzz::cases` reads the same for the services; it cannot serve here, as the test
-/// kit depends on this crate.)
-#[cfg(test)]
-pub(crate) fn fuzz_cases() -> u32 {
+/// Cases per fuzz target: `FUZZ_CASES`, 256 by default; the one reading of it for every
+/// crate's fuzz tests (the test kit's `fuzz::cases` too).
+pub fn fuzz_cases() -> u32 {
     std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|n| n.parse().ok())

@@ -689,4 +689,42 @@ mod tests {
         assert!(auth.enforced());
         assert!(!format!("{auth:?}").contains("s3cret"));
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn config() -> ProptestConfig {
+            ProptestConfig::with_cases(inventory_core::fuzz_cases())
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Whatever arrives in the header, the verifier answers without panicking, and
+            /// nothing but the key's own signature verifies.
+            #[test]
+            fn any_token_text_is_refused_or_was_signed(text in ".{0,300}") {
+                prop_assert!(verify_token(&text, SECRET, 0).is_err());
+            }
+
+            /// A signed token with any one byte changed no longer verifies (or still names the
+            /// same caller, when the change is in base64 padding bits that decode the same).
+            #[test]
+            fn a_token_with_a_byte_changed_does_not_verify_as_someone_else(
+                at in any::<prop::sample::Index>(),
+                byte in any::<u8>(),
+            ) {
+                let token = sign_token(SECRET, "alice", &[Role::Operator], i64::MAX);
+                let mut bytes = token.clone().into_bytes();
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+                let Ok(changed) = String::from_utf8(bytes) else { return Ok(()) };
+                if let Ok(caller) = verify_token(&changed, SECRET, 0) {
+                    prop_assert_eq!(caller.principal, "alice");
+                    prop_assert_eq!(caller.roles, BTreeSet::from([Role::Operator]));
+                }
+            }
+        }
+    }
 }

@@ -345,7 +345,16 @@ where
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
     tokio::spawn(async move {
         let mut tcp = std::pin::pin!(tcp);
-        while let Some(accepted) = tcp.next().await {
+        loop {
+            // The server gone (shut down), the listener goes with this task, so the port is
+            // free for whoever binds it next.
+            let accepted = tokio::select! {
+                () = sender.closed() => return,
+                accepted = tcp.next() => match accepted {
+                    Some(accepted) => accepted,
+                    None => return,
+                },
+            };
             let stream = match accepted {
                 Ok(stream) => stream,
                 Err(error) => {

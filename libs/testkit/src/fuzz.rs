@@ -14,10 +14,7 @@ use prost::Message;
 
 /// Cases per target: `FUZZ_CASES`, 256 by default (a long run sets more).
 pub fn cases() -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(256)
+    inventory_core::fuzz_cases()
 }
 
 /// One field's value on the wire.

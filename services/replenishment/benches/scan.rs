@@ -121,6 +121,7 @@ async fn scan(o: &Options) -> Result<serde_json::Value, String> {
     let stock = Arc::new(
         GrpcStockClient::from_settings(
             &Settings::defaults().overlay([("STOCK_URL", "http://127.0.0.1:9")]),
+            inventory_runtime::Role::Replenishment,
         )
         .map_err(|e| e.to_string())?,
     );
@@ -234,6 +235,7 @@ async fn feed(o: &Options) -> Result<serde_json::Value, String> {
     let client = Arc::new(
         GrpcStockClient::from_settings(
             &Settings::defaults().overlay([("STOCK_URL", stock.url().as_str())]),
+            inventory_runtime::Role::Replenishment,
         )
         .map_err(|e| e.to_string())?,
     );

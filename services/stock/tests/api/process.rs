@@ -208,18 +208,29 @@ async fn refused_callers_are_logged_by_name_and_reason_and_the_token_key_never_i
             ..Default::default()
         }),
     };
-    let anonymous = client.create_warehouse(request()).await.expect_err("no token");
+    let anonymous = client
+        .create_warehouse(request())
+        .await
+        .expect_err("no token");
     assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
     let mut seen = stock.said("refused: UNAUTHENTICATED").await;
 
     let expires = chrono::Utc::now().timestamp() + 60;
-    let token = sign_token(TOKEN_SECRET.as_bytes(), "checkout", &[Role::OrderManagement], expires);
+    let token = sign_token(
+        TOKEN_SECRET.as_bytes(),
+        "checkout",
+        &[Role::OrderManagement],
+        expires,
+    );
     let mut as_checkout = tonic::Request::new(request());
     as_checkout.metadata_mut().insert(
         "authorization",
         format!("Bearer {token}").parse().expect("header"),
     );
-    let denied = client.create_warehouse(as_checkout).await.expect_err("not an operator");
+    let denied = client
+        .create_warehouse(as_checkout)
+        .await
+        .expect_err("not an operator");
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
     seen.extend(stock.said("refused: PERMISSION_DENIED").await);
     let refusal = seen.last().expect("a line");
@@ -228,7 +239,9 @@ async fn refused_callers_are_logged_by_name_and_reason_and_the_token_key_never_i
         "the log names the caller and the RPC: {refusal}"
     );
     assert!(
-        !seen.iter().any(|line| line.contains(TOKEN_SECRET) || line.contains(&token)),
+        !seen
+            .iter()
+            .any(|line| line.contains(TOKEN_SECRET) || line.contains(&token)),
         "the token key or a token was printed"
     );
 }
