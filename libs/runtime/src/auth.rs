@@ -29,9 +29,13 @@ use tonic::body::Body;
 use crate::tls::Peer;
 use crate::{RuntimeError, Settings};
 
-/// Longest caller name (`<role>/<name>`): with a narrowing actor field after it, what is
-/// recorded still fits the 128 characters of an actor column.
-pub const MAX_PRINCIPAL_LEN: usize = 63;
+/// Longest caller name (`<role>/<name>`).
+pub const MAX_PRINCIPAL_LEN: usize = 40;
+/// Longest actor recorded for a verified caller (its name and the narrowing field): short
+/// enough that a service passing it on to stock, which puts its own name before it, still
+/// fits stock's 128-character actor column.
+pub const MAX_VERIFIED_ACTOR_LEN: usize =
+    inventory_core::validate::MAX_KEY_LEN - MAX_PRINCIPAL_LEN - 1;
 /// Shortest token secret accepted: HS256 wants at least its own 256 bits.
 const MIN_SECRET_LEN: usize = 32;
 
@@ -122,11 +126,11 @@ impl CallerIdentity {
             CallerIdentity::Verified(caller) if field.is_empty() => Ok(caller.principal.clone()),
             CallerIdentity::Verified(caller) => {
                 let actor = format!("{}/{field}", caller.principal);
-                if actor.chars().count() > inventory_core::validate::MAX_KEY_LEN {
+                if actor.chars().count() > MAX_VERIFIED_ACTOR_LEN {
                     return Err(Status::invalid_argument(format!(
-                        "actor: after the caller's identity {:?} it would exceed {} characters",
-                        caller.principal,
-                        inventory_core::validate::MAX_KEY_LEN
+                        "actor: after the caller's identity {:?} it would exceed \
+                         {MAX_VERIFIED_ACTOR_LEN} characters",
+                        caller.principal
                     )));
                 }
                 Ok(actor)
@@ -410,12 +414,19 @@ impl PeerCredentials {
     pub fn from_settings(settings: &Settings, role: Role) -> Result<Self, RuntimeError> {
         let tls = crate::tls::TlsFiles::from_settings(settings)?;
         let auth = AuthSettings::from_settings(settings, false)?;
-        let name: String = settings
+        // A pod's name ends in what tells replicas apart: keep its tail if it must be cut.
+        let name: Vec<char> = settings
             .text("HOSTNAME", "service")
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c))
-            .take(MAX_PRINCIPAL_LEN - role.as_str().len() - 1)
             .collect();
+        let room = MAX_PRINCIPAL_LEN - role.as_str().len() - 1;
+        let name: String = name[name.len().saturating_sub(room)..].iter().collect();
+        let name = if name.is_empty() {
+            "service".to_owned()
+        } else {
+            name
+        };
         let token = match (&tls.cert, auth.token_secret) {
             (None, Some(secret)) => Some((secret, format!("{role}/{name}"), role)),
             _ => None,
@@ -660,6 +671,43 @@ mod tests {
             CallerIdentity::Unverified.actor("anyone").ok().as_deref(),
             Some("anyone")
         );
+    }
+
+    #[test]
+    fn a_service_signs_its_own_token_named_after_its_pod_and_role() {
+        let settings = Settings::defaults().overlay([
+            (
+                "AUTH_TOKEN_SECRET",
+                std::str::from_utf8(SECRET).expect("ascii"),
+            ),
+            (
+                "HOSTNAME",
+                "inventory-fulfillment-allocation-7d9f8b6c5-x2k4z",
+            ),
+        ]);
+        let credentials =
+            PeerCredentials::from_settings(&settings, Role::Allocation).expect("credentials");
+        let header = credentials
+            .authorization()
+            .expect("a token without a certificate");
+        let token = header.strip_prefix("Bearer ").expect("bearer");
+        let caller = verify_token(token, SECRET, chrono::Utc::now().timestamp()).expect("valid");
+        assert!(
+            caller.principal.starts_with("fulfillment-allocation/"),
+            "{}",
+            caller.principal
+        );
+        assert!(
+            caller.principal.ends_with("-x2k4z"),
+            "the replica's tail kept: {}",
+            caller.principal
+        );
+        assert!(caller.principal.len() <= MAX_PRINCIPAL_LEN);
+        assert_eq!(caller.roles, BTreeSet::from([Role::Allocation]));
+        // With a certificate, the certificate speaks for it.
+        let with_cert = settings.overlay([("TLS_CERT_FILE", "a.crt"), ("TLS_KEY_FILE", "a.key")]);
+        let credentials = PeerCredentials::from_settings(&with_cert, Role::Allocation).expect("ok");
+        assert!(credentials.authorization().is_none());
     }
 
     #[test]

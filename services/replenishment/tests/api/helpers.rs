@@ -64,7 +64,7 @@ impl TestApp {
         self.client = ReplenishmentServiceClient::new(self.server.channel().await);
     }
 
-    async fn replenishment(
+    pub async fn replenishment(
         database: &Arc<TestDatabase>,
         stock: &StockServer,
         drop_dir: &std::path::Path,

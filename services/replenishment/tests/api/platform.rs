@@ -89,3 +89,109 @@ async fn a_request_over_the_size_limit_is_refused_naming_the_limit() {
     })
     .await;
 }
+
+/// A client of `server` that shows `token` on every call.
+fn with_token(
+    channel: tonic::transport::Channel,
+    token: String,
+) -> pb::replenishment_service_client::ReplenishmentServiceClient<
+    tonic::service::interceptor::InterceptedService<
+        tonic::transport::Channel,
+        impl tonic::service::Interceptor + Clone,
+    >,
+> {
+    let header: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {token}").parse().expect("a header value");
+    pb::replenishment_service_client::ReplenishmentServiceClient::with_interceptor(
+        channel,
+        move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", header.clone());
+            Ok(request)
+        },
+    )
+}
+
+#[tokio::test]
+async fn under_tokens_only_a_manager_approves_and_the_approver_recorded_is_the_verified_one() {
+    use inventory_runtime::Role;
+    use inventory_runtime::auth::sign_token;
+    const SECRET: &str = "replenishment-token-key-0123456789abcdef";
+
+    // Set up through an open replica, then work through a replica that checks tokens (the
+    // same database: what one replica writes the other reads).
+    let app = TestApp::spawn().await;
+    let setup = app.setup().await;
+    let secured = TestApp::replenishment(
+        &app.database,
+        &app.stock,
+        &app.drop_dir,
+        &[("AUTH_TOKEN_SECRET", SECRET)],
+    )
+    .await;
+    let expires = chrono::Utc::now().timestamp() + 300;
+    let token = |who: &str, role: Role| sign_token(SECRET.as_bytes(), who, &[role], expires);
+    let mut operator = with_token(secured.channel().await, token("buyer-1", Role::Operator));
+    let mut manager = with_token(secured.channel().await, token("bob", Role::Manager));
+    let mut supplier = with_token(
+        secured.channel().await,
+        token("edi", Role::SupplierIntegration),
+    );
+
+    // Above the auto-approval threshold (1,000 units at 2.50), so it waits for a manager.
+    let po = operator
+        .create_purchase_order(pb::CreatePurchaseOrderRequest {
+            request_id: Uuid::now_v7().to_string(),
+            product_id: setup.product_id.clone(),
+            warehouse_id: setup.warehouse_id.clone(),
+            quantity: 1_000,
+            supplier_id: String::new(),
+            actor: String::new(),
+        })
+        .await
+        .expect("an operator drafts a PO")
+        .into_inner()
+        .purchase_order
+        .expect("po");
+    assert_eq!(po.status(), pb::PurchaseOrderStatus::PendingApproval);
+
+    let approve = |approver: &str| pb::ApprovePurchaseOrderRequest {
+        request_id: Uuid::now_v7().to_string(),
+        po_id: po.po_id.clone(),
+        approver: approver.to_owned(),
+        note: "season".to_owned(),
+    };
+    let denied = operator
+        .approve_purchase_order(approve("manager@example.com"))
+        .await
+        .expect_err("an operator naming a manager is still an operator");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    let denied = supplier
+        .get_purchase_order(pb::GetPurchaseOrderRequest {
+            po_id: po.po_id.clone(),
+        })
+        .await
+        .expect_err("the supplier integration only pushes receipts");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+
+    let approved = manager
+        .approve_purchase_order(approve("at-desk-3"))
+        .await
+        .expect("the manager approves")
+        .into_inner()
+        .purchase_order
+        .expect("po");
+    assert_eq!(approved.decided_by, "bob/at-desk-3");
+    let unauthenticated = app
+        .client
+        .clone()
+        .get_purchase_order(pb::GetPurchaseOrderRequest {
+            po_id: po.po_id.clone(),
+        })
+        .await;
+    assert!(
+        unauthenticated.is_ok(),
+        "the open replica still answers without a token"
+    );
+}
