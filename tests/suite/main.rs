@@ -3,6 +3,7 @@
 
 mod feed;
 mod observability;
+mod postgres_restart;
 mod roles;
 mod security;
 mod startup;

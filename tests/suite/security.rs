@@ -306,7 +306,7 @@ async fn the_log_names_the_verified_caller_and_an_actor_field_only_narrows_it() 
         vec![
             (
                 stock::TransactionType::Receive,
-                "operator/console/test".to_owned()
+                "operator/console > test".to_owned()
             ),
             (
                 stock::TransactionType::Reserve,
@@ -314,7 +314,7 @@ async fn the_log_names_the_verified_caller_and_an_actor_field_only_narrows_it() 
             ),
             (
                 stock::TransactionType::Reserve,
-                "order-management/checkout/manager/boss".to_owned()
+                "order-management/checkout > manager/boss".to_owned()
             ),
         ]
     );
@@ -493,7 +493,7 @@ async fn allocation_calls_stock_over_mutual_tls_and_stock_records_it_acting_for_
         .collect();
     assert_eq!(
         reserved_by,
-        vec!["fulfillment-allocation/alloc-0/fulfillment-router/eu-1"]
+        vec!["fulfillment-allocation/alloc-0 > fulfillment-router/eu-1"]
     );
 
     // A router may allocate but not set warehouses' operating profiles.

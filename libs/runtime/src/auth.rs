@@ -30,12 +30,17 @@ use crate::tls::Peer;
 use crate::{RuntimeError, Settings};
 
 /// Longest caller name (`<role>/<name>`).
-pub const MAX_PRINCIPAL_LEN: usize = 40;
-/// Longest actor recorded for a verified caller (its name and the narrowing field): short
-/// enough that a service passing it on to stock, which puts its own name before it, still
-/// fits stock's 128-character actor column.
+pub const MAX_PRINCIPAL_LEN: usize = 60;
+/// What separates a verified caller from the person a request field narrows it to; a caller's
+/// name cannot contain it, so the verified part of a recorded actor is always its first.
+pub const NARROWED_BY: &str = " > ";
+/// Longest actor recorded for a verified caller other than a service (its name and the
+/// narrowing field): short enough that a service passing it on to stock, which puts its own
+/// name before it, still fits stock's 128-character actor column.
 pub const MAX_VERIFIED_ACTOR_LEN: usize =
-    inventory_core::validate::MAX_KEY_LEN - MAX_PRINCIPAL_LEN - 1;
+    inventory_core::validate::MAX_KEY_LEN - MAX_PRINCIPAL_LEN - NARROWED_BY.len();
+/// Longest lifetime a token may claim: a leaked one is good for a day at most.
+const MAX_TOKEN_LIFETIME_SECS: i64 = 24 * 3600;
 /// Shortest token secret accepted: HS256 wants at least its own 256 bits.
 const MIN_SECRET_LEN: usize = 32;
 
@@ -69,6 +74,14 @@ impl Role {
         Role::Replenishment,
         Role::Reconciliation,
     ];
+
+    /// One of the services, calling stock on behalf of its own callers.
+    pub fn is_service(self) -> bool {
+        matches!(
+            self,
+            Role::Allocation | Role::Replenishment | Role::Reconciliation
+        )
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -125,11 +138,16 @@ impl CallerIdentity {
             CallerIdentity::Unverified => Ok(field.to_owned()),
             CallerIdentity::Verified(caller) if field.is_empty() => Ok(caller.principal.clone()),
             CallerIdentity::Verified(caller) => {
-                let actor = format!("{}/{field}", caller.principal);
-                if actor.chars().count() > MAX_VERIFIED_ACTOR_LEN {
+                let actor = format!("{}{NARROWED_BY}{field}", caller.principal);
+                // A service passes on the actor its own caller was recorded as.
+                let limit = if caller.roles.iter().any(|r| r.is_service()) {
+                    inventory_core::validate::MAX_KEY_LEN
+                } else {
+                    MAX_VERIFIED_ACTOR_LEN
+                };
+                if actor.chars().count() > limit {
                     return Err(Status::invalid_argument(format!(
-                        "actor: after the caller's identity {:?} it would exceed \
-                         {MAX_VERIFIED_ACTOR_LEN} characters",
+                        "actor: after the caller's identity {:?} it would exceed {limit} characters",
                         caller.principal
                     )));
                 }
@@ -162,15 +180,18 @@ pub fn with_verified_actor<T>(
     Ok(message)
 }
 
-/// Who may call each RPC of one service (by method name, without the service).
+/// Who may call each RPC of one service (by method name, without the service). Every RPC
+/// must be in one list: a service whose policy misses one, or names one it does not have,
+/// does not start.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
-    /// Mutating RPCs and the roles allowed to call each; an RPC not listed is a read.
+    /// RPCs that change something, and the roles allowed to call each.
     pub writes: &'static [(&'static str, &'static [Role])],
+    /// RPCs that change nothing: every role but the supplier integration may call them.
+    pub reads: &'static [&'static str],
 }
 
 impl Policy {
-    /// Everyone authenticated but the supplier integration may read.
     const READERS: &'static [Role] = &[
         Role::OrderManagement,
         Role::FulfillmentRouter,
@@ -181,11 +202,51 @@ impl Policy {
         Role::Reconciliation,
     ];
 
-    pub fn allowed(&self, method: &str) -> &'static [Role] {
-        self.writes
+    /// The roles that may call `method`; None for a method the policy does not know.
+    pub fn allowed(&self, method: &str) -> Option<&'static [Role]> {
+        if let Some((_, roles)) = self.writes.iter().find(|(name, _)| *name == method) {
+            return Some(roles);
+        }
+        self.reads.contains(&method).then_some(Self::READERS)
+    }
+
+    /// Checks the policy against the service's RPCs in its encoded descriptor set: every RPC
+    /// classified, nothing classified that is not an RPC.
+    pub fn check(&self, descriptor_set: &[u8], service: &str) -> Result<(), String> {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(descriptor_set)
+            .map_err(|e| format!("the descriptor set of {service} does not decode: {e}"))?;
+        let methods: Vec<String> = set
+            .file
             .iter()
-            .find(|(name, _)| *name == method)
-            .map_or(Self::READERS, |(_, roles)| roles)
+            .flat_map(|file| {
+                let package = file.package().to_owned();
+                file.service
+                    .iter()
+                    .filter(move |s| format!("{package}.{}", s.name()) == service)
+            })
+            .flat_map(|s| s.method.iter().map(|m| m.name().to_owned()))
+            .collect();
+        let unclassified: Vec<&str> = methods
+            .iter()
+            .map(String::as_str)
+            .filter(|m| self.allowed(m).is_none())
+            .collect();
+        let classified = self
+            .writes
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(self.reads.iter().copied());
+        let unknown: Vec<&str> = classified
+            .filter(|name| !methods.iter().any(|m| m == name))
+            .collect();
+        if methods.is_empty() || !unclassified.is_empty() || !unknown.is_empty() {
+            return Err(format!(
+                "the policy of {service} must list each of its RPCs once: not listed {unclassified:?}, \
+                 listed but not RPCs of it {unknown:?}"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -371,6 +432,11 @@ pub fn verify_token(token: &str, secret: &[u8], now: i64) -> Result<Caller, Stri
     if claims.exp <= now {
         return Err("the token has expired".into());
     }
+    if claims.exp - now > MAX_TOKEN_LIFETIME_SECS {
+        return Err(
+            "the token claims to be valid for more than 24 hours; sign a shorter one".into(),
+        );
+    }
     if !valid_name(&claims.sub) {
         return Err(format!(
             "the token's subject must be 1 to {MAX_PRINCIPAL_LEN} of letters, digits and -._@/"
@@ -410,23 +476,18 @@ impl fmt::Debug for PeerCredentials {
 }
 
 impl PeerCredentials {
-    /// This service as `role`; its name is `HOSTNAME` (the pod's name on Kubernetes).
+    /// This service as `role`, named `AUTH_CALLER_NAME` (default `service`): one name for all
+    /// its replicas, so a retry from another replica is the same caller.
     pub fn from_settings(settings: &Settings, role: Role) -> Result<Self, RuntimeError> {
         let tls = crate::tls::TlsFiles::from_settings(settings)?;
         let auth = AuthSettings::from_settings(settings, false)?;
-        // A pod's name ends in what tells replicas apart: keep its tail if it must be cut.
-        let name: Vec<char> = settings
-            .text("HOSTNAME", "service")
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "-._".contains(*c))
-            .collect();
-        let room = MAX_PRINCIPAL_LEN - role.as_str().len() - 1;
-        let name: String = name[name.len().saturating_sub(room)..].iter().collect();
-        let name = if name.is_empty() {
-            "service".to_owned()
-        } else {
-            name
-        };
+        let name = settings.text("AUTH_CALLER_NAME", "service");
+        if !valid_name(&name) || role.as_str().len() + 1 + name.len() > MAX_PRINCIPAL_LEN {
+            return Err(RuntimeError::Config(format!(
+                "AUTH_CALLER_NAME {name:?}: letters, digits and -._@/, at most {} characters",
+                MAX_PRINCIPAL_LEN - role.as_str().len() - 1
+            )));
+        }
         let token = match (&tls.cert, auth.token_secret) {
             (None, Some(secret)) => Some((secret, format!("{role}/{name}"), role)),
             _ => None,
@@ -489,6 +550,10 @@ impl tonic::service::Interceptor for OutgoingInterceptor {
     }
 }
 
+/// What callers reach without an identity: health (probes carry none) and reflection (under
+/// mutual TLS the handshake already vetted them; `REFLECTION=false` turns it off).
+const OPEN_SERVICES: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
+
 /// Checks every request of one service against its policy before it reaches the handler,
 /// and hands the handler the caller's identity. Health and reflection stay open (probes and
 /// tooling carry no identity; the handshake already vetted them under mutual TLS).
@@ -528,17 +593,26 @@ pub struct Authorize<S> {
 impl Authorize<()> {
     /// Whether the caller of `request` may call it; the identity the handler will see.
     fn decide(layer: &AuthLayer, request: &http::Request<Body>) -> Result<CallerIdentity, Status> {
-        let path = request.uri().path();
-        let Some(method) = path
-            .strip_prefix('/')
-            .and_then(|p| p.strip_prefix(layer.service))
-            .and_then(|p| p.strip_prefix('/'))
-        else {
-            return Ok(CallerIdentity::Unverified);
-        };
         if !layer.settings.enforced() {
             return Ok(CallerIdentity::Unverified);
         }
+        let path = request.uri().path();
+        let method = path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(layer.service))
+            .and_then(|p| p.strip_prefix('/'));
+        let Some(method) = method else {
+            if OPEN_SERVICES.iter().any(|open| path.starts_with(open)) {
+                return Ok(CallerIdentity::Unverified);
+            }
+            tracing::warn!(
+                rpc = path,
+                "refused: PERMISSION_DENIED (not a service served here)"
+            );
+            return Err(Status::permission_denied(format!(
+                "{path} is not served here"
+            )));
+        };
         let authorization = request
             .headers()
             .get(http::header::AUTHORIZATION)
@@ -551,7 +625,7 @@ impl Authorize<()> {
                 tracing::warn!(rpc = path, %reason, "refused: UNAUTHENTICATED");
                 Status::unauthenticated(reason)
             })?;
-        let allowed = layer.policy.allowed(method);
+        let allowed = layer.policy.allowed(method).unwrap_or(&[]);
         if !caller.roles.iter().any(|r| allowed.contains(r)) {
             let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
             let needed: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
@@ -658,33 +732,34 @@ mod tests {
         );
         assert_eq!(
             verified.actor("alice").ok().as_deref(),
-            Some("operator/scanner-7/alice")
+            Some("operator/scanner-7 > alice")
         );
-        assert_eq!(
-            verified
-                .actor(&"x".repeat(110))
-                .expect_err("too long")
-                .code(),
-            tonic::Code::InvalidArgument
+        let long = verified.actor(&"x".repeat(60)).expect_err("too long");
+        assert_eq!(long.code(), tonic::Code::InvalidArgument);
+        assert!(
+            long.message().contains(&MAX_VERIFIED_ACTOR_LEN.to_string()),
+            "{}",
+            long.message()
         );
         assert_eq!(
             CallerIdentity::Unverified.actor("anyone").ok().as_deref(),
             Some("anyone")
         );
+        // A service passes on the longest actor another caller may have, under the longest name.
+        let service = CallerIdentity::Verified(Caller {
+            principal: "x".repeat(MAX_PRINCIPAL_LEN),
+            roles: BTreeSet::from([Role::Allocation]),
+        });
+        let passed_on = service
+            .actor(&"y".repeat(MAX_VERIFIED_ACTOR_LEN))
+            .expect("fits");
+        assert_eq!(passed_on.len(), inventory_core::validate::MAX_KEY_LEN);
     }
 
     #[test]
-    fn a_service_signs_its_own_token_named_after_its_pod_and_role() {
-        let settings = Settings::defaults().overlay([
-            (
-                "AUTH_TOKEN_SECRET",
-                std::str::from_utf8(SECRET).expect("ascii"),
-            ),
-            (
-                "HOSTNAME",
-                "inventory-fulfillment-allocation-7d9f8b6c5-x2k4z",
-            ),
-        ]);
+    fn a_service_signs_its_own_short_lived_token_as_its_role() {
+        let secret = std::str::from_utf8(SECRET).expect("ascii");
+        let settings = Settings::defaults().overlay([("AUTH_TOKEN_SECRET", secret)]);
         let credentials =
             PeerCredentials::from_settings(&settings, Role::Allocation).expect("credentials");
         let header = credentials
@@ -692,39 +767,64 @@ mod tests {
             .expect("a token without a certificate");
         let token = header.strip_prefix("Bearer ").expect("bearer");
         let caller = verify_token(token, SECRET, chrono::Utc::now().timestamp()).expect("valid");
-        assert!(
-            caller.principal.starts_with("fulfillment-allocation/"),
-            "{}",
-            caller.principal
-        );
-        assert!(
-            caller.principal.ends_with("-x2k4z"),
-            "the replica's tail kept: {}",
-            caller.principal
-        );
-        assert!(caller.principal.len() <= MAX_PRINCIPAL_LEN);
+        assert_eq!(caller.principal, "fulfillment-allocation/service");
         assert_eq!(caller.roles, BTreeSet::from([Role::Allocation]));
         // With a certificate, the certificate speaks for it.
         let with_cert = settings.overlay([("TLS_CERT_FILE", "a.crt"), ("TLS_KEY_FILE", "a.key")]);
         let credentials = PeerCredentials::from_settings(&with_cert, Role::Allocation).expect("ok");
         assert!(credentials.authorization().is_none());
+        let bad = settings.overlay([("AUTH_CALLER_NAME", "two words")]);
+        assert!(PeerCredentials::from_settings(&bad, Role::Allocation).is_err());
     }
 
     #[test]
-    fn a_write_not_listed_is_a_read_that_suppliers_may_not_make() {
+    fn a_token_claiming_more_than_a_day_is_refused() {
+        let token = sign_token(SECRET, "alice", &[Role::Operator], 2 * 24 * 3600);
+        let error = verify_token(&token, SECRET, 0).expect_err("too long-lived");
+        assert!(error.contains("24 hours"), "{error}");
+    }
+
+    #[test]
+    fn reads_are_open_to_all_but_suppliers_and_an_unlisted_rpc_to_no_one() {
         let policy = Policy {
             writes: &[("ReceivePurchaseOrder", &[Role::SupplierIntegration])],
+            reads: &["GetPurchaseOrder"],
         };
         assert_eq!(
             policy.allowed("ReceivePurchaseOrder"),
-            &[Role::SupplierIntegration]
+            Some(&[Role::SupplierIntegration][..])
         );
-        assert!(
-            !policy
-                .allowed("GetPurchaseOrder")
-                .contains(&Role::SupplierIntegration)
-        );
-        assert!(policy.allowed("GetPurchaseOrder").contains(&Role::Manager));
+        let readers = policy.allowed("GetPurchaseOrder").expect("a read");
+        assert!(!readers.contains(&Role::SupplierIntegration));
+        assert!(readers.contains(&Role::Manager));
+        assert_eq!(policy.allowed("DeleteEverything"), None);
+    }
+
+    #[test]
+    fn a_policy_must_classify_every_rpc_of_its_service_and_nothing_else() {
+        let health = tonic_health::pb::FILE_DESCRIPTOR_SET;
+        let complete = Policy {
+            writes: &[],
+            reads: &["Check", "Watch"],
+        };
+        assert_eq!(complete.check(health, "grpc.health.v1.Health"), Ok(()));
+        let missing = Policy {
+            writes: &[],
+            reads: &["Check"],
+        };
+        let error = missing
+            .check(health, "grpc.health.v1.Health")
+            .expect_err("Watch");
+        assert!(error.contains("\"Watch\""), "{error}");
+        let extra = Policy {
+            writes: &[("Reset", &[Role::Operator])],
+            reads: &["Check", "Watch"],
+        };
+        let error = extra
+            .check(health, "grpc.health.v1.Health")
+            .expect_err("Reset");
+        assert!(error.contains("\"Reset\""), "{error}");
+        assert!(complete.check(health, "grpc.health.v1.Elsewhere").is_err());
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct GrpcServer {
 impl GrpcServer {
     /// Binds `LISTEN_ADDR` (port 0 picks a free port, as tests do).
     pub async fn bind(config: &Config, spec: ServiceSpec) -> Result<Self, RuntimeError> {
+        spec.policy
+            .check(spec.descriptor_set, spec.name)
+            .map_err(RuntimeError::Config)?;
         let listener = TcpListener::bind(config.listen_addr).await?;
         let tls = if config.tls.serves_tls() {
             Some(Reloading::watch(

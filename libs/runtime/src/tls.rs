@@ -29,6 +29,9 @@ use crate::{RuntimeError, Settings};
 
 /// How long a client may take to finish its handshake before its connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes under way at once; past that, accepting waits, so a flood of silent
+/// connections cannot take every file descriptor.
+const MAX_HANDSHAKES: usize = 256;
 
 /// Where this service's certificate, key and trusted authority live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,11 @@ impl TlsFiles {
             ca: path("TLS_CA_FILE"),
             reload_interval: settings.millis("TLS_RELOAD_INTERVAL_MS", 10_000)?,
         };
+        if files.reload_interval < Duration::from_millis(100) {
+            return Err(RuntimeError::Config(
+                "TLS_RELOAD_INTERVAL_MS: at least 100; the files are checked that often".into(),
+            ));
+        }
         if files.cert.is_some() != files.key.is_some() {
             return Err(RuntimeError::Config(
                 "TLS_CERT_FILE and TLS_KEY_FILE: set both or neither".into(),
@@ -343,6 +351,7 @@ where
 {
     use tokio_stream::StreamExt;
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         let mut tcp = std::pin::pin!(tcp);
         loop {
@@ -370,13 +379,21 @@ where
                 }
                 continue;
             };
+            let Ok(permit) = handshakes.clone().acquire_owned().await else {
+                return;
+            };
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
             let sender = sender.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let address = stream.peer_addr().ok();
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(session)) => {
                         let _ = sender.send(Ok(Connection::Tls(Box::new(session)))).await;
+                    }
+                    // Closed before saying anything: a TCP probe or a port scan.
+                    Ok(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                        tracing::debug!(?address, "connection closed before a TLS handshake");
                     }
                     Ok(Err(error)) => {
                         tracing::warn!(?address, %error, "TLS handshake refused: UNAUTHENTICATED");

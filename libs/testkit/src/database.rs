@@ -52,13 +52,26 @@ async fn execute(url: &str, statements: &[String]) {
 pub struct TestDatabase {
     pub name: String,
     pub url: String,
+    /// The server it lives on (a URL to any database there), and its Citus workers.
+    admin: String,
+    workers: Vec<String>,
 }
 
 impl TestDatabase {
     pub async fn create() -> Self {
+        Self::create_on(&admin_url(), citus_workers()).await
+    }
+
+    /// A fresh database on another server (`admin`: a URL to any database there).
+    pub async fn create_on(admin: &str, workers: Vec<String>) -> Self {
         let name = format!("test_{}", Uuid::new_v4().simple());
-        let url = create_database(&admin_url(), &name, &citus_workers()).await;
-        Self { name, url }
+        let url = create_database(admin, &name, &workers).await;
+        Self {
+            name,
+            url,
+            admin: admin.to_owned(),
+            workers,
+        }
     }
 
     /// Settings of anything running against this database in a test: its URL, and a pool of
@@ -96,7 +109,8 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let database = self.name.clone();
+        let (database, admin, workers) =
+            (self.name.clone(), self.admin.clone(), self.workers.clone());
         // A fresh runtime on its own thread: Drop cannot await, and the test's runtime may be
         // shutting down.
         let _ = std::thread::spawn(move || {
@@ -104,7 +118,7 @@ impl Drop for TestDatabase {
                 .enable_all()
                 .build();
             if let Ok(runtime) = runtime {
-                runtime.block_on(drop_database(&admin_url(), &database, &citus_workers()));
+                runtime.block_on(drop_database(&admin, &database, &workers));
             }
         })
         .join();

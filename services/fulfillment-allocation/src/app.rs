@@ -27,24 +27,16 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     policy: POLICY,
 };
 
-/// Routers and order management allocate, cancel and confirm shipments; operators set the
-/// warehouses' operating profiles.
+/// Routers allocate; order management cancels (releases) and confirms shipments; operators
+/// set the warehouses' operating profiles.
 pub const POLICY: Policy = Policy {
     writes: &[
-        (
-            "AllocateOrder",
-            &[Role::FulfillmentRouter, Role::OrderManagement],
-        ),
-        (
-            "CancelAllocation",
-            &[Role::OrderManagement, Role::FulfillmentRouter],
-        ),
-        (
-            "ConfirmShipment",
-            &[Role::OrderManagement, Role::FulfillmentRouter],
-        ),
+        ("AllocateOrder", &[Role::FulfillmentRouter]),
+        ("CancelAllocation", &[Role::OrderManagement]),
+        ("ConfirmShipment", &[Role::OrderManagement]),
         ("SetWarehouseProfile", &[Role::Operator]),
     ],
+    reads: &["GetAllocation", "ListAllocations", "ListWarehouseProfiles"],
 };
 
 pub struct AllocationApp {

@@ -39,6 +39,15 @@ pub const POLICY: Policy = Policy {
         ("ApproveAdjustment", &[Role::Manager]),
         ("RejectAdjustment", &[Role::Manager]),
     ],
+    reads: &[
+        "GetCountTask",
+        "ListCountTasks",
+        "ListCountLines",
+        "ListAdjustments",
+        "GetShrinkageReport",
+        "GetCountingReport",
+        "ListCountsDue",
+    ],
 };
 
 /// Auto-approval limit in value, either way, unless told otherwise: 100 currency units.

@@ -46,6 +46,14 @@ pub const POLICY: Policy = Policy {
             &[Role::SupplierIntegration, Role::Operator],
         ),
     ],
+    reads: &[
+        "GetSupplier",
+        "ListSuppliers",
+        "ListSupplierOffers",
+        "GetPurchaseOrder",
+        "ListPurchaseOrders",
+        "GetReorderPolicy",
+    ],
 };
 
 pub struct ReplenishmentApp {

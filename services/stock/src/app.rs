@@ -28,7 +28,7 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 
 /// Who may change what in stock: the catalog is the operators'; holds and shipments are order
 /// management's (and allocation's, which holds for it); receipts come from replenishment (or
-/// an operator at the dock); adjustments from reconciliation's approved counts or a manager.
+/// an operator at the dock); adjustments only from reconciliation's approved counts.
 pub const POLICY: Policy = Policy {
     writes: &[
         ("CreateProduct", &[Role::Operator]),
@@ -46,9 +46,24 @@ pub const POLICY: Policy = Policy {
             "ShipReservation",
             &[Role::OrderManagement, Role::Allocation],
         ),
-        ("AdjustStock", &[Role::Reconciliation, Role::Manager]),
+        ("AdjustStock", &[Role::Reconciliation]),
         ("TransferStock", &[Role::Operator]),
+        // A replay of the whole log: not for every caller.
         ("CheckLedger", &[Role::Operator]),
+    ],
+    reads: &[
+        "GetProduct",
+        "BatchGetProducts",
+        "ListProducts",
+        "GetWarehouse",
+        "ListWarehouses",
+        "GetInventory",
+        "BatchGetAvailability",
+        "ListInventory",
+        "ListReservations",
+        "ListTransactions",
+        "StreamTransactions",
+        "GetInventorySummary",
     ],
 };
 

@@ -35,14 +35,50 @@ pub struct PrivateServer {
 impl PrivateServer {
     /// Stops the server; its data stays for the next start.
     pub async fn stop(&self) {
-        let _ = Command::new(&self.pg_ctl)
+        self.stop_with("fast").await;
+    }
+
+    /// Stops the server as a crash would (`immediate`: no checkpoint, no goodbye to clients);
+    /// the next start recovers from the write-ahead log.
+    pub async fn crash(&self) {
+        self.stop_with("immediate").await;
+    }
+
+    async fn stop_with(&self, mode: &str) {
+        let mut command = Command::new(&self.pg_ctl);
+        as_server_user(&mut command);
+        let _ = command
             .arg("-D")
             .arg(&self.data_dir)
-            .args(["-m", "fast", "-w", "stop"])
+            .args(["-m", mode, "-w", "stop"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .await;
+    }
+}
+
+/// PostgreSQL refuses to run as root: there, its programs run as the `postgres` user when the
+/// system has one (its uid and gid), as Debian's own tools do.
+fn server_user() -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    if std::fs::metadata("/proc/self").ok()?.uid() != 0 {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        match fields.as_slice() {
+            ["postgres", _, uid, gid, ..] => Some((uid.parse().ok()?, gid.parse().ok()?)),
+            _ => None,
+        }
+    })
+}
+
+fn as_server_user(command: &mut Command) {
+    if let Some((uid, gid)) = server_user() {
+        command.uid(uid).gid(gid);
     }
 }
 
@@ -83,6 +119,13 @@ pub async fn resolve(database_url: Option<String>, port: u16) -> Result<Database
     };
     let data_dir = data_dir()?;
     let server = start_private(&bin, &data_dir, port).await?;
+    eprintln!(
+        "No PostgreSQL at 127.0.0.1:5432, so the suite started its own in {} on port {port}.\n\
+         It stops with the suite and keeps its data for the next start; remove it with \
+         `rm -rf {}`.",
+        data_dir.display(),
+        data_dir.display()
+    );
     let url = format!("postgres://postgres@127.0.0.1:{port}/{DATABASE}");
     ensure_database(&url).await?;
     Ok(Database {
@@ -99,7 +142,7 @@ async fn reachable(url: &str) -> bool {
 }
 
 /// Creates the database of `url` when its server says it does not exist.
-async fn ensure_database(url: &str) -> Result<(), SetupError> {
+pub async fn ensure_database(url: &str) -> Result<(), SetupError> {
     let attempt = tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(url))
         .await
         .map_err(|_| {
@@ -149,7 +192,7 @@ async fn ensure_database(url: &str) -> Result<(), SetupError> {
 }
 
 /// The directory holding initdb and pg_ctl: on PATH, or Debian's versioned directories.
-fn postgres_programs() -> Option<PathBuf> {
+pub fn postgres_programs() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
         .and_then(|path| std::env::split_paths(&path).find(|dir| dir.join("initdb").is_file()));
     on_path.or_else(|| {
@@ -180,15 +223,29 @@ fn data_dir() -> Result<PathBuf, SetupError> {
     Ok(base.join("inventory-suite").join("postgres"))
 }
 
-async fn start_private(
+/// Starts (or starts again) a server of `bin`'s programs on `data_dir`, made with initdb
+/// the first time, listening on 127.0.0.1:`port` only, trusting local connections.
+pub async fn start_private(
     bin: &Path,
     data_dir: &Path,
     port: u16,
 ) -> Result<PrivateServer, SetupError> {
-    let run = |program: &str| Command::new(bin.join(program));
+    let run = |program: &str| {
+        let mut command = Command::new(bin.join(program));
+        as_server_user(&mut command);
+        command
+    };
     if !data_dir.join("PG_VERSION").is_file() {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| SetupError(format!("cannot create {}: {e}", data_dir.display())))?;
+        if let Some((uid, gid)) = server_user() {
+            std::os::unix::fs::chown(data_dir, Some(uid), Some(gid)).map_err(|e| {
+                SetupError(format!(
+                    "cannot give {} to postgres: {e}",
+                    data_dir.display()
+                ))
+            })?;
+        }
         let out = run("initdb")
             .arg("-D")
             .arg(data_dir)
@@ -225,13 +282,6 @@ async fn start_private(
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    eprintln!(
-        "No PostgreSQL at 127.0.0.1:5432, so the suite started its own in {} on port {port}.\n\
-         It stops with the suite and keeps its data for the next start; remove it with \
-         `rm -rf {}`.",
-        data_dir.display(),
-        data_dir.display()
-    );
     Ok(PrivateServer {
         data_dir: data_dir.to_owned(),
         pg_ctl: bin.join("pg_ctl"),

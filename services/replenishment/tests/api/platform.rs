@@ -182,16 +182,13 @@ async fn under_tokens_only_a_manager_approves_and_the_approver_recorded_is_the_v
         .into_inner()
         .purchase_order
         .expect("po");
-    assert_eq!(approved.decided_by, "bob/at-desk-3");
-    let unauthenticated = app
-        .client
-        .clone()
-        .get_purchase_order(pb::GetPurchaseOrderRequest {
-            po_id: po.po_id.clone(),
-        })
-        .await;
-    assert!(
-        unauthenticated.is_ok(),
-        "the open replica still answers without a token"
-    );
+    assert_eq!(approved.decided_by, "bob > at-desk-3");
+    let anonymous =
+        pb::replenishment_service_client::ReplenishmentServiceClient::new(secured.channel().await)
+            .get_purchase_order(pb::GetPurchaseOrderRequest {
+                po_id: po.po_id.clone(),
+            })
+            .await
+            .expect_err("no token, no answer");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
 }
