@@ -52,6 +52,22 @@ fn client_as(
     ))
 }
 
+/// Stock under mutual TLS with 10 units of a product in a warehouse (received by the
+/// operator, actor "test"), and order management's client.
+async fn stocked(ca: &TestCa) -> (StockServer, String, String, StockServiceClient<Channel>) {
+    let stock = stock_with_mtls(ca, &[]).await;
+    let product = stock.create_product("MUG-1").await;
+    let warehouse = stock.create_warehouse("Berlin", (52.52, 13.405)).await;
+    stock.receive(&product, &warehouse, 10, "PO-1").await;
+    let checkout = client_as(
+        &stock,
+        ca,
+        "checkout",
+        "spiffe://inventory/order-management/checkout",
+    );
+    (stock, product, warehouse, checkout)
+}
+
 fn get_product(id: &str) -> stock::GetProductRequest {
     stock::GetProductRequest {
         product_id: id.to_owned(),
@@ -177,17 +193,7 @@ async fn under_mutual_tls_only_a_caller_with_a_certificate_of_the_authority_gets
 #[tokio::test]
 async fn each_caller_may_call_only_what_its_role_allows_and_a_refusal_changes_nothing() {
     let ca = TestCa::new("inventory test CA");
-    let stock = stock_with_mtls(&ca, &[]).await;
-    let product = stock.create_product("MUG-1").await;
-    let warehouse = stock.create_warehouse("Berlin", (52.52, 13.405)).await;
-    stock.receive(&product, &warehouse, 10, "PO-1").await;
-
-    let mut checkout = client_as(
-        &stock,
-        &ca,
-        "checkout",
-        "spiffe://inventory/order-management/checkout",
-    );
+    let (stock, product, warehouse, mut checkout) = stocked(&ca).await;
     checkout
         .reserve_stock(reserve(&product, &warehouse, 2, ""))
         .await
@@ -279,17 +285,8 @@ async fn each_caller_may_call_only_what_its_role_allows_and_a_refusal_changes_no
 #[tokio::test]
 async fn the_log_names_the_verified_caller_and_an_actor_field_only_narrows_it() {
     let ca = TestCa::new("inventory test CA");
-    let stock = stock_with_mtls(&ca, &[]).await;
-    let product = stock.create_product("MUG-1").await;
-    let warehouse = stock.create_warehouse("Berlin", (52.52, 13.405)).await;
-    // The helper's receive says actor "test": recorded under the operator's identity.
-    stock.receive(&product, &warehouse, 10, "PO-1").await;
-    let mut checkout = client_as(
-        &stock,
-        &ca,
-        "checkout",
-        "spiffe://inventory/order-management/checkout",
-    );
+    // The operator's receive says actor "test": recorded under the operator's identity.
+    let (stock, product, warehouse, mut checkout) = stocked(&ca).await;
     checkout
         .reserve_stock(reserve(&product, &warehouse, 1, ""))
         .await

@@ -51,6 +51,17 @@ pub async fn wait_for_status(
     }
 }
 
+/// Waits (up to 60 s: readiness polls every 5 s) until `server` reports `wanted` for
+/// `service`, as a fault and its end must make it; fails the test otherwise.
+pub async fn expect_status(server: &TestServer, service: &str, wanted: ServingStatus) {
+    let answer = wait_for_status(&server.url(), service, wanted, Duration::from_secs(60)).await;
+    assert_eq!(
+        answer.ok(),
+        Some(wanted),
+        "health never reported {wanted:?}"
+    );
+}
+
 /// The named service turns SERVING once its first readiness probe reaches the database,
 /// right after start; polls briefly instead of racing it.
 pub async fn wait_until_serving(server: &TestServer, service: &str) -> ServingStatus {

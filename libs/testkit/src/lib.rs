@@ -15,6 +15,7 @@
 pub mod contract;
 mod database;
 pub mod fuzz;
+mod load;
 pub mod pki;
 mod process;
 mod proxy;
@@ -26,6 +27,7 @@ use std::future::Future;
 
 pub use database::{TestDatabase, admin_url, citus_workers, create_database, drop_database};
 pub use inventory_runtime::App;
+pub use load::ReceiptLoad;
 pub use process::ServiceProcess;
 pub use proxy::FaultyProxy;
 pub use server::{StockServer, TestServer, assert_ledger_clean, inventory_level};
