@@ -15,10 +15,11 @@ use inventory_runtime::Role;
 use inventory_runtime::auth::sign_token;
 use inventory_runtime::tls::{TlsFiles, endpoint_channel};
 use inventory_testkit::pki::{CertFiles, TestCa, tls_channel};
-use inventory_testkit::{StockServer, TestDatabase, TestServer, new_id};
+use inventory_testkit::{StockServer, TestDatabase, TestServer, contract, new_id};
 use stock_service::StockApp;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_check_response::ServingStatus;
 
 const SECRET: &str = "a-token-secret-of-at-least-32-bytes!";
 
@@ -268,6 +269,25 @@ async fn each_caller_may_call_only_what_its_role_allows_and_a_refusal_changes_no
         refused.message().contains("names no caller"),
         "{}",
         refused.message()
+    );
+    // Reflection describes the API to verified callers only; health answers anyone.
+    let nameless_files = ca.issue("nameless", &["spiffe://elsewhere/operator/console"]);
+    let channel = tls_channel(&stock.server.tls_url(), &nameless_files);
+    let refused = contract::reflected_services(channel.clone())
+        .await
+        .expect_err("nameless");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert_eq!(
+        contract::health_on(channel, stock::SERVICE_NAME).await.ok(),
+        Some(ServingStatus::Serving)
+    );
+    let reader = ca.issue("reader", &["spiffe://inventory/operator/console"]);
+    let listed = contract::reflected_services(tls_channel(&stock.server.tls_url(), &reader))
+        .await
+        .expect("an operator reads the API");
+    assert!(
+        listed.iter().any(|s| s == stock::SERVICE_NAME),
+        "{listed:?}"
     );
 
     assert_eq!(stock.level(&product, &warehouse).await, Some((10, 2)));

@@ -550,13 +550,15 @@ impl tonic::service::Interceptor for OutgoingInterceptor {
     }
 }
 
-/// What callers reach without an identity: health (probes carry none) and reflection (under
-/// mutual TLS the handshake already vetted them; `REFLECTION=false` turns it off).
-const OPEN_SERVICES: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection."];
+/// What callers reach without an identity: health (probes carry none).
+const HEALTH: &str = "/grpc.health.v1.Health/";
+/// What any verified caller may reach, whatever its role: the API's description
+/// (`REFLECTION=false` turns it off altogether).
+const REFLECTION: &str = "/grpc.reflection.";
 
 /// Checks every request of one service against its policy before it reaches the handler,
-/// and hands the handler the caller's identity. Health and reflection stay open (probes and
-/// tooling carry no identity; the handshake already vetted them under mutual TLS).
+/// and hands the handler the caller's identity. Health stays open (probes carry no identity);
+/// reflection answers any verified caller.
 #[derive(Clone)]
 pub struct AuthLayer {
     settings: Arc<AuthSettings>,
@@ -601,10 +603,11 @@ impl Authorize<()> {
             .strip_prefix('/')
             .and_then(|p| p.strip_prefix(layer.service))
             .and_then(|p| p.strip_prefix('/'));
-        let Some(method) = method else {
-            if OPEN_SERVICES.iter().any(|open| path.starts_with(open)) {
-                return Ok(CallerIdentity::Unverified);
-            }
+        if path.starts_with(HEALTH) {
+            return Ok(CallerIdentity::Unverified);
+        }
+        let reflection = path.starts_with(REFLECTION);
+        if method.is_none() && !reflection {
             tracing::warn!(
                 rpc = path,
                 "refused: PERMISSION_DENIED (not a service served here)"
@@ -612,7 +615,7 @@ impl Authorize<()> {
             return Err(Status::permission_denied(format!(
                 "{path} is not served here"
             )));
-        };
+        }
         let authorization = request
             .headers()
             .get(http::header::AUTHORIZATION)
@@ -625,6 +628,10 @@ impl Authorize<()> {
                 tracing::warn!(rpc = path, %reason, "refused: UNAUTHENTICATED");
                 Status::unauthenticated(reason)
             })?;
+        let Some(method) = method else {
+            // Reflection: any verified caller.
+            return Ok(CallerIdentity::Verified(caller));
+        };
         let allowed = layer.policy.allowed(method).unwrap_or(&[]);
         if !caller.roles.iter().any(|r| allowed.contains(r)) {
             let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();

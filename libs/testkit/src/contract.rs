@@ -25,6 +25,11 @@ pub async fn health_at(url: &str, service: &str) -> Result<ServingStatus, tonic:
         .connect()
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    health_on(channel, service).await
+}
+
+/// What the health service behind `channel` says of `service`.
+pub async fn health_on(channel: Channel, service: &str) -> Result<ServingStatus, tonic::Status> {
     let response = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: service.to_owned(),
@@ -130,6 +135,19 @@ macro_rules! list_services {
             other => panic!("expected a service list, got {other:?}"),
         }
     }};
+}
+
+/// The services reflection v1 lists over `channel`, or its refusal (as a caller without
+/// an identity gets when authentication is on).
+pub async fn reflected_services(channel: Channel) -> Result<Vec<String>, tonic::Status> {
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut responses = ask_reflection!(v1, channel)?.into_inner();
+    match responses.message().await?.and_then(|r| r.message_response) {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            Ok(list.service.into_iter().map(|s| s.name).collect())
+        }
+        other => panic!("expected a service list, got {other:?}"),
+    }
 }
 
 /// Reflection v1 and v1alpha (grpcurl before 1.9 speaks only v1alpha) both list `service`
