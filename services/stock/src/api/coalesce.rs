@@ -1,7 +1,8 @@
-//! Request coalescing for single-line reservations: concurrent ReserveStock calls are queued
-//! and a lane worker applies everything waiting in one database transaction. On a hot
+//! Request coalescing for reservations: concurrent ReserveStock and ReserveOrder calls are
+//! queued and a lane worker applies everything waiting in one database transaction. On a hot
 //! product this turns thousands of transactions contending for one row lock into a few
-//! hundred transactions that each serve many buyers.
+//! hundred transactions that each serve many buyers; for orders over many products it turns
+//! a transaction per order into one per batch.
 //!
 //! Fairness: a lane takes requests in arrival order and a batch holds whatever was waiting
 //! when the previous one finished (up to a cap), so no request waits longer than the batches
@@ -28,9 +29,52 @@ use crate::store::{BatchOutcome, BatchRequest, BatchResult, InventoryRow, Rows, 
 /// Requests queued per lane before callers wait for room.
 const LANE_QUEUE: usize = 4096;
 
+/// The answer to a coalesced request, as its RPC returns it.
+pub enum Answer {
+    One(pb::ReserveStockResponse),
+    Order(pb::ReserveOrderResponse),
+}
+
+impl Answer {
+    /// The answer to `request` (ReserveStock or ReserveOrder, by its method) whose lines
+    /// were granted, with each line's row right after its grant.
+    fn of(request: &BatchRequest, granted: &[(Reservation, InventoryRow)]) -> Self {
+        match granted {
+            [(reservation, row)] if request.method == "ReserveStock" => {
+                Answer::One(response(reservation, row))
+            }
+            _ => Answer::Order(pb::ReserveOrderResponse {
+                reservations: granted
+                    .iter()
+                    .map(|(r, _)| convert::reservation(r))
+                    .collect(),
+            }),
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Answer::One(answer) => answer.encode_to_vec(),
+            Answer::Order(answer) => answer.encode_to_vec(),
+        }
+    }
+}
+
+/// The stored answer of a granted request, `rows` being each line's row right after its
+/// grant: what a retry of it replays.
+pub fn encode_answer(request: &BatchRequest, rows: &[InventoryRow]) -> Vec<u8> {
+    let granted: Vec<(Reservation, InventoryRow)> = request
+        .lines
+        .iter()
+        .cloned()
+        .zip(rows.iter().cloned())
+        .collect();
+    Answer::of(request, &granted).encode()
+}
+
 /// What a caller gets back.
 pub enum Coalesced {
-    Done(Box<pb::ReserveStockResponse>),
+    Done(Box<Answer>),
     Refused(ServiceError),
     /// Run it on the one-request path (retries, unknown rows, a failed batch).
     Single,
@@ -72,7 +116,8 @@ impl Coalescer {
 
     pub async fn submit(&self, request: BatchRequest) -> Coalesced {
         let mut hasher = DefaultHasher::new();
-        request.reservation.key.hash(&mut hasher);
+        // By the first line's row: a hot product's single-line requests share a lane.
+        request.lines.first().map(|r| r.key).hash(&mut hasher);
         let lane = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
         let (reply, answer) = oneshot::channel();
         if self.lanes[lane]
@@ -105,7 +150,7 @@ async fn remember(
 ) -> Result<(), ServiceError> {
     let missing: Vec<InventoryKey> = requests
         .iter()
-        .map(|r| r.reservation.key)
+        .flat_map(|r| r.lines.iter().map(|l| l.key))
         .filter(|k| !remembered.contains_key(k))
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
@@ -189,7 +234,7 @@ async fn run_lane(
         let (requests, replies): (Vec<BatchRequest>, Vec<oneshot::Sender<Coalesced>>) =
             batch.drain(..).map(|p| (p.request, p.reply)).unzip();
         let started = std::time::Instant::now();
-        let encode = |r: &Reservation, row: &InventoryRow| response(r, row).encode_to_vec();
+        let encode = encode_answer;
         let fast = match remember(&store, &requests, &mut remembered).await {
             Ok(()) => store.reserve_batch_on(&requests, &remembered, encode).await,
             Err(error) => Err(error),
@@ -221,10 +266,11 @@ async fn run_lane(
                 {
                     log_appended.notify_waiters();
                 }
-                for (outcome, reply) in outcomes.into_iter().zip(replies) {
+                for ((outcome, reply), request) in outcomes.into_iter().zip(replies).zip(&requests)
+                {
                     let answer = match outcome {
-                        BatchOutcome::Granted(reservation, row) => {
-                            Coalesced::Done(Box::new(response(&reservation, &row)))
+                        BatchOutcome::Granted(granted) => {
+                            Coalesced::Done(Box::new(Answer::of(request, &granted)))
                         }
                         BatchOutcome::Refused(error) => Coalesced::Refused(error),
                         BatchOutcome::Single => Coalesced::Single,
@@ -233,8 +279,8 @@ async fn run_lane(
                 }
             }
             Err(error) => {
-                for r in &requests {
-                    remembered.remove(&r.reservation.key);
+                for line in requests.iter().flat_map(|r| &r.lines) {
+                    remembered.remove(&line.key);
                 }
                 tracing::warn!(%error, size = requests.len(), "reservation batch failed; retrying one by one");
                 for reply in replies {

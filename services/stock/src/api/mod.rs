@@ -29,6 +29,8 @@ use tonic::{Request, Response, Status};
 use crate::StockSettings;
 use crate::store::Store;
 use coalesce::Coalescer;
+/// The stored answer of a request a coalesced batch granted.
+pub use coalesce::encode_answer;
 /// The answer to a reservation made by a coalesced batch, as stored for its retries.
 pub use coalesce::response as reservation_response;
 

@@ -9,7 +9,7 @@ use inventory_proto::stock::v1 as pb;
 use inventory_runtime::{RequestKey, Tx};
 use uuid::Uuid;
 
-use super::coalesce::{self, Coalesced};
+use super::coalesce::{self, Answer, Coalesced};
 use super::{StockApi, convert, parse};
 use crate::domain::movement::Movement;
 use crate::domain::reservation::{ReleaseCause, Reservation};
@@ -46,21 +46,7 @@ impl StockApi {
         tx: &mut Tx,
         cmd: &parse::Reserve,
     ) -> Result<(Vec<Reservation>, Applied), ServiceError> {
-        let now = now();
-        let reservations: Vec<Reservation> = cmd
-            .lines
-            .iter()
-            .map(|l| {
-                Reservation::new(
-                    cmd.order_id.clone(),
-                    l.order_line_id.clone(),
-                    l.key,
-                    l.quantity,
-                    cmd.expire_time,
-                    now,
-                )
-            })
-            .collect();
+        let reservations = reservations_of(cmd);
         let movements: Vec<Movement> = reservations
             .iter()
             .map(|r| {
@@ -81,28 +67,15 @@ impl StockApi {
         if let Some(first) = self.check_expiry(&key, cmd.expire_time).await? {
             return Ok(first);
         }
-        if let Some(coalescer) = &self.coalescer
-            && let [line] = cmd.lines.as_slice()
-        {
-            let request = BatchRequest {
-                request_id: key.request_id.clone(),
-                method: key.method,
-                fingerprint: key.fingerprint.clone(),
-                actor: cmd.envelope.actor.clone(),
-                reservation: Reservation::new(
-                    cmd.order_id.clone(),
-                    line.order_line_id.clone(),
-                    line.key,
-                    line.quantity,
-                    cmd.expire_time,
-                    now(),
-                ),
-            };
-            match coalescer.submit(request).await {
-                Coalesced::Done(response) => return Ok(*response),
-                Coalesced::Refused(error) => return Err(error),
-                Coalesced::Single => {}
+        match self.coalesced(&key, &cmd).await {
+            Some(Ok(Answer::One(response))) => return Ok(response),
+            Some(Ok(Answer::Order(_))) => {
+                return Err(ServiceError::Internal(
+                    "an order's answer to one line".into(),
+                ));
             }
+            Some(Err(error)) => return Err(error),
+            None => {}
         }
         self.idempotent(&key, |mut tx| async move {
             let (reservations, applied) = self.reserve_lines(&mut tx, &cmd).await?;
@@ -124,6 +97,16 @@ impl StockApi {
         if let Some(first) = self.check_expiry(&key, cmd.expire_time).await? {
             return Ok(first);
         }
+        match self.coalesced(&key, &cmd).await {
+            Some(Ok(Answer::Order(response))) => return Ok(response),
+            Some(Ok(Answer::One(_))) => {
+                return Err(ServiceError::Internal(
+                    "one line's answer to an order".into(),
+                ));
+            }
+            Some(Err(error)) => return Err(error),
+            None => {}
+        }
         self.idempotent(&key, |mut tx| async move {
             let (reservations, _) = self.reserve_lines(&mut tx, &cmd).await?;
             Ok((
@@ -134,6 +117,28 @@ impl StockApi {
             ))
         })
         .await
+    }
+
+    /// `cmd` through the coalescer, if there is one: its answer or refusal, or `None` when
+    /// it must run on the one-request path (a retry, an unknown row, a batch that failed).
+    async fn coalesced(
+        &self,
+        key: &RequestKey,
+        cmd: &parse::Reserve,
+    ) -> Option<Result<Answer, ServiceError>> {
+        let coalescer = self.coalescer.as_ref()?;
+        let request = BatchRequest {
+            request_id: key.request_id.clone(),
+            method: key.method,
+            fingerprint: key.fingerprint.clone(),
+            actor: cmd.envelope.actor.clone(),
+            lines: reservations_of(cmd),
+        };
+        match coalescer.submit(request).await {
+            Coalesced::Done(answer) => Some(Ok(*answer)),
+            Coalesced::Refused(error) => Some(Err(error)),
+            Coalesced::Single => None,
+        }
     }
 
     pub(super) async fn release(
@@ -316,4 +321,22 @@ impl StockApi {
             )
             .await
     }
+}
+
+/// The reservations a reserve command asks for, one per line, made now.
+fn reservations_of(cmd: &parse::Reserve) -> Vec<Reservation> {
+    let now = now();
+    cmd.lines
+        .iter()
+        .map(|l| {
+            Reservation::new(
+                cmd.order_id.clone(),
+                l.order_line_id.clone(),
+                l.key,
+                l.quantity,
+                cmd.expire_time,
+                now,
+            )
+        })
+        .collect()
 }

@@ -210,35 +210,44 @@ pub fn levels_after_each(
 }
 
 /// What a coalesced batch decides for one reservation request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
-    /// Reserved; the row's level right after this grant.
-    Granted(Level),
-    /// Not enough left when its turn came.
-    Refused { available: i64 },
+    /// Every line reserved; each line's row level right after its grant.
+    Granted(Vec<Level>),
+    /// Not enough left when its turn came: the first line (by index) that did not fit and
+    /// what it found available. Nothing of the request was reserved.
+    Refused { line: usize, available: i64 },
 }
 
-/// Decides a batch of reservation requests against the locked rows: each row serves its
-/// requests strictly in arrival order while stock lasts. A request that does not fit is
-/// refused and the next one is still tried, so a large request cannot starve small ones.
-/// Every key in `asks` must have a level in `levels`.
+/// Decides a batch of reservation requests against the locked rows: each request asks for
+/// one or more lines (distinct rows) held all or none, and the rows serve the requests
+/// strictly in arrival order while stock lasts. A request that does not fit is refused
+/// (nothing of it taken) and the next one is still tried, so a large request cannot starve
+/// small ones. Every key in `asks` must have a level in `levels`.
 pub fn grant_in_arrival_order(
     levels: &BTreeMap<InventoryKey, Level>,
-    asks: &[(InventoryKey, i64)],
+    asks: &[Vec<(InventoryKey, i64)>],
 ) -> Vec<Grant> {
     let mut current = levels.clone();
     asks.iter()
-        .map(|(key, quantity)| match current.get_mut(key) {
-            Some(level) => match level.apply(0, *quantity) {
-                Some(next) => {
-                    *level = next;
-                    Grant::Granted(next)
+        .map(|lines| {
+            let mut afters = Vec::with_capacity(lines.len());
+            for (n, (key, quantity)) in lines.iter().enumerate() {
+                let level = current.get(key).copied();
+                match level.and_then(|l| l.apply(0, *quantity)) {
+                    Some(next) => afters.push(next),
+                    None => {
+                        return Grant::Refused {
+                            line: n,
+                            available: level.map_or(0, Level::available),
+                        };
+                    }
                 }
-                None => Grant::Refused {
-                    available: level.available(),
-                },
-            },
-            None => Grant::Refused { available: 0 },
+            }
+            for ((key, _), after) in lines.iter().zip(&afters) {
+                current.insert(*key, *after);
+            }
+            Grant::Granted(afters)
         })
         .collect()
 }
@@ -506,31 +515,69 @@ mod tests {
                 },
             ),
         ]);
+        let level = |on_hand, reserved| Level { on_hand, reserved };
         let asks = [
-            (key(1), 1),
-            (key(2), 1),
-            (key(1), 2),
-            (key(1), 1),
-            (key(2), 1),
+            vec![(key(1), 1)],
+            vec![(key(2), 1)],
+            vec![(key(1), 2)],
+            vec![(key(1), 1)],
+            vec![(key(2), 1)],
         ];
-        let grants = grant_in_arrival_order(&levels, &asks);
         assert_eq!(
-            grants,
+            grant_in_arrival_order(&levels, &asks),
             [
-                Grant::Granted(Level {
+                Grant::Granted(vec![level(3, 2)]),
+                Grant::Granted(vec![level(1, 1)]),
+                Grant::Refused {
+                    line: 0,
+                    available: 1
+                },
+                Grant::Granted(vec![level(3, 3)]),
+                Grant::Refused {
+                    line: 0,
+                    available: 0
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_order_is_granted_all_or_none_and_one_refused_takes_nothing() {
+        let levels = BTreeMap::from([
+            (
+                key(1),
+                Level {
                     on_hand: 3,
-                    reserved: 2
-                }),
-                Grant::Granted(Level {
+                    reserved: 0,
+                },
+            ),
+            (
+                key(2),
+                Level {
                     on_hand: 1,
-                    reserved: 1
-                }),
-                Grant::Refused { available: 1 },
-                Grant::Granted(Level {
-                    on_hand: 3,
-                    reserved: 3
-                }),
-                Grant::Refused { available: 0 },
+                    reserved: 0,
+                },
+            ),
+        ]);
+        let level = |on_hand, reserved| Level { on_hand, reserved };
+        let asks = [
+            // Its second line does not fit: its first takes nothing.
+            vec![(key(1), 2), (key(2), 2)],
+            vec![(key(1), 3), (key(2), 1)],
+            vec![(key(1), 1)],
+        ];
+        assert_eq!(
+            grant_in_arrival_order(&levels, &asks),
+            [
+                Grant::Refused {
+                    line: 1,
+                    available: 1
+                },
+                Grant::Granted(vec![level(3, 3), level(1, 1)]),
+                Grant::Refused {
+                    line: 0,
+                    available: 0
+                },
             ]
         );
     }

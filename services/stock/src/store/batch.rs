@@ -1,7 +1,7 @@
-//! Coalesced reservations: many single-line reservation requests applied by one statement.
-//! Requests are granted in arrival order while stock lasts; every request still gets its own
-//! log row, reservation, idempotency record and answer, and a refused request leaves nothing
-//! behind.
+//! Coalesced reservations: many reservation requests (one line, or a whole order of lines
+//! that are held all or none) applied by one statement. Requests are granted in arrival order
+//! while stock lasts; every line still gets its own log row and reservation, every request
+//! its idempotency record and answer, and a refused request leaves nothing behind.
 //!
 //! Two ways to run a batch, sharing the decision ([`plan`]) and the write ([`write`]):
 //! - on rows as last seen (the coalescer remembers them): one autocommit statement that
@@ -35,14 +35,15 @@ pub struct BatchRequest {
     pub method: &'static str,
     pub fingerprint: Vec<u8>,
     pub actor: String,
-    /// The reservation to make, complete but for what the batch decides.
-    pub reservation: Reservation,
+    /// The reservations to make, all or none (one for ReserveStock), complete but for what
+    /// the batch decides.
+    pub lines: Vec<Reservation>,
 }
 
 /// What the batch did for one request.
 pub enum BatchOutcome {
-    /// Reserved: the reservation and its row right after this grant.
-    Granted(Reservation, InventoryRow),
+    /// Reserved: each line's reservation and its row right after that line's grant.
+    Granted(Vec<(Reservation, InventoryRow)>),
     /// Refused with this error; nothing of it was written.
     Refused(ServiceError),
     /// Not decided here (a retry, an unknown row, a repeat within the batch): the caller
@@ -69,8 +70,9 @@ struct Known {
 /// A decided batch.
 struct Plan {
     outcomes: Vec<BatchOutcome>,
-    /// Granted requests, by index, with their row right after the grant.
-    granted: Vec<(usize, InventoryRow)>,
+    /// Granted requests, by index, with each line's row right after its grant.
+    granted: Vec<(usize, Vec<InventoryRow>)>,
+    /// The level after each granted line, in the order of `granted` and its lines.
     afters: Vec<Level>,
     /// Per touched row: what was added to reserved, and the level the decision assumed.
     changes: BTreeMap<InventoryKey, (i64, Level)>,
@@ -87,48 +89,62 @@ impl Plan {
 }
 
 /// Decides a batch against `rows`: repeats of a request id or order line within the batch,
-/// retries, and unknown rows are left to the one-request path; the rest are granted in
-/// arrival order while stock lasts.
+/// retries, unknown rows, an order naming a row twice, and an order that does not fit are
+/// left to the one-request path (which names the line that cannot be held); the rest are
+/// granted in arrival order while stock lasts, each order all or none.
 fn plan(requests: &[BatchRequest], rows: &Rows, known: &Known, now: DateTime<Utc>) -> Plan {
     let mut outcomes: Vec<BatchOutcome> = requests.iter().map(|_| BatchOutcome::Single).collect();
     let mut seen_ids = HashSet::new();
     let mut seen_lines = HashSet::new();
     let mut candidates = Vec::new();
-    for (i, request) in requests.iter().enumerate() {
-        let r = &request.reservation;
-        let line = (
-            r.order_id.clone(),
-            r.order_line_id.clone(),
-            r.key.warehouse_id,
-        );
-        if known.answered_ids.contains(&request.request_id)
+    'requests: for (i, request) in requests.iter().enumerate() {
+        let keys: BTreeSet<InventoryKey> = request.lines.iter().map(|r| r.key).collect();
+        if request.lines.is_empty()
+            || keys.len() != request.lines.len()
+            || known.answered_ids.contains(&request.request_id)
             || !seen_ids.insert(request.request_id.as_str())
-            || !rows.contains_key(&r.key)
+            || !keys.iter().all(|k| rows.contains_key(k))
         {
             continue;
         }
-        if known.existing_lines.contains(&line) {
-            outcomes[i] = BatchOutcome::Refused(ServiceError::AlreadyExists {
-                resource: "reservation",
-                id: format!(
-                    "for order {} line {} in warehouse {}",
-                    r.order_id, r.order_line_id, r.key.warehouse_id
-                ),
-            });
+        let lines: Vec<Line> = request
+            .lines
+            .iter()
+            .map(|r| {
+                (
+                    r.order_id.clone(),
+                    r.order_line_id.clone(),
+                    r.key.warehouse_id,
+                )
+            })
+            .collect();
+        for (r, line) in request.lines.iter().zip(&lines) {
+            if known.existing_lines.contains(line) {
+                outcomes[i] = BatchOutcome::Refused(ServiceError::AlreadyExists {
+                    resource: "reservation",
+                    id: format!(
+                        "for order {} line {} in warehouse {}",
+                        r.order_id, r.order_line_id, r.key.warehouse_id
+                    ),
+                });
+                continue 'requests;
+            }
+        }
+        if lines.iter().any(|l| seen_lines.contains(l)) {
             continue;
         }
-        if seen_lines.insert(line) {
-            candidates.push(i);
-        }
+        seen_lines.extend(lines);
+        candidates.push(i);
     }
     let levels: BTreeMap<InventoryKey, Level> = rows.iter().map(|(k, r)| (*k, r.level())).collect();
-    let asks: Vec<(InventoryKey, i64)> = candidates
+    let asks: Vec<Vec<(InventoryKey, i64)>> = candidates
         .iter()
         .map(|&i| {
-            (
-                requests[i].reservation.key,
-                requests[i].reservation.quantity_requested,
-            )
+            requests[i]
+                .lines
+                .iter()
+                .map(|r| (r.key, r.quantity_requested))
+                .collect()
         })
         .collect();
     let grants = grant_in_arrival_order(&levels, &asks);
@@ -141,25 +157,34 @@ fn plan(requests: &[BatchRequest], rows: &Rows, known: &Known, now: DateTime<Utc
         rows: rows.clone(),
     };
     for (&i, grant) in candidates.iter().zip(&grants) {
-        let r = &requests[i].reservation;
-        match (*grant, plan.rows.get_mut(&r.key)) {
-            (Grant::Granted(after), Some(row)) => {
-                let before = levels.get(&r.key).copied().unwrap_or_default();
-                plan.changes.entry(r.key).or_insert((0, before)).0 += r.quantity_requested;
-                row.quantity_reserved = after.reserved;
-                row.quantity_available = after.available();
-                row.last_updated = now;
-                plan.granted.push((i, row.clone()));
-                plan.afters.push(after);
+        let lines = &requests[i].lines;
+        match grant {
+            Grant::Granted(afters) => {
+                let mut after_rows = Vec::with_capacity(lines.len());
+                for (r, after) in lines.iter().zip(afters) {
+                    let before = levels.get(&r.key).copied().unwrap_or_default();
+                    plan.changes.entry(r.key).or_insert((0, before)).0 += r.quantity_requested;
+                    if let Some(row) = plan.rows.get_mut(&r.key) {
+                        row.quantity_reserved = after.reserved;
+                        row.quantity_available = after.available();
+                        row.last_updated = now;
+                        after_rows.push(row.clone());
+                    }
+                    plan.afters.push(*after);
+                }
+                plan.granted.push((i, after_rows));
             }
-            (Grant::Refused { available }, _) => {
-                plan.outcomes[i] = BatchOutcome::Refused(insufficient_stock(
-                    r.key,
-                    r.quantity_requested,
-                    available,
-                ));
+            // One line: its refusal is this request's answer. An order: the one-request path
+            // names the line that cannot be held, as it does for an order on its own.
+            Grant::Refused { available, .. } => {
+                if let [r] = lines.as_slice() {
+                    plan.outcomes[i] = BatchOutcome::Refused(insufficient_stock(
+                        r.key,
+                        r.quantity_requested,
+                        *available,
+                    ));
+                }
             }
-            (Grant::Granted(_), None) => {}
         }
     }
     plan
@@ -183,7 +208,7 @@ async fn write(
     plan: Plan,
     claims: Claims,
     now: DateTime<Utc>,
-    encode: impl Fn(&Reservation, &InventoryRow) -> Vec<u8>,
+    encode: impl Fn(&BatchRequest, &[InventoryRow]) -> Vec<u8>,
 ) -> Result<BatchResult, ServiceError> {
     let Plan {
         mut outcomes,
@@ -195,21 +220,18 @@ async fn write(
     if granted.is_empty() {
         return Ok(BatchResult { outcomes, rows });
     }
-    let movements: Vec<Movement> = granted
-        .iter()
-        .map(|(i, _)| {
-            let r = &requests[*i].reservation;
+    let lines = || {
+        granted
+            .iter()
+            .flat_map(|(i, _)| requests[*i].lines.iter().map(move |r| (*i, r)))
+    };
+    let movements: Vec<Movement> = lines()
+        .map(|(_, r)| {
             Movement::reserve(r.key, r.quantity_requested).with_reference(r.order_id.clone())
         })
         .collect();
-    let origins: Vec<(&str, &str)> = granted
-        .iter()
-        .map(|(i, _)| {
-            (
-                requests[*i].request_id.as_str(),
-                requests[*i].actor.as_str(),
-            )
-        })
+    let origins: Vec<(&str, &str)> = lines()
+        .map(|(i, _)| (requests[i].request_id.as_str(), requests[i].actor.as_str()))
         .collect();
     let sql = format!(
         // Order of locks, as on the one-request path: request ids first, then the rows in
@@ -240,7 +262,7 @@ async fn write(
          reserved AS ({reservations} RETURNING 1)
          SELECT assert_batch_matches(
                     (SELECT count(*) FROM logged) = $32 AND (SELECT n FROM updated) = $33
-                AND (SELECT count(*) FROM reserved) = $32 AND (SELECT n FROM claimed) = $32)",
+                AND (SELECT count(*) FROM reserved) = $32 AND (SELECT n FROM claimed) = $34)",
         reservations = reservation_insert(20),
         answers = match claims {
             Claims::ToTake => {
@@ -268,7 +290,7 @@ async fn write(
         .bind(changes.values().map(|c| c.1.on_hand).collect::<Vec<_>>())
         .bind(changes.values().map(|c| c.1.reserved).collect::<Vec<_>>())
         .bind(now);
-    let query = ReservationRows::new(granted.iter().map(|(i, _)| &requests[*i].reservation))
+    let query = ReservationRows::new(lines().map(|(_, r)| r))
         .bind(query)
         .bind(
             granted
@@ -291,14 +313,15 @@ async fn write(
         .bind(
             granted
                 .iter()
-                .map(|(i, row)| encode(&requests[*i].reservation, row))
+                .map(|(i, rows)| encode(&requests[*i], rows))
                 .collect::<Vec<_>>(),
         )
-        .bind(i64::try_from(granted.len()).unwrap_or(i64::MAX))
-        .bind(i64::try_from(changes.len()).unwrap_or(i64::MAX));
+        .bind(i64::try_from(movements.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(changes.len()).unwrap_or(i64::MAX))
+        .bind(i64::try_from(granted.len()).unwrap_or(i64::MAX));
     query.fetch_one(&mut *conn).await.map_err(db_error)?;
-    for (i, row) in granted {
-        outcomes[i] = BatchOutcome::Granted(requests[i].reservation.clone(), row);
+    for (i, rows) in granted {
+        outcomes[i] = BatchOutcome::Granted(requests[i].lines.iter().cloned().zip(rows).collect());
     }
     Ok(BatchResult { outcomes, rows })
 }
@@ -312,7 +335,7 @@ impl Store {
         &self,
         requests: &[BatchRequest],
         rows: &Rows,
-        encode: impl Fn(&Reservation, &InventoryRow) -> Vec<u8>,
+        encode: impl Fn(&BatchRequest, &[InventoryRow]) -> Vec<u8>,
     ) -> Result<Option<BatchResult>, ServiceError> {
         let now = inventory_core::time::now();
         let plan = plan(requests, rows, &Known::default(), now);
@@ -337,14 +360,15 @@ impl Store {
     pub async fn reserve_batch_locked(
         &self,
         requests: &[BatchRequest],
-        encode: impl Fn(&Reservation, &InventoryRow) -> Vec<u8>,
+        encode: impl Fn(&BatchRequest, &[InventoryRow]) -> Vec<u8>,
     ) -> Result<BatchResult, ServiceError> {
         let keys: Vec<InventoryKey> = requests
             .iter()
-            .map(|r| r.reservation.key)
+            .flat_map(|r| r.lines.iter().map(|l| l.key))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        let lines = || requests.iter().flat_map(|r| r.lines.iter());
         // The first request with each id, in id order.
         let mut ids: BTreeMap<&str, &BatchRequest> = BTreeMap::new();
         for request in requests {
@@ -381,24 +405,13 @@ impl Store {
             .bind(keys.iter().map(|k| k.product_id).collect::<Vec<_>>())
             .bind(keys.iter().map(|k| k.warehouse_id).collect::<Vec<_>>())
             .bind(ids.keys().copied().collect::<Vec<_>>())
+            .bind(lines().map(|l| l.order_id.as_str()).collect::<Vec<_>>())
             .bind(
-                requests
-                    .iter()
-                    .map(|r| r.reservation.order_id.as_str())
+                lines()
+                    .map(|l| l.order_line_id.as_str())
                     .collect::<Vec<_>>(),
             )
-            .bind(
-                requests
-                    .iter()
-                    .map(|r| r.reservation.order_line_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                requests
-                    .iter()
-                    .map(|r| r.reservation.key.warehouse_id)
-                    .collect::<Vec<_>>(),
-            )
+            .bind(lines().map(|l| l.key.warehouse_id).collect::<Vec<_>>())
             .bind(ids.values().map(|r| r.method).collect::<Vec<_>>())
             .bind(
                 ids.values()

@@ -172,7 +172,7 @@ async fn a_request_id_in_a_locked_batch_and_on_the_one_request_path_at_once_rese
         method: "ReserveStock",
         fingerprint: request.encode_to_vec(),
         actor: String::new(),
-        reservation: Reservation::new(
+        lines: vec![Reservation::new(
             "order-1".into(),
             "1".into(),
             InventoryKey {
@@ -182,7 +182,7 @@ async fn a_request_id_in_a_locked_batch_and_on_the_one_request_path_at_once_rese
             3,
             None,
             chrono::Utc::now(),
-        ),
+        )],
     };
 
     // Someone holds the row, so both attempts queue on it: the batch first.
@@ -195,8 +195,9 @@ async fn a_request_id_in_a_locked_batch_and_on_the_one_request_path_at_once_rese
         .expect("lock the row");
     let batch = tokio::spawn(async move {
         store
-            .reserve_batch_locked(&[batch_request], |r, row| {
-                stock_service::api::reservation_response(r, row).encode_to_vec()
+            .reserve_batch_locked(&[batch_request], |request, rows| {
+                stock_service::api::reservation_response(&request.lines[0], &rows[0])
+                    .encode_to_vec()
             })
             .await
     });
@@ -215,9 +216,9 @@ async fn a_request_id_in_a_locked_batch_and_on_the_one_request_path_at_once_rese
         .expect("the one-request path answers")
         .into_inner();
     match outcome.outcomes.as_slice() {
-        [BatchOutcome::Granted(reservation, _)] => assert_eq!(
+        [BatchOutcome::Granted(granted)] => assert_eq!(
             answer.reservation.expect("reservation").reservation_id,
-            reservation.reservation_id.to_string(),
+            granted[0].0.reservation_id.to_string(),
             "the one-request path replays the batch's answer"
         ),
         // The one-request path claimed the id first; the batch leaves it to that path.
@@ -501,4 +502,220 @@ fn random_concurrent_movements_keep_every_invariant_and_a_clean_ledger() {
             Ok(())
         })?;
     });
+}
+
+/// A coalesced batch of whole orders: each order's lines are held all or none, in arrival
+/// order; an order that does not fit takes nothing and is left to the one-request path
+/// (which names the line that cannot be held); the granted ones are answered once, and a
+/// retry through the API replays the batch's answer.
+#[tokio::test]
+async fn a_batch_holds_each_order_all_or_none_and_a_retry_replays_its_answer() {
+    if worker_count() > 0 {
+        eprintln!("skipped on Citus: no coalesced batches there");
+        return;
+    }
+    let app = TestApp::spawn_uncoalesced().await;
+    let w = app.warehouse("A").await;
+    let (mug, cap) = (app.product("MUG").await, app.product("CAP").await);
+    app.receive(&mug, &w, 5).await;
+    app.receive(&cap, &w, 1).await;
+    let line = |id: &str, product: &str, quantity| pb::ReservationLine {
+        order_line_id: id.to_owned(),
+        product_id: product.to_owned(),
+        warehouse_id: w.clone(),
+        quantity,
+    };
+    let order = |order_id: &str, lines: Vec<pb::ReservationLine>| pb::ReserveOrderRequest {
+        request_id: new_id(),
+        order_id: order_id.to_owned(),
+        lines,
+        expire_time: None,
+        actor: "checkout".to_owned(),
+    };
+    let orders = [
+        order("A", vec![line("1", &mug, 2), line("2", &cap, 1)]),
+        // The cap is gone once A has it: B takes nothing, not even its mugs.
+        order("B", vec![line("1", &mug, 2), line("2", &cap, 1)]),
+        order("C", vec![line("1", &mug, 1)]),
+    ];
+    let requests: Vec<BatchRequest> = orders
+        .iter()
+        .map(|o| BatchRequest {
+            request_id: o.request_id.clone(),
+            method: "ReserveOrder",
+            fingerprint: o.encode_to_vec(),
+            actor: o.actor.clone(),
+            lines: o
+                .lines
+                .iter()
+                .map(|l| {
+                    Reservation::new(
+                        o.order_id.clone(),
+                        l.order_line_id.clone(),
+                        InventoryKey {
+                            product_id: l.product_id.parse().expect("uuid"),
+                            warehouse_id: l.warehouse_id.parse().expect("uuid"),
+                        },
+                        l.quantity,
+                        None,
+                        chrono::Utc::now(),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let store = Store::new(
+        app.database
+            .migrate("stock", &stock_service::app::MIGRATOR)
+            .await,
+    );
+    let result = store
+        .reserve_batch_locked(&requests, stock_service::api::encode_answer)
+        .await
+        .expect("the batch applies");
+    let held: Vec<Option<Vec<i64>>> = result
+        .outcomes
+        .iter()
+        .map(|o| match o {
+            BatchOutcome::Granted(lines) => {
+                Some(lines.iter().map(|(_, row)| row.quantity_reserved).collect())
+            }
+            BatchOutcome::Single => None,
+            BatchOutcome::Refused(error) => panic!("an order is left to its own path: {error:?}"),
+        })
+        .collect();
+    // A's rows right after each of its lines; C's mug after A's two.
+    assert_eq!(held, [Some(vec![2, 1]), None, Some(vec![3])]);
+    assert_eq!(app.inventory(&mug, &w).await.quantity_reserved, 3);
+    assert_eq!(app.inventory(&cap, &w).await.quantity_reserved, 1);
+    assert_eq!(
+        app.transaction_count().await,
+        2 + 3,
+        "two receipts, one log row per held line"
+    );
+
+    // A retry of A replays what the batch answered; B on its own path names the cap.
+    let replay = app
+        .reserve_order(orders[0].clone())
+        .await
+        .expect("replayed");
+    let ids = |answer: &pb::ReserveOrderResponse| {
+        answer
+            .reservations
+            .iter()
+            .map(|r| r.reservation_id.clone())
+            .collect::<Vec<_>>()
+    };
+    let BatchOutcome::Granted(granted) = &result.outcomes[0] else {
+        panic!("A was granted")
+    };
+    let batch_ids: Vec<String> = granted
+        .iter()
+        .map(|(r, _)| r.reservation_id.to_string())
+        .collect();
+    assert_eq!(ids(&replay), batch_ids);
+    let refused = app
+        .reserve_order(orders[1].clone())
+        .await
+        .expect_err("B does not fit");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    let (reason, metadata) = error_info(&refused);
+    assert_eq!(reason, "INSUFFICIENT_STOCK");
+    assert_eq!(metadata.get("product_id"), Some(&cap));
+    assert_eq!(
+        app.transaction_count().await,
+        5,
+        "the refusal wrote nothing"
+    );
+    app.assert_ledger_clean().await;
+}
+
+/// Many two-line orders over a few products at once, through the coalescer: more demand
+/// than stock, so some orders are refused; every order is held whole or not at all, no row
+/// goes past its stock, and the orders shared transactions (one per order on Citus).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_orders_over_many_products_are_held_whole_or_not_at_all_in_shared_transactions() {
+    let app = TestApp::spawn().await;
+    let w = app.warehouse("A").await;
+    let mut products = Vec::new();
+    for i in 0..8 {
+        let p = app.product(&format!("SKU-{i}")).await;
+        app.receive(&p, &w, 10).await;
+        products.push(p);
+    }
+    let channels = [
+        app.channel().await,
+        app.channel().await,
+        app.channel().await,
+    ];
+    let calls: Vec<_> = (0..96)
+        .map(|i| {
+            let mut client =
+                pb::stock_service_client::StockServiceClient::new(channels[i % 3].clone());
+            let (a, b) = (&products[i % 8], &products[(i / 8 + i + 1) % 8]);
+            let line = |id: &str, product: &str| pb::ReservationLine {
+                order_line_id: id.to_owned(),
+                product_id: product.to_owned(),
+                warehouse_id: w.clone(),
+                quantity: 1,
+            };
+            let request = pb::ReserveOrderRequest {
+                request_id: new_id(),
+                order_id: format!("order-{i}"),
+                lines: vec![line("1", a), line("2", b)],
+                expire_time: None,
+                actor: String::new(),
+            };
+            tokio::spawn(async move { client.reserve_order(request).await })
+        })
+        .collect();
+    let mut granted = 0;
+    for call in calls {
+        match call.await.expect("join") {
+            Ok(answer) => {
+                assert_eq!(answer.into_inner().reservations.len(), 2);
+                granted += 1;
+            }
+            Err(status) => assert_eq!(error_info(&status).0, "INSUFFICIENT_STOCK", "{status:?}"),
+        }
+    }
+    assert!(
+        granted > 0 && granted < 96,
+        "some orders fit, some not: {granted}"
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM (SELECT order_id FROM reservations GROUP BY order_id
+              HAVING count(*) <> 2) AS half"
+        )
+        .await,
+        0,
+        "no order is held in part"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM reservations").await,
+        2 * granted
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM inventory WHERE quantity_reserved > quantity_on_hand")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT sum(quantity_reserved)::int8 FROM inventory")
+            .await,
+        2 * granted
+    );
+    let transactions = app
+        .count("SELECT count(DISTINCT xmin::text) FROM inventory_transactions WHERE txn_type = 'RESERVE'")
+        .await;
+    if worker_count() == 0 {
+        assert!(
+            transactions < granted,
+            "orders shared transactions: {transactions} for {granted}"
+        );
+    } else {
+        assert_eq!(transactions, granted, "one transaction per order on Citus");
+    }
+    app.assert_ledger_clean().await;
 }
