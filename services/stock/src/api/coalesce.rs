@@ -31,7 +31,7 @@ const LANE_QUEUE: usize = 4096;
 
 /// The answer to a coalesced request, as its RPC returns it.
 pub enum Answer {
-    One(pb::ReserveStockResponse),
+    One(Box<pb::ReserveStockResponse>),
     Order(pb::ReserveOrderResponse),
 }
 
@@ -41,7 +41,7 @@ impl Answer {
     fn of(request: &BatchRequest, granted: &[(Reservation, InventoryRow)]) -> Self {
         match granted {
             [(reservation, row)] if request.method == "ReserveStock" => {
-                Answer::One(response(reservation, row))
+                Answer::One(Box::new(response(reservation, row)))
             }
             _ => Answer::Order(pb::ReserveOrderResponse {
                 reservations: granted
@@ -74,7 +74,7 @@ pub fn encode_answer(request: &BatchRequest, rows: &[InventoryRow]) -> Vec<u8> {
 
 /// What a caller gets back.
 pub enum Coalesced {
-    Done(Box<Answer>),
+    Done(Answer),
     Refused(ServiceError),
     /// Run it on the one-request path (retries, unknown rows, a failed batch).
     Single,
@@ -270,7 +270,7 @@ async fn run_lane(
                 {
                     let answer = match outcome {
                         BatchOutcome::Granted(granted) => {
-                            Coalesced::Done(Box::new(Answer::of(request, &granted)))
+                            Coalesced::Done(Answer::of(request, &granted))
                         }
                         BatchOutcome::Refused(error) => Coalesced::Refused(error),
                         BatchOutcome::Single => Coalesced::Single,

@@ -68,7 +68,7 @@ impl StockApi {
             return Ok(first);
         }
         match self.coalesced(&key, &cmd).await {
-            Some(Ok(Answer::One(response))) => return Ok(response),
+            Some(Ok(Answer::One(response))) => return Ok(*response),
             Some(Ok(Answer::Order(_))) => {
                 return Err(ServiceError::Internal(
                     "an order's answer to one line".into(),
@@ -135,7 +135,7 @@ impl StockApi {
             lines: reservations_of(cmd),
         };
         match coalescer.submit(request).await {
-            Coalesced::Done(answer) => Some(Ok(*answer)),
+            Coalesced::Done(answer) => Some(Ok(answer)),
             Coalesced::Refused(error) => Some(Err(error)),
             Coalesced::Single => None,
         }
