@@ -96,7 +96,7 @@ pub struct StockSettings {
     /// `EXPIRY_INTERVAL_MS`: how often expired reservations are released (default 1000).
     pub expiry_interval: Duration,
     /// `RESERVE_COALESCING` (default true), `RESERVE_LANES` (default 2) and
-    /// `RESERVE_MAX_BATCH` (default 256): concurrent single-line reservations share
+    /// `RESERVE_MAX_BATCH` (default 256): concurrent reservations (one line or a whole order) share
     /// transactions; `None` applies each in its own.
     pub coalescing: Option<Coalescing>,
 }
