@@ -99,10 +99,11 @@ fn plan(requests: &[BatchRequest], rows: &Rows, known: &Known, now: DateTime<Utc
     let mut candidates = Vec::new();
     'requests: for (i, request) in requests.iter().enumerate() {
         let keys: BTreeSet<InventoryKey> = request.lines.iter().map(|r| r.key).collect();
-        if request.lines.is_empty()
-            || keys.len() != request.lines.len()
+        // The id first: a later request with the same id is a repeat, whatever this one is.
+        if !seen_ids.insert(request.request_id.as_str())
             || known.answered_ids.contains(&request.request_id)
-            || !seen_ids.insert(request.request_id.as_str())
+            || request.lines.is_empty()
+            || keys.len() != request.lines.len()
             || !keys.iter().all(|k| rows.contains_key(k))
         {
             continue;
@@ -120,6 +121,10 @@ fn plan(requests: &[BatchRequest], rows: &Rows, known: &Known, now: DateTime<Utc
             .collect();
         for (r, line) in request.lines.iter().zip(&lines) {
             if known.existing_lines.contains(line) {
+                // An order: the one-request path decides which refusal comes first.
+                if request.lines.len() > 1 {
+                    continue 'requests;
+                }
                 outcomes[i] = BatchOutcome::Refused(ServiceError::AlreadyExists {
                     resource: "reservation",
                     id: format!(
@@ -159,7 +164,8 @@ fn plan(requests: &[BatchRequest], rows: &Rows, known: &Known, now: DateTime<Utc
     for (&i, grant) in candidates.iter().zip(&grants) {
         let lines = &requests[i].lines;
         match grant {
-            Grant::Granted(afters) => {
+            // Every key of a candidate has a row (checked above).
+            Grant::Granted(afters) if lines.iter().all(|r| plan.rows.contains_key(&r.key)) => {
                 let mut after_rows = Vec::with_capacity(lines.len());
                 for (r, after) in lines.iter().zip(afters) {
                     let before = levels.get(&r.key).copied().unwrap_or_default();
@@ -174,6 +180,7 @@ fn plan(requests: &[BatchRequest], rows: &Rows, known: &Known, now: DateTime<Utc
                 }
                 plan.granted.push((i, after_rows));
             }
+            Grant::Granted(_) => {}
             // One line: its refusal is this request's answer. An order: the one-request path
             // names the line that cannot be held, as it does for an order on its own.
             Grant::Refused { available, .. } => {

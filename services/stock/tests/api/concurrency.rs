@@ -627,6 +627,19 @@ async fn a_batch_holds_each_order_all_or_none_and_a_retry_replays_its_answer() {
         5,
         "the refusal wrote nothing"
     );
+
+    // An order naming a line already held is left to the one-request path too, so its
+    // answer is the same as on that path whichever check fails first there.
+    let again = BatchRequest {
+        request_id: new_id(),
+        ..requests.into_iter().next().expect("A")
+    };
+    let result = store
+        .reserve_batch_locked(&[again], stock_service::api::encode_answer)
+        .await
+        .expect("the batch runs");
+    assert!(matches!(result.outcomes.as_slice(), [BatchOutcome::Single]));
+    assert_eq!(app.transaction_count().await, 5, "nothing written");
     app.assert_ledger_clean().await;
 }
 
@@ -652,7 +665,8 @@ async fn racing_orders_over_many_products_are_held_whole_or_not_at_all_in_shared
         .map(|i| {
             let mut client =
                 pb::stock_service_client::StockServiceClient::new(channels[i % 3].clone());
-            let (a, b) = (&products[i % 8], &products[(i / 8 + i + 1) % 8]);
+            // Two different products: the second 1 to 7 places after the first.
+            let (a, b) = (&products[i % 8], &products[(i + 1 + (i / 8) % 7) % 8]);
             let line = |id: &str, product: &str| pb::ReservationLine {
                 order_line_id: id.to_owned(),
                 product_id: product.to_owned(),
