@@ -13,6 +13,11 @@
 //! statement with pgbench against the same rows. Exits non-zero if anything was oversold or
 //! the ledger drifted.
 //!
+//! The `orders` workload sends ReserveOrder calls of three lines (three distinct products,
+//! spread uniformly, one unit each) instead, and its baseline is the textbook order
+//! transaction: lock the three rows `FOR UPDATE` in order, check, update them, write the three
+//! log rows, commit. Its figures are orders per second.
+//!
 //! `--soak MINUTES` adds, after each case's run, a soak at `--soak-load` (0.7) of the rate
 //! that run reached: requests paced evenly over the minutes by four times the run's clients
 //! (latency counted from when a request was due, so a stall is not hidden), and every 30 s
@@ -54,7 +59,11 @@ enum Workload {
     Hot,
     Uniform,
     Zipf,
+    Orders,
 }
+
+/// Lines of an `orders` workload request.
+const ORDER_LINES: usize = 3;
 
 impl Workload {
     fn name(self) -> &'static str {
@@ -62,11 +71,17 @@ impl Workload {
             Self::Hot => "hot",
             Self::Uniform => "uniform",
             Self::Zipf => "zipf",
+            Self::Orders => "orders",
         }
     }
 
+    /// Reservations (log rows) per request.
+    fn lines(self) -> usize {
+        if self == Self::Orders { ORDER_LINES } else { 1 }
+    }
+
     fn parse(value: &str) -> Option<Self> {
-        [Self::Hot, Self::Uniform, Self::Zipf]
+        [Self::Hot, Self::Uniform, Self::Zipf, Self::Orders]
             .into_iter()
             .find(|w| w.name() == value)
     }
@@ -77,6 +92,9 @@ impl Workload {
             Self::Hot => "\\set n 1",
             Self::Uniform => "\\set n random(1, :products)",
             Self::Zipf => "\\set n random_zipfian(1, :products, 1.1)",
+            // The first of three products a third of the range apart, as [`Picker`] spreads
+            // an order's lines.
+            Self::Orders => "\\set n random(1, :products / 3)",
         }
     }
 }
@@ -162,6 +180,9 @@ fn options() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    if o.soak.is_some() && o.workloads.contains(&Workload::Orders) {
+        return Err("--soak runs the one-line workloads only".into());
+    }
     Ok(o)
 }
 
@@ -198,6 +219,9 @@ impl Picker {
             Workload::Hot => 1,
             Workload::Uniform => 1 + ((random * products as f64) as usize).min(products - 1),
             Workload::Zipf => 1 + self.cdf.partition_point(|&c| c < random).min(products - 1),
+            Workload::Orders => {
+                1 + ((random * (products / 3) as f64) as usize).min(products / 3 - 1)
+            }
         }
     }
 }
@@ -300,7 +324,7 @@ async fn run_service(
             let (picker, stop) = (picker.clone(), stop.clone());
             let (successes, rejections, errors) =
                 (successes.clone(), rejections.clone(), errors.clone());
-            let (products, tag) = (case.products, run_tag.clone());
+            let (products, tag, workload) = (case.products, run_tag.clone(), case.workload);
             tokio::spawn(async move {
                 let mut histogram = latency_histogram();
                 let mut rng =
@@ -308,20 +332,33 @@ async fn run_service(
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let n = picker.pick(products, rng.unit());
-                    let request = pb::ReserveStockRequest {
-                        request_id: Uuid::now_v7().to_string(),
-                        order_id: format!("b-{tag}-{client}-{i}"),
-                        line: Some(pb::ReservationLine {
-                            order_line_id: "1".into(),
-                            product_id: product_id(n),
-                            warehouse_id: WAREHOUSE.into(),
-                            quantity: 1,
-                        }),
-                        expire_time: None,
-                        actor: "bench".into(),
+                    let order_id = format!("b-{tag}-{client}-{i}");
+                    let line = |k: usize| pb::ReservationLine {
+                        order_line_id: (k + 1).to_string(),
+                        product_id: product_id(n + k * (products / 3)),
+                        warehouse_id: WAREHOUSE.into(),
+                        quantity: 1,
                     };
                     let sent = Instant::now();
-                    let result = stub.reserve_stock(request).await;
+                    let result = if workload == Workload::Orders {
+                        let request = pb::ReserveOrderRequest {
+                            request_id: Uuid::now_v7().to_string(),
+                            order_id,
+                            lines: (0..ORDER_LINES).map(line).collect(),
+                            expire_time: None,
+                            actor: "bench".into(),
+                        };
+                        stub.reserve_order(request).await.map(|_| ())
+                    } else {
+                        let request = pb::ReserveStockRequest {
+                            request_id: Uuid::now_v7().to_string(),
+                            order_id,
+                            line: Some(line(0)),
+                            expire_time: None,
+                            actor: "bench".into(),
+                        };
+                        stub.reserve_stock(request).await.map(|_| ())
+                    };
                     let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
                     histogram.saturating_record(micros.max(1));
                     match result {
@@ -422,6 +459,9 @@ fn product_sql() -> String {
 }
 
 fn textbook_script(workload: Workload) -> String {
+    if workload == Workload::Orders {
+        return textbook_order_script();
+    }
     let row = product_sql();
     format!(
         "{choice}
@@ -439,6 +479,39 @@ COMMIT;
 ",
         choice = workload.pgbench_choice(),
         product = numbered_uuid_sql(PRODUCT_ID_PREFIX, ":n::bigint"),
+    )
+}
+
+/// The textbook order: the three rows locked in order, checked, updated, three log rows.
+fn textbook_order_script() -> String {
+    let products = (0..ORDER_LINES)
+        .map(|k| {
+            numbered_uuid_sql(
+                PRODUCT_ID_PREFIX,
+                &format!("(:n + {k} * (:products / 3))::bigint"),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{choice}
+BEGIN;
+SELECT min(quantity_on_hand - quantity_reserved) AS available FROM (
+  SELECT quantity_on_hand, quantity_reserved FROM inventory
+   WHERE product_id IN ({products}) AND warehouse_id = '{WAREHOUSE}'
+   ORDER BY product_id FOR UPDATE) AS locked \\gset
+\\if :available >= 1
+UPDATE inventory SET quantity_reserved = quantity_reserved + 1, last_updated = now()
+ WHERE product_id IN ({products}) AND warehouse_id = '{WAREHOUSE}';
+INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type, quantity, on_hand_delta,
+    reserved_delta, on_hand_after, reserved_after, reference_id, request_id)
+SELECT gen_random_uuid(), product_id, warehouse_id, 'RESERVE', 1, 0, 1, quantity_on_hand, quantity_reserved,
+       'pgbench-textbook', 'pgbench-textbook'
+  FROM inventory WHERE product_id IN ({products}) AND warehouse_id = '{WAREHOUSE}';
+\\endif
+COMMIT;
+",
+        choice = Workload::Orders.pgbench_choice(),
     )
 }
 
@@ -498,15 +571,21 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
         // versions the previous run left behind do not count against it.
         vacuum(&url).await?;
         let textbook = pgbench(case, opts, &textbook_script(case.workload))?;
-        vacuum(&url).await?;
-        let single = pgbench(case, opts, &single_statement_script(case.workload))?;
+        let single = if case.workload == Workload::Orders {
+            // One conditional statement cannot hold three rows all or none.
+            f64::NAN
+        } else {
+            vacuum(&url).await?;
+            pgbench(case, opts, &single_statement_script(case.workload))?
+        };
         (textbook, single)
     } else {
         (f64::NAN, f64::NAN)
     };
     inventory_testkit::drop_database(&admin, &case.database, workers).await;
 
-    let per_sec = run.reservations_in_log as f64 / run.seconds;
+    // Requests (reservations, or orders of three) per second, as the baselines count them.
+    let per_sec = run.reservations_in_log as f64 / case.workload.lines() as f64 / run.seconds;
     let ratio = |baseline: f64| {
         if baseline > 0.0 {
             per_sec / baseline
