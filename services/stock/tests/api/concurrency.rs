@@ -645,7 +645,7 @@ async fn a_batch_holds_each_order_all_or_none_and_a_retry_replays_its_answer() {
 
 /// Many two-line orders over a few products at once, through the coalescer: more demand
 /// than stock, so some orders are refused; every order is held whole or not at all, no row
-/// goes past its stock, and the orders shared transactions (one per order on Citus).
+/// goes past its stock, and (on one server) the orders shared transactions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_orders_over_many_products_are_held_whole_or_not_at_all_in_shared_transactions() {
     let app = TestApp::spawn().await;
@@ -720,16 +720,17 @@ async fn racing_orders_over_many_products_are_held_whole_or_not_at_all_in_shared
             .await,
         2 * granted
     );
-    let transactions = app
-        .count("SELECT count(DISTINCT xmin::text) FROM inventory_transactions WHERE txn_type = 'RESERVE'")
-        .await;
+    // Rows one transaction wrote share its xmin. On Citus stock does not coalesce, and an
+    // order's rows live on several workers, each with transaction ids of its own, so the
+    // count says nothing there.
     if worker_count() == 0 {
+        let transactions = app
+            .count("SELECT count(DISTINCT xmin::text) FROM inventory_transactions WHERE txn_type = 'RESERVE'")
+            .await;
         assert!(
             transactions < granted,
             "orders shared transactions: {transactions} for {granted}"
         );
-    } else {
-        assert_eq!(transactions, granted, "one transaction per order on Citus");
     }
     app.assert_ledger_clean().await;
 }
