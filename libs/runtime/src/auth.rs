@@ -131,7 +131,7 @@ pub enum CallerIdentity {
 
 impl CallerIdentity {
     /// The actor to record for a request whose `actor` field says `field`: the verified
-    /// caller, narrowed by the field when it names someone (`operator/scanner-7/alice`: the
+    /// caller, narrowed by the field when it names someone (`operator/scanner-7 > alice`: the
     /// person at a scanner). With authentication off, the field as sent.
     pub fn actor(&self, field: &str) -> Result<String, Status> {
         match self {
@@ -376,8 +376,8 @@ struct Claims {
     exp: i64,
 }
 
-/// A bearer token for `principal` with `roles`, valid until `expires` (unix seconds); what a
-/// service shows its peers where mutual TLS is off, and what `token` subcommands print.
+/// A bearer token for `principal` with `roles`, valid until `expires` (unix seconds): what a
+/// service shows its peers where mutual TLS is off.
 pub fn sign_token(secret: &[u8], principal: &str, roles: &[Role], expires: i64) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let claims = Claims {

@@ -234,9 +234,12 @@ async fn run_lane(
         let (requests, replies): (Vec<BatchRequest>, Vec<oneshot::Sender<Coalesced>>) =
             batch.drain(..).map(|p| (p.request, p.reply)).unzip();
         let started = std::time::Instant::now();
-        let encode = encode_answer;
         let fast = match remember(&store, &requests, &mut remembered).await {
-            Ok(()) => store.reserve_batch_on(&requests, &remembered, encode).await,
+            Ok(()) => {
+                store
+                    .reserve_batch_on(&requests, &remembered, encode_answer)
+                    .await
+            }
             Err(error) => Err(error),
         };
         if let Err(error) = &fast {
@@ -246,7 +249,7 @@ async fn run_lane(
         let result = match fast {
             Ok(Some(result)) => Ok(result),
             Ok(None) | Err(ServiceError::Aborted(_)) => {
-                store.reserve_batch_locked(&requests, encode).await
+                store.reserve_batch_locked(&requests, encode_answer).await
             }
             Err(error) => Err(error),
         };
