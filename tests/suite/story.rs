@@ -469,6 +469,7 @@ async fn cancelling_an_allocated_order_releases_everything_it_held() {
         .clone()
         .list_reservations(stock::ListReservationsRequest {
             order_id: order.clone(),
+            ..Default::default()
         })
         .await
         .expect("reservations")

@@ -101,6 +101,78 @@ pub async fn replay_or<M: Message + Default>(
     }
 }
 
+/// Claims many requests at once, for work done together in one transaction (a coalesced
+/// batch): per key, whether it was claimed here. One not claimed was seen before (a retry, or
+/// a duplicate still in flight, which this waits for): run it through [`idempotent`], which
+/// replays it. Claimed in request id order, so two batches never wait on each other in a
+/// cycle. A request id twice in `keys` is claimed once, for its first.
+pub async fn claim_many(tx: &mut Tx, keys: &[&RequestKey]) -> Result<Vec<bool>, ServiceError> {
+    let claimed: std::collections::HashSet<String> = sqlx::query_scalar(
+        "INSERT INTO idempotency_keys (request_id, method, request_fingerprint)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[]) ORDER BY 1
+         ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+    )
+    .bind(
+        keys.iter()
+            .map(|k| k.request_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(keys.iter().map(|k| k.method).collect::<Vec<_>>())
+    .bind(
+        keys.iter()
+            .map(|k| k.fingerprint.as_slice())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .into_iter()
+    .collect();
+    let mut first = std::collections::HashSet::new();
+    Ok(keys
+        .iter()
+        .map(|k| claimed.contains(&k.request_id) && first.insert(k.request_id.as_str()))
+        .collect())
+}
+
+/// Stores the answers of requests claimed with [`claim_many`] (request id, answer).
+pub async fn answer_many(tx: &mut Tx, answers: &[(&str, Vec<u8>)]) -> Result<(), ServiceError> {
+    if answers.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE idempotency_keys k SET response = a.response
+           FROM unnest($1::text[], $2::bytea[]) AS a(request_id, response)
+          WHERE k.request_id = a.request_id",
+    )
+    .bind(answers.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(
+        answers
+            .iter()
+            .map(|(_, bytes)| bytes.as_slice())
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Gives back claims of requests that ended without an answer to store (a refusal, or work
+/// handed to the one-request path): as [`idempotent`] does with an error, so the request runs
+/// again when retried.
+pub async fn unclaim(tx: &mut Tx, request_ids: &[&str]) -> Result<(), ServiceError> {
+    if request_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM idempotency_keys WHERE request_id = ANY($1)")
+        .bind(request_ids)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
 /// Forgets request ids older than `older_than`; returns how many went.
 pub async fn purge(pool: &PgPool, older_than: chrono::Duration) -> Result<u64, ServiceError> {
     let cutoff = chrono::Utc::now() - older_than;

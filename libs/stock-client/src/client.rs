@@ -80,9 +80,11 @@ pub trait StockClient: Send + Sync {
         &self,
         request: pb::ListWarehousesRequest,
     ) -> Result<pb::ListWarehousesResponse, StockError>;
-    /// Every reservation of an order, whatever its status.
-    async fn list_reservations(&self, order_id: String)
-    -> Result<Vec<pb::Reservation>, StockError>;
+    /// Every reservation of the orders named (at most 1000), whatever its status.
+    async fn list_reservations(
+        &self,
+        order_ids: Vec<String>,
+    ) -> Result<Vec<pb::Reservation>, StockError>;
     /// Replays the log against every inventory row.
     async fn check_ledger(&self) -> Result<pb::CheckLedgerResponse, StockError>;
     /// The log after `after_sequence`. No deadline: a feed stays open until either side ends it.
@@ -356,9 +358,12 @@ impl StockClient for GrpcStockClient {
 
     async fn list_reservations(
         &self,
-        order_id: String,
+        order_ids: Vec<String>,
     ) -> Result<Vec<pb::Reservation>, StockError> {
-        let request = pb::ListReservationsRequest { order_id };
+        let request = pb::ListReservationsRequest {
+            order_id: String::new(),
+            order_ids,
+        };
         self.unary("ListReservations", request, |mut c, r| async move {
             c.list_reservations(r).await
         })

@@ -15,7 +15,8 @@
 //! (exit non-zero otherwise), then runs the textbook order transaction with pgbench: lock the
 //! 3 rows FOR UPDATE in order, check, update them, write the log rows, commit.
 //! Options: `--clients 16,64`, `--duration 8`, `--products 10000`, `--json PATH`,
-//! `--no-baselines`, `--server-url` (or `BENCH_DATABASE_URL`).
+//! `--no-baselines`, `--server-url` (or `BENCH_DATABASE_URL`), `--service-env KEY=VALUE`
+//! (repeatable: a setting for both services, `ALLOCATE_BATCHES=false` say).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -54,6 +55,8 @@ struct Options {
     server_url: String,
     json: Option<String>,
     baselines: bool,
+    /// Extra settings for both services (`--service-env KEY=VALUE`, repeatable).
+    service_env: Vec<(String, String)>,
 }
 
 fn options() -> Result<Options, String> {
@@ -65,6 +68,7 @@ fn options() -> Result<Options, String> {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned()),
         json: None,
         baselines: true,
+        service_env: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -76,6 +80,13 @@ fn options() -> Result<Options, String> {
             "--server-url" => o.server_url = value()?,
             "--json" => o.json = Some(workspace_path(env!("CARGO_MANIFEST_DIR"), &value()?)),
             "--no-baselines" => o.baselines = false,
+            "--service-env" => {
+                let pair = value()?;
+                let (k, v) = pair
+                    .split_once('=')
+                    .ok_or("--service-env wants KEY=VALUE")?;
+                o.service_env.push((k.to_owned(), v.to_owned()));
+            }
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
         }
@@ -399,7 +410,7 @@ async fn run_case(
     execute(&mut admin, format!("CREATE DATABASE {database}")).await?;
     let url = format!("{}/{database}", opts.server_url);
     let (stock_port, allocation_port) = (free_port()?, free_port()?);
-    let stock_service = start_service(stock_binary, &url, stock_port, &[])?;
+    let stock_service = start_service(stock_binary, &url, stock_port, &opts.service_env)?;
     let stock_pid = stock_service.id();
     let stock_url = format!("http://127.0.0.1:{stock_port}");
     let mut allocation_service = None;
@@ -410,7 +421,11 @@ async fn run_case(
             ALLOCATION_BINARY,
             &url,
             allocation_port,
-            &[("STOCK_URL".to_owned(), stock_url.clone())],
+            &[
+                opts.service_env.as_slice(),
+                &[("STOCK_URL".to_owned(), stock_url.clone())],
+            ]
+            .concat(),
         )?;
         let allocation_pid = service.id();
         allocation_service = Some(service);

@@ -63,6 +63,16 @@ impl App for AllocationApp {
             directory,
             replans,
         );
+        // ALLOCATE_BATCHES (default true), ALLOCATE_LANES (2), ALLOCATE_MAX_BATCH (64):
+        // concurrent AllocateOrder calls share transactions and stock calls.
+        let api = if settings.flag("ALLOCATE_BATCHES", true)? {
+            api.with_batches(
+                settings.get("ALLOCATE_LANES", 2_usize)?,
+                settings.get("ALLOCATE_MAX_BATCH", 64_usize)?,
+            )
+        } else {
+            api
+        };
         Ok(Self { host, api })
     }
 

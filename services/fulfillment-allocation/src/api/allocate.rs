@@ -18,6 +18,7 @@ use inventory_stock_client::{StockError, pb as stock};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::batch::Batched;
 use super::parse::Allocate;
 use super::{AllocationApi, DOMAIN, convert, parse};
 use crate::domain::explain::{distance_km, explain};
@@ -28,7 +29,7 @@ use crate::store::{self, AllocatedLine, Profile, Shortfall, Status};
 /// Pairs per BatchGetAvailability call (stock's limit).
 const AVAILABILITY_BATCH: usize = 1000;
 /// Lines one ReserveOrder takes (stock's limit).
-const MAX_RESERVATION_LINES: usize = 500;
+pub(super) const MAX_RESERVATION_LINES: usize = 500;
 
 impl AllocationApi {
     pub(super) async fn allocate(
@@ -42,6 +43,23 @@ impl AllocationApi {
                 ServiceError::invalid("options.reservation_expire_time", "must be in the future");
             return idempotency::replay_or(&self.pool, &key, refusal).await;
         }
+        let (cmd, key) = match &self.batcher {
+            Some(batcher) => match batcher.submit(cmd, key).await {
+                Batched::Done(answer) => return answer,
+                Batched::Alone(cmd, key) => (*cmd, key),
+            },
+            None => (cmd, key),
+        };
+        self.allocate_alone(cmd, key).await
+    }
+
+    /// One order in its own transaction: the path a batch hands back what it cannot finish
+    /// (retries, an order stock already holds, stock moving under the plan, any failure).
+    async fn allocate_alone(
+        &self,
+        cmd: Allocate,
+        key: RequestKey,
+    ) -> Result<pb::AllocateOrderResponse, ServiceError> {
         // Stock is asked before any transaction opens, so a slow stock does not hold pooled
         // connections: what it already holds for the order, and (when nothing) the numbers to
         // plan with. Only a re-plan asks again inside the transaction.
@@ -157,7 +175,7 @@ impl AllocationApi {
     async fn active_holds(&self, order_id: &str) -> Result<Vec<stock::Reservation>, ServiceError> {
         Ok(self
             .stock
-            .list_reservations(order_id.to_owned())
+            .list_reservations(vec![order_id.to_owned()])
             .await?
             .into_iter()
             .filter(|r| r.status == stock::ReservationStatus::Active as i32)
@@ -261,67 +279,30 @@ impl AllocationApi {
         cmd: &Allocate,
     ) -> Result<Problem, ServiceError> {
         let warehouses = self.directory.warehouses().await?;
-        let profiles: HashMap<Uuid, Profile> = store::profiles(conn)
-            .await?
-            .into_iter()
-            .map(|p| (p.warehouse_id, p))
-            .collect();
-        let sites: Vec<Site> = warehouses
-            .iter()
-            .filter_map(|w| {
-                let id = Uuid::parse_str(&w.warehouse_id).ok()?;
-                let profile = profiles.get(&id);
-                Some(Site {
-                    warehouse_id: id,
-                    location: location(w),
-                    paused: profile.is_some_and(|p| p.paused),
-                    capacity: profile.and_then(|p| p.capacity_lines),
-                    workload: profile.map_or(0, |p| p.open_lines),
-                })
-            })
-            .collect();
+        let sites = sites(&warehouses, &store::profiles(conn).await?);
         let products: BTreeSet<Uuid> = cmd.lines.iter().map(|l| l.product_id).collect();
-        let keys: Vec<stock::InventoryKey> = products
-            .iter()
-            .flat_map(|p| {
-                sites.iter().map(move |s| stock::InventoryKey {
-                    product_id: p.to_string(),
-                    warehouse_id: s.warehouse_id.to_string(),
-                })
-            })
-            .collect();
-        let mut available = BTreeMap::new();
-        for chunk in keys.chunks(AVAILABILITY_BATCH) {
-            let answers = match self.stock.batch_get_availability(chunk.to_vec()).await {
-                Ok(answers) => answers,
-                Err(StockError::NotFound(message)) => {
-                    // A product stock does not know; name the line that asked for it.
-                    let line = cmd
-                        .lines
-                        .iter()
-                        .position(|l| message.contains(&l.product_id.to_string()));
-                    return Err(match line {
-                        Some(i) => ServiceError::NotFound {
-                            resource: "product",
-                            id: format!("{} (lines[{i}].product_id)", cmd.lines[i].product_id),
-                        },
-                        None => ServiceError::NotFound {
-                            resource: "product or warehouse",
-                            id: message,
-                        },
-                    });
-                }
-                Err(other) => return Err(other.into()),
-            };
-            for a in answers {
-                if let (Ok(p), Ok(w)) = (
-                    Uuid::parse_str(&a.product_id),
-                    Uuid::parse_str(&a.warehouse_id),
-                ) {
-                    available.insert((p, w), a.quantity_available);
-                }
+        let ids: Vec<Uuid> = sites.iter().map(|s| s.warehouse_id).collect();
+        let available = match self.availability(&products, &ids).await {
+            Ok(available) => available,
+            Err(StockError::NotFound(message)) => {
+                // A product stock does not know; name the line that asked for it.
+                let line = cmd
+                    .lines
+                    .iter()
+                    .position(|l| message.contains(&l.product_id.to_string()));
+                return Err(match line {
+                    Some(i) => ServiceError::NotFound {
+                        resource: "product",
+                        id: format!("{} (lines[{i}].product_id)", cmd.lines[i].product_id),
+                    },
+                    None => ServiceError::NotFound {
+                        resource: "product or warehouse",
+                        id: message,
+                    },
+                });
             }
-        }
+            Err(other) => return Err(other.into()),
+        };
         Ok(Problem {
             destination: cmd.destination.point,
             lines: cmd.lines.clone(),
@@ -331,10 +312,59 @@ impl AllocationApi {
             costs: self.costs,
         })
     }
+
+    /// What stock has available for every pair of these products and warehouses, in calls
+    /// of stock's batch size.
+    pub(super) async fn availability(
+        &self,
+        products: &BTreeSet<Uuid>,
+        warehouses: &[Uuid],
+    ) -> Result<BTreeMap<(Uuid, Uuid), i64>, StockError> {
+        let keys: Vec<stock::InventoryKey> = products
+            .iter()
+            .flat_map(|p| {
+                warehouses.iter().map(move |w| stock::InventoryKey {
+                    product_id: p.to_string(),
+                    warehouse_id: w.to_string(),
+                })
+            })
+            .collect();
+        let mut available = BTreeMap::new();
+        for chunk in keys.chunks(AVAILABILITY_BATCH) {
+            for a in self.stock.batch_get_availability(chunk.to_vec()).await? {
+                if let (Ok(p), Ok(w)) = (
+                    Uuid::parse_str(&a.product_id),
+                    Uuid::parse_str(&a.warehouse_id),
+                ) {
+                    available.insert((p, w), a.quantity_available);
+                }
+            }
+        }
+        Ok(available)
+    }
+}
+
+/// Stock's warehouses as the planner sees them, with this service's profiles.
+pub(super) fn sites(warehouses: &[stock::Warehouse], profiles: &[Profile]) -> Vec<Site> {
+    let profiles: HashMap<Uuid, &Profile> = profiles.iter().map(|p| (p.warehouse_id, p)).collect();
+    warehouses
+        .iter()
+        .filter_map(|w| {
+            let id = Uuid::parse_str(&w.warehouse_id).ok()?;
+            let profile = profiles.get(&id);
+            Some(Site {
+                warehouse_id: id,
+                location: location(w),
+                paused: profile.is_some_and(|p| p.paused),
+                capacity: profile.and_then(|p| p.capacity_lines),
+                workload: profile.map_or(0, |p| p.open_lines),
+            })
+        })
+        .collect()
 }
 
 /// The warehouses a plan ships from.
-fn shipping(problem: &Problem, plan: &Plan) -> Vec<Uuid> {
+pub(super) fn shipping(problem: &Problem, plan: &Plan) -> Vec<Uuid> {
     let mut ids: Vec<Uuid> = plan
         .parts
         .iter()
@@ -355,7 +385,7 @@ fn location(warehouse: &stock::Warehouse) -> Option<GeoPoint> {
 
 /// Lines each shipping warehouse takes on. All of them, not only those capped when the plan
 /// was made: a capacity set since then must count this order too.
-fn workload(problem: &Problem, plan: &Plan) -> Vec<(Uuid, i64)> {
+pub(super) fn workload(problem: &Problem, plan: &Plan) -> Vec<(Uuid, i64)> {
     let mut per_site: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
     for part in &plan.parts {
         per_site.entry(part.site).or_default().insert(part.line);
@@ -366,7 +396,7 @@ fn workload(problem: &Problem, plan: &Plan) -> Vec<(Uuid, i64)> {
         .collect()
 }
 
-fn reservation(
+pub(super) fn reservation(
     cmd: &Allocate,
     problem: &Problem,
     plan: &Plan,
@@ -394,7 +424,12 @@ fn reservation(
     }
 }
 
-fn record(cmd: &Allocate, problem: &Problem, plan: &Plan, request_id: String) -> store::Allocation {
+pub(super) fn record(
+    cmd: &Allocate,
+    problem: &Problem,
+    plan: &Plan,
+    request_id: String,
+) -> store::Allocation {
     let explanations = explain(problem, plan);
     let warehouse_ids: Vec<Uuid> = problem.sites.iter().map(|s| s.warehouse_id).collect();
     let lines = plan
@@ -443,7 +478,7 @@ fn record(cmd: &Allocate, problem: &Problem, plan: &Plan, request_id: String) ->
 }
 
 /// FAILED_PRECONDITION naming every line the best plan leaves short.
-fn not_servable(problem: &Problem, plan: &Plan) -> ServiceError {
+pub(super) fn not_servable(problem: &Problem, plan: &Plan) -> ServiceError {
     let subjects: Vec<(String, String)> = plan
         .shortfalls
         .iter()

@@ -191,7 +191,7 @@ impl AllocationApi {
             // line ships, so a refusal leaves stock and this record agreeing. A line stock has
             // shipped beyond this record is one an earlier attempt of this request shipped
             // before failing on a later line: its derived request id makes stock replay it.
-            let held = self.stock.list_reservations(cmd.order_id.clone()).await?;
+            let held = self.stock.list_reservations(vec![cmd.order_id.clone()]).await?;
             for (i, (index, quantity)) in rows.iter().enumerate() {
                 let row = &allocation.lines[*index];
                 let holds = held.iter().any(|r| {

@@ -4,6 +4,7 @@
 //! request id; status codes are decided once, by `ServiceError`.
 
 mod allocate;
+mod batch;
 mod convert;
 mod lifecycle;
 mod parse;
@@ -38,6 +39,8 @@ pub struct AllocationApi {
     /// Plans tried when stock or capacity moves between planning and reserving.
     replans: usize,
     costs: CostModel,
+    /// Gathers concurrent AllocateOrder calls into shared transactions; None: each alone.
+    batcher: Option<batch::Batcher>,
 }
 
 impl AllocationApi {
@@ -55,6 +58,17 @@ impl AllocationApi {
             directory,
             replans: replans.max(1),
             costs: CostModel::default(),
+            batcher: None,
+        }
+    }
+
+    /// Gathers concurrent AllocateOrder calls: `lanes` workers, each planning, reserving and
+    /// recording up to `max_batch` orders in one transaction.
+    pub fn with_batches(self, lanes: usize, max_batch: usize) -> Self {
+        let batcher = batch::Batcher::start(self.clone(), lanes, max_batch);
+        Self {
+            batcher: Some(batcher),
+            ..self
         }
     }
 

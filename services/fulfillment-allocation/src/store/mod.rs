@@ -248,12 +248,38 @@ pub async fn lock_warehouses_shared(
 /// Serialises work on one order (allocations of the same order id by different requests).
 #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn lock_order(tx: &mut Tx, order_id: &str) -> Result<(), ServiceError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(order_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    lock_orders(tx, &[order_id.to_owned()]).await
+}
+
+/// [`lock_order`] for many orders, in id order.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn lock_orders(tx: &mut Tx, order_ids: &[String]) -> Result<(), ServiceError> {
+    let mut sorted = order_ids.to_vec();
+    sorted.sort();
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended(o, 0))
+           FROM unnest($1::text[]) WITH ORDINALITY AS t(o, i) ORDER BY i",
+    )
+    .bind(sorted)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
     Ok(())
+}
+
+/// Which of these orders already have an allocation.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn allocated_orders(
+    tx: &mut Tx,
+    order_ids: &[String],
+) -> Result<std::collections::HashSet<String>, ServiceError> {
+    let found: Vec<String> =
+        sqlx::query_scalar("SELECT order_id FROM allocations WHERE order_id = ANY($1)")
+            .bind(order_ids)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    Ok(found.into_iter().collect())
 }
 
 #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
@@ -311,58 +337,104 @@ async fn complete(conn: &mut PgConnection, head: Head) -> Result<Allocation, Ser
 
 #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn insert_allocation(tx: &mut Tx, a: &Allocation) -> Result<(), ServiceError> {
+    insert_allocations(tx, std::slice::from_ref(a)).await
+}
+
+/// Stores allocations, each with its lines and shortfalls: three statements however many.
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn insert_allocations(tx: &mut Tx, all: &[Allocation]) -> Result<(), ServiceError> {
+    if all.is_empty() {
+        return Ok(());
+    }
+    let heads = |f: fn(&Allocation) -> String| all.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO allocations (order_id, status, destination_latitude, destination_longitude,
                                   postal_code, country, reservation_request_id, create_time,
                                   update_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+         SELECT o, s, lat, lon, p, c, r, t, t
+           FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::text[],
+                       $6::text[], $7::text[], $8::timestamptz[])
+                AS h(o, s, lat, lon, p, c, r, t)",
     )
-    .bind(&a.order_id)
-    .bind(a.status.as_str())
-    .bind(a.latitude)
-    .bind(a.longitude)
-    .bind(&a.postal_code)
-    .bind(&a.country)
-    .bind(&a.reservation_request_id)
-    .bind(a.create_time)
+    .bind(heads(|a| a.order_id.clone()))
+    .bind(heads(|a| a.status.as_str().to_owned()))
+    .bind(all.iter().map(|a| a.latitude).collect::<Vec<_>>())
+    .bind(all.iter().map(|a| a.longitude).collect::<Vec<_>>())
+    .bind(heads(|a| a.postal_code.clone()))
+    .bind(heads(|a| a.country.clone()))
+    .bind(heads(|a| a.reservation_request_id.clone()))
+    .bind(all.iter().map(|a| a.create_time).collect::<Vec<_>>())
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    // All lines in one statement.
-    let column = |f: fn(&AllocatedLine) -> String| a.lines.iter().map(f).collect::<Vec<_>>();
+    let lines: Vec<(&str, &AllocatedLine)> = all
+        .iter()
+        .flat_map(|a| a.lines.iter().map(|l| (a.order_id.as_str(), l)))
+        .collect();
+    let column =
+        |f: fn(&AllocatedLine) -> String| lines.iter().map(|(_, l)| f(l)).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO allocation_lines (order_id, order_line_id, warehouse_id, product_id,
                                        line_quantity, quantity, distance_km, reason,
                                        passed_over)
-         SELECT $1, * FROM unnest($2::text[], $3::uuid[], $4::uuid[], $5::bigint[],
-                                  $6::bigint[], $7::float8[], $8::text[], $9::bytea[])",
+         SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::bigint[],
+                              $6::bigint[], $7::float8[], $8::text[], $9::bytea[])",
     )
-    .bind(&a.order_id)
+    .bind(lines.iter().map(|(o, _)| *o).collect::<Vec<_>>())
     .bind(column(|l| l.order_line_id.clone()))
-    .bind(a.lines.iter().map(|l| l.warehouse_id).collect::<Vec<_>>())
-    .bind(a.lines.iter().map(|l| l.product_id).collect::<Vec<_>>())
-    .bind(a.lines.iter().map(|l| l.line_quantity).collect::<Vec<_>>())
-    .bind(a.lines.iter().map(|l| l.quantity).collect::<Vec<_>>())
-    .bind(a.lines.iter().map(|l| l.distance_km).collect::<Vec<_>>())
+    .bind(
+        lines
+            .iter()
+            .map(|(_, l)| l.warehouse_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(lines.iter().map(|(_, l)| l.product_id).collect::<Vec<_>>())
+    .bind(
+        lines
+            .iter()
+            .map(|(_, l)| l.line_quantity)
+            .collect::<Vec<_>>(),
+    )
+    .bind(lines.iter().map(|(_, l)| l.quantity).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(_, l)| l.distance_km).collect::<Vec<_>>())
     .bind(column(|l| l.reason.clone()))
     .bind(
-        a.lines
+        lines
             .iter()
-            .map(|l| l.passed_over.clone())
+            .map(|(_, l)| l.passed_over.as_slice())
             .collect::<Vec<_>>(),
     )
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
-    for short in &a.shortfalls {
+    let shortfalls: Vec<(&str, &Shortfall)> = all
+        .iter()
+        .flat_map(|a| a.shortfalls.iter().map(|s| (a.order_id.as_str(), s)))
+        .collect();
+    if !shortfalls.is_empty() {
         sqlx::query(
             "INSERT INTO allocation_shortfalls (order_id, order_line_id, requested, allocated)
-             VALUES ($1, $2, $3, $4)",
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])",
         )
-        .bind(&a.order_id)
-        .bind(&short.order_line_id)
-        .bind(short.requested)
-        .bind(short.allocated)
+        .bind(shortfalls.iter().map(|(o, _)| *o).collect::<Vec<_>>())
+        .bind(
+            shortfalls
+                .iter()
+                .map(|(_, s)| s.order_line_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            shortfalls
+                .iter()
+                .map(|(_, s)| s.requested)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            shortfalls
+                .iter()
+                .map(|(_, s)| s.allocated)
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;

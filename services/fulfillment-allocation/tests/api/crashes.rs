@@ -100,6 +100,7 @@ async fn crash_and_retry(failpoint: &str) {
         .clone()
         .list_reservations(stock::ListReservationsRequest {
             order_id: "order-1".to_owned(),
+            ..Default::default()
         })
         .await
         .expect("reservations")

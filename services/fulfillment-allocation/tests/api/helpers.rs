@@ -83,6 +83,7 @@ impl TestApp {
             .clone()
             .list_reservations(stock::ListReservationsRequest {
                 order_id: order_id.to_owned(),
+                ..Default::default()
             })
             .await
             .expect("reservations")

@@ -2,6 +2,7 @@
 //! fresh database, beside a real stock service on the same database (see `helpers`).
 
 mod allocate;
+mod batches;
 mod crashes;
 mod helpers;
 mod lifecycle;

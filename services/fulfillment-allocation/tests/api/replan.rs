@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 use crate::helpers::{MUNICH, POTSDAM, TestApp, order, sources};
 
-fn warehouse(id: Uuid, name: &str, (latitude, longitude): (f64, f64)) -> stock::Warehouse {
+/// A warehouse as a scripted stock lists it.
+pub fn warehouse(id: Uuid, name: &str, (latitude, longitude): (f64, f64)) -> stock::Warehouse {
     stock::Warehouse {
         warehouse_id: id.to_string(),
         name: name.to_owned(),

@@ -11,6 +11,9 @@ use super::{StockApi, convert, parse};
 use crate::domain::movement::InventoryKey;
 use crate::store::{ListInventoryFilter, ListTransactionsFilter};
 
+/// Orders one ListReservations may name.
+const MAX_LISTED_ORDERS: usize = 1000;
+
 impl StockApi {
     pub(super) async fn get_inventory(
         &self,
@@ -39,7 +42,6 @@ impl StockApi {
         req: pb::BatchGetAvailabilityRequest,
     ) -> Result<pb::BatchGetAvailabilityResponse, ServiceError> {
         let keys = parse::batch_keys(&req)?;
-        self.store.ensure_catalog_exists(&keys).await?;
         let rows: BTreeMap<InventoryKey, _> = self
             .store
             .get_inventory_many(&keys)
@@ -47,6 +49,16 @@ impl StockApi {
             .into_iter()
             .map(|r| (r.key(), r))
             .collect();
+        // A pair with a row names a product and a warehouse that exist; only the others may
+        // name an unknown one (NOT_FOUND), or simply hold nothing yet.
+        let without_row: Vec<InventoryKey> = keys
+            .iter()
+            .filter(|k| !rows.contains_key(k))
+            .copied()
+            .collect();
+        if !without_row.is_empty() {
+            self.store.ensure_catalog_exists(&without_row).await?;
+        }
         let availabilities = keys
             .iter()
             .map(|k| {
@@ -113,12 +125,25 @@ impl StockApi {
         req: pb::ListReservationsRequest,
     ) -> Result<pb::ListReservationsResponse, ServiceError> {
         let mut v = Violations::new();
-        let order_id = v.key("order_id", &req.order_id);
+        let mut orders = Vec::with_capacity(req.order_ids.len() + 1);
+        if req.order_ids.is_empty() || !req.order_id.is_empty() {
+            orders.extend(v.key("order_id", &req.order_id));
+        }
+        if req.order_ids.len() + orders.len() > MAX_LISTED_ORDERS {
+            v.add(
+                "order_ids",
+                format!(
+                    "at most {MAX_LISTED_ORDERS} orders in all, got {}",
+                    req.order_ids.len()
+                ),
+            );
+        } else {
+            for (i, id) in req.order_ids.iter().enumerate() {
+                orders.extend(v.key(&format!("order_ids[{i}]"), id));
+            }
+        }
         v.finish()?;
-        let reservations = self
-            .store
-            .list_reservations(&order_id.unwrap_or_default())
-            .await?;
+        let reservations = self.store.list_reservations(&orders).await?;
         Ok(pb::ListReservationsResponse {
             reservations: reservations.iter().map(convert::reservation).collect(),
         })

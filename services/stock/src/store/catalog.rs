@@ -1,5 +1,7 @@
 //! Products and warehouses.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
 use sqlx::{FromRow, PgConnection};
@@ -304,8 +306,18 @@ pub(crate) async fn ensure_catalog(
     conn: &mut PgConnection,
     keys: &[InventoryKey],
 ) -> Result<(), ServiceError> {
-    let products: Vec<Uuid> = keys.iter().map(|k| k.product_id).collect();
-    let warehouses: Vec<Uuid> = keys.iter().map(|k| k.warehouse_id).collect();
+    // Each id once, in the order first named: a batch names a product per warehouse.
+    let (mut seen_products, mut seen_warehouses) = (HashSet::new(), HashSet::new());
+    let products: Vec<Uuid> = keys
+        .iter()
+        .map(|k| k.product_id)
+        .filter(|id| seen_products.insert(*id))
+        .collect();
+    let warehouses: Vec<Uuid> = keys
+        .iter()
+        .map(|k| k.warehouse_id)
+        .filter(|id| seen_warehouses.insert(*id))
+        .collect();
     let (missing_product, missing_warehouse): (Option<Uuid>, Option<Uuid>) = sqlx::query_as(
         "SELECT (SELECT p FROM unnest($1::uuid[]) AS p
                   WHERE NOT EXISTS (SELECT 1 FROM products WHERE product_id = p) LIMIT 1),

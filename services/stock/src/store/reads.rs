@@ -1,5 +1,7 @@
 //! Reads: inventory rows, availability, the log, the ledger check and the summary.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
 use sqlx::FromRow;
@@ -80,14 +82,20 @@ impl Store {
     ) -> Result<Vec<InventoryRow>, ServiceError> {
         let products: Vec<Uuid> = keys.iter().map(|k| k.product_id).collect();
         let warehouses: Vec<Uuid> = keys.iter().map(|k| k.warehouse_id).collect();
+        let distinct: BTreeSet<Uuid> = products.iter().copied().collect();
+        // The products alone as well: an index range per product (and on Citus only their
+        // shards), where the pairs alone get a hash join over the whole table once there
+        // are a few hundred of them.
         let sql = format!(
             "SELECT {INVENTORY_COLUMNS} FROM inventory
-              WHERE (product_id, warehouse_id) IN
+              WHERE product_id = ANY($3)
+                AND (product_id, warehouse_id) IN
                     (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
         );
         sqlx::query_as::<_, InventoryRow>(&(sql))
             .bind(products)
             .bind(warehouses)
+            .bind(distinct.into_iter().collect::<Vec<_>>())
             .fetch_all(self.pool())
             .await
             .map_err(db_error)

@@ -298,17 +298,25 @@ impl Store {
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn list_reservations(
         &self,
-        order_id: &str,
+        order_ids: &[String],
     ) -> Result<Vec<Reservation>, ServiceError> {
-        let sql = format!(
-            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = $1
-              ORDER BY order_line_id, warehouse_id"
-        );
+        // Sorted here, not by the query: asked to return rows in index order, the planner
+        // may walk the whole index instead of looking up each order.
+        let sql =
+            format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = ANY($1)");
         let rows = sqlx::query_as::<_, ReservationRow>(&(sql))
-            .bind(order_id)
+            .bind(order_ids)
             .fetch_all(self.pool())
             .await
             .map_err(db_error)?;
-        into_domain(rows)
+        let mut reservations = into_domain(rows)?;
+        reservations.sort_by(|a, b| {
+            (&a.order_id, &a.order_line_id, a.key.warehouse_id).cmp(&(
+                &b.order_id,
+                &b.order_line_id,
+                b.key.warehouse_id,
+            ))
+        });
+        Ok(reservations)
     }
 }

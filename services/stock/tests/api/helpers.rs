@@ -421,6 +421,7 @@ impl TestApp {
             .clone()
             .list_reservations(pb::ListReservationsRequest {
                 order_id: order_id.to_owned(),
+                ..Default::default()
             })
             .await
             .map(tonic::Response::into_inner)

@@ -857,6 +857,74 @@ async fn listing_reservations_without_an_order_is_invalid() {
     assert_eq!(bad_fields(&status), ["order_id"]);
 }
 
+/// One call lists the holds of several orders (a caller checking a batch of orders at once),
+/// each reservation naming its order; an order without holds adds nothing.
+#[tokio::test]
+async fn one_listing_names_the_reservations_of_several_orders() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (
+        app.product("LIST-MANY").await,
+        app.warehouse("List many").await,
+    );
+    app.receive(&p, &w, 10).await;
+    for (order, quantity) in [("order-a", 2), ("order-b", 3), ("order-c", 1)] {
+        app.reserve(order, &p, &w, quantity).await.expect("reserve");
+    }
+    let listed = app
+        .client
+        .clone()
+        .list_reservations(pb::ListReservationsRequest {
+            order_id: "order-a".to_owned(),
+            order_ids: vec!["order-b".to_owned(), "order-without-holds".to_owned()],
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .reservations;
+    let mut held: Vec<(String, i64)> = listed
+        .iter()
+        .map(|r| (r.order_id.clone(), r.quantity_held))
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        [("order-a".to_owned(), 2), ("order-b".to_owned(), 3)],
+        "order-c was not asked for"
+    );
+}
+
+#[tokio::test]
+async fn a_listing_of_several_orders_names_each_bad_one_and_its_limit() {
+    let app = TestApp::spawn().await;
+    let request = |order_ids: Vec<String>| pb::ListReservationsRequest {
+        order_id: String::new(),
+        order_ids,
+    };
+    let status = app
+        .client
+        .clone()
+        .list_reservations(request(vec![
+            "ok".to_owned(),
+            " padded".to_owned(),
+            String::new(),
+        ]))
+        .await
+        .expect_err("bad order ids");
+    assert_eq!(bad_fields(&status), ["order_ids[1]", "order_ids[2]"]);
+    let status = app
+        .client
+        .clone()
+        .list_reservations(request((0..1001).map(|i| format!("order-{i}")).collect()))
+        .await
+        .expect_err("too many");
+    assert_eq!(bad_fields(&status), ["order_ids"]);
+    assert!(
+        status.message().contains("at most 1000"),
+        "{}",
+        status.message()
+    );
+}
+
 #[tokio::test]
 async fn streaming_from_a_negative_cursor_is_invalid() {
     let app = TestApp::spawn().await;

@@ -1,0 +1,432 @@
+//! Allocation batches: concurrent AllocateOrder calls are gathered and a lane worker plans,
+//! reserves and records everything waiting in one transaction. Stock is asked once per batch
+//! for what it holds and has available; orders are planned one after another in arrival
+//! order, each on what the ones before it left; their ReserveOrder calls go out together (and
+//! stock gathers them into its own batches); the allocations, their answers and the workload
+//! are written in a handful of statements and one commit.
+//!
+//! A batch finishes only what it can finish cleanly: granted orders, and the refusals it can
+//! decide (an order already allocated, one no plan can serve). Everything else goes back to
+//! the one-request path, which has the full story: a retry (replayed there), an order stock
+//! already holds (adopted there), stock moving under the plan (planned again there), any
+//! failure. Any error of the batch itself rolls it back and sends every order there; holds
+//! it made in stock are found and adopted by that path, as after a crash.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use inventory_core::ServiceError;
+use inventory_proto::allocation::v1 as pb;
+use inventory_runtime::{RequestKey, Tx, db_error, failpoint, idempotency};
+use inventory_stock_client::pb as stock;
+use prost::Message;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::allocate::{
+    MAX_RESERVATION_LINES, not_servable, record, reservation, shipping, sites, workload,
+};
+use super::parse::Allocate;
+use super::{AllocationApi, convert};
+use crate::domain::planner::{self, Plan, Problem};
+use crate::store;
+
+/// Requests queued per lane before callers wait for room.
+const LANE_QUEUE: usize = 4096;
+
+/// What a caller gets back.
+pub enum Batched {
+    Done(Result<pb::AllocateOrderResponse, ServiceError>),
+    /// Run it on the one-request path.
+    Alone(Box<Allocate>, RequestKey),
+}
+
+struct Pending {
+    cmd: Allocate,
+    key: RequestKey,
+    /// The request's span: its order's stock calls are traced under it.
+    span: tracing::Span,
+    reply: oneshot::Sender<Batched>,
+}
+
+/// How a batch ends for one of its orders.
+#[allow(clippy::large_enum_variant)] // one per order of a batch, moved once
+enum Outcome {
+    Done(Result<pb::AllocateOrderResponse, ServiceError>),
+    Alone,
+}
+
+#[derive(Clone)]
+pub struct Batcher {
+    lanes: Arc<Vec<mpsc::Sender<Pending>>>,
+}
+
+impl Batcher {
+    /// Starts `lanes` lane workers on `api` (one without a batcher of its own).
+    pub fn start(api: AllocationApi, lanes: usize, max_batch: usize) -> Self {
+        let senders = (0..lanes.max(1))
+            .map(|_| {
+                let (sender, receiver) = mpsc::channel(LANE_QUEUE);
+                tokio::spawn(inventory_telemetry::in_service(
+                    crate::app::SPEC.binary,
+                    run_lane(api.clone(), receiver, max_batch.max(1)),
+                ));
+                sender
+            })
+            .collect();
+        Self {
+            lanes: Arc::new(senders),
+        }
+    }
+
+    pub async fn submit(&self, cmd: Allocate, key: RequestKey) -> Batched {
+        // By order: two requests for one order meet in one lane.
+        let mut hasher = DefaultHasher::new();
+        cmd.order_id.hash(&mut hasher);
+        let lane = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
+        let (reply, answer) = oneshot::channel();
+        let span = tracing::Span::current();
+        if let Err(mpsc::error::SendError(pending)) = self.lanes[lane]
+            .send(Pending {
+                cmd,
+                key,
+                span,
+                reply,
+            })
+            .await
+        {
+            return Batched::Alone(Box::new(pending.cmd), pending.key);
+        }
+        // A lane that went away (shutdown) answers nothing: unavailable, the caller retries.
+        answer.await.unwrap_or_else(|_| {
+            Batched::Done(Err(ServiceError::Unavailable(
+                "the service is stopping".to_owned(),
+            )))
+        })
+    }
+}
+
+async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while receiver.recv_many(&mut batch, max_batch).await > 0 {
+        // A caller that gave up (deadline, disconnect) is dropped before it costs anything.
+        batch.retain(|p: &Pending| !p.reply.is_closed());
+        // A request id or order seen earlier in the batch waits for the batch to end, then
+        // goes alone (where it is replayed, or refused as already allocated).
+        let (mut requests, mut orders) = (HashSet::new(), HashSet::new());
+        let (work, later): (Vec<Pending>, Vec<Pending>) = batch.drain(..).partition(|p| {
+            requests.insert(p.key.request_id.clone()) & orders.insert(p.cmd.order_id.clone())
+        });
+        if !work.is_empty() {
+            let outcomes = match api.allocate_batch(&work).await {
+                Ok(outcomes) => outcomes,
+                Err(error) => {
+                    tracing::warn!(%error, size = work.len(), "allocation batch failed; each order goes alone");
+                    work.iter().map(|_| Outcome::Alone).collect()
+                }
+            };
+            for (pending, outcome) in work.into_iter().zip(outcomes) {
+                let answer = match outcome {
+                    Outcome::Done(answer) => Batched::Done(answer),
+                    Outcome::Alone => Batched::Alone(Box::new(pending.cmd), pending.key),
+                };
+                let _ = pending.reply.send(answer);
+            }
+        }
+        for pending in later {
+            let _ = pending
+                .reply
+                .send(Batched::Alone(Box::new(pending.cmd), pending.key));
+        }
+    }
+}
+
+/// An order of the batch on its way: its place in the batch, what it was planned on, the
+/// plan, and the stock request that holds it.
+struct Planned {
+    index: usize,
+    problem: Problem,
+    plan: Plan,
+    reservation_id: String,
+}
+
+impl AllocationApi {
+    /// One outcome per order of `work`, in its order. An error leaves nothing done here (the
+    /// transaction rolls back) and every order goes alone.
+    async fn allocate_batch(&self, work: &[Pending]) -> Result<Vec<Outcome>, ServiceError> {
+        let started = std::time::Instant::now();
+        let mut outcomes: Vec<Option<Outcome>> = work.iter().map(|_| None).collect();
+        // Stock first, before any transaction opens: what it holds for these orders already
+        // (left by an attempt that died after reserving: adopted alone) and what it has.
+        let warehouses = self.directory.warehouses().await?;
+        let order_ids: Vec<String> = work.iter().map(|p| p.cmd.order_id.clone()).collect();
+        let products: BTreeSet<Uuid> = work
+            .iter()
+            .flat_map(|p| p.cmd.lines.iter().map(|l| l.product_id))
+            .collect();
+        let ids: Vec<Uuid> = warehouses
+            .iter()
+            .filter_map(|w| Uuid::parse_str(&w.warehouse_id).ok())
+            .collect();
+        // Traced under the request that opened the batch (the others' traces show their
+        // own ReserveOrder).
+        let (held, available) = async {
+            tokio::join!(
+                self.stock.list_reservations(order_ids),
+                self.availability(&products, &ids)
+            )
+        }
+        .instrument(work[0].span.clone())
+        .await;
+        let held: HashSet<String> = held?
+            .into_iter()
+            .filter(|r| r.status == stock::ReservationStatus::Active as i32)
+            .map(|r| r.order_id)
+            .collect();
+        let mut available = available?;
+        let read_us = micros(started);
+        let mut live: Vec<usize> = Vec::with_capacity(work.len());
+        for (i, pending) in work.iter().enumerate() {
+            if held.contains(&pending.cmd.order_id) {
+                outcomes[i] = Some(Outcome::Alone);
+            } else {
+                live.push(i);
+            }
+        }
+        if live.is_empty() {
+            return Ok(finish(outcomes));
+        }
+
+        let mut tx = inventory_runtime::begin(&self.pool).await?;
+        let done = self
+            .plan_reserve_record(
+                &mut tx,
+                work,
+                &live,
+                &mut available,
+                &warehouses,
+                &mut outcomes,
+            )
+            .await;
+        match done {
+            Ok(()) => {
+                tx.commit().await.map_err(db_error)?;
+                tracing::debug!(
+                    size = work.len(),
+                    read_us,
+                    total_us = micros(started),
+                    "allocation batch committed"
+                );
+            }
+            Err(error) => {
+                let _ = tx.rollback().await;
+                return Err(error);
+            }
+        }
+        Ok(finish(outcomes))
+    }
+
+    /// The batch's transaction, up to its commit: fills `outcomes` for every live order.
+    async fn plan_reserve_record(
+        &self,
+        tx: &mut Tx,
+        work: &[Pending],
+        live: &[usize],
+        available: &mut BTreeMap<(Uuid, Uuid), i64>,
+        warehouses: &[stock::Warehouse],
+        outcomes: &mut [Option<Outcome>],
+    ) -> Result<(), ServiceError> {
+        // Claims, then the orders' locks, as the one-request path takes them.
+        let keys: Vec<&RequestKey> = live.iter().map(|&i| &work[i].key).collect();
+        let claimed = idempotency::claim_many(tx, &keys).await?;
+        let mut mine: Vec<usize> = Vec::with_capacity(live.len());
+        for (&i, claimed) in live.iter().zip(claimed) {
+            if claimed {
+                mine.push(i);
+            } else {
+                // Seen before: replayed alone once this batch is over.
+                outcomes[i] = Some(Outcome::Alone);
+            }
+        }
+        if mine.is_empty() {
+            return Ok(());
+        }
+        let order_ids: Vec<String> = mine.iter().map(|&i| work[i].cmd.order_id.clone()).collect();
+        store::lock_orders(tx, &order_ids).await?;
+        let allocated = store::allocated_orders(tx, &order_ids).await?;
+        let mut unclaimed: Vec<&str> = Vec::new();
+
+        // Plans, in arrival order, each on the stock and workload the ones before it left.
+        let mut sites = sites(warehouses, &store::profiles(tx).await?);
+        let mut planned: Vec<Planned> = Vec::with_capacity(mine.len());
+        for &i in &mine {
+            let cmd = &work[i].cmd;
+            if allocated.contains(&cmd.order_id) {
+                outcomes[i] = Some(Outcome::Done(Err(ServiceError::AlreadyExists {
+                    resource: "allocation of order",
+                    id: cmd.order_id.clone(),
+                })));
+                unclaimed.push(&cmd.request_id);
+                continue;
+            }
+            let problem = Problem {
+                destination: cmd.destination.point,
+                lines: cmd.lines.clone(),
+                sites: sites.clone(),
+                available: cmd
+                    .lines
+                    .iter()
+                    .flat_map(|l| sites.iter().map(move |s| (l.product_id, s.warehouse_id)))
+                    .filter_map(|k| available.get(&k).map(|units| (k, *units)))
+                    .collect(),
+                options: cmd.options,
+                costs: self.costs,
+            };
+            let plan = planner::plan(&problem);
+            if plan.parts.is_empty() || (!plan.is_complete() && !cmd.options.allow_partial) {
+                outcomes[i] = Some(Outcome::Done(Err(not_servable(&problem, &plan))));
+                unclaimed.push(&cmd.request_id);
+                continue;
+            }
+            if plan.parts.len() > MAX_RESERVATION_LINES {
+                // Refused alone, with the count in its answer.
+                outcomes[i] = Some(Outcome::Alone);
+                unclaimed.push(&cmd.request_id);
+                continue;
+            }
+            for part in &plan.parts {
+                let key = (
+                    problem.lines[part.line].product_id,
+                    problem.sites[part.site].warehouse_id,
+                );
+                if let Some(units) = available.get_mut(&key) {
+                    *units -= part.quantity;
+                }
+            }
+            for (warehouse_id, lines) in workload(&problem, &plan) {
+                if let Some(site) = sites.iter_mut().find(|s| s.warehouse_id == warehouse_id) {
+                    site.workload += lines;
+                }
+            }
+            planned.push(Planned {
+                index: i,
+                reservation_id: format!("{}:reserve:{}", cmd.request_id, Uuid::now_v7()),
+                problem,
+                plan,
+            });
+        }
+
+        // The room the plans count on, all at once. Gone (another lane or replica took it
+        // since): the whole batch goes alone, each order planned again there.
+        let shipping: BTreeSet<Uuid> = planned
+            .iter()
+            .flat_map(|p| shipping(&p.problem, &p.plan))
+            .collect();
+        store::lock_warehouses_shared(tx, &shipping.into_iter().collect::<Vec<_>>()).await?;
+        if !store::add_open_lines(tx, &total_workload(planned.iter()), true).await? {
+            tracing::info!(
+                size = work.len(),
+                "a warehouse filled up since the plans; each order goes alone"
+            );
+            return Err(ServiceError::Aborted(
+                "a warehouse filled up since the plans".to_owned(),
+            ));
+        }
+
+        // Every plan held in stock at once; stock gathers them into its own batches.
+        failpoint("allocation.before_reserve").await;
+        let reserving = std::time::Instant::now();
+        let mut calls = JoinSet::new();
+        for (slot, p) in planned.iter().enumerate() {
+            let request = reservation(&work[p.index].cmd, &p.problem, &p.plan, &p.reservation_id);
+            let stock = self.stock.clone();
+            calls.spawn(
+                async move { (slot, stock.reserve_order(request).await) }
+                    .instrument(work[p.index].span.clone()),
+            );
+        }
+        let mut held = vec![false; planned.len()];
+        while let Some(joined) = calls.join_next().await {
+            let (slot, result) = joined.map_err(|e| ServiceError::Internal(e.to_string()))?;
+            match result {
+                Ok(_) => held[slot] = true,
+                Err(error) => {
+                    tracing::info!(order_id = %work[planned[slot].index].cmd.order_id, %error, "not held in the batch; the order goes alone")
+                }
+            }
+        }
+        failpoint("allocation.after_reserve").await;
+        tracing::debug!(
+            orders = planned.len(),
+            reserve_us = micros(reserving),
+            "allocation batch held in stock"
+        );
+
+        // Orders stock did not hold (it moved since the plan; anything else) go alone, their
+        // room given back; the rest are recorded with their answers.
+        let (mut granted, mut missed): (Vec<&Planned>, Vec<&Planned>) = (Vec::new(), Vec::new());
+        for (p, held) in planned.iter().zip(held) {
+            if held {
+                granted.push(p);
+            } else {
+                missed.push(p);
+            }
+        }
+        store::remove_open_lines(tx, &total_workload(missed.iter().copied())).await?;
+        for p in &missed {
+            outcomes[p.index] = Some(Outcome::Alone);
+            unclaimed.push(&work[p.index].cmd.request_id);
+        }
+        let allocations: Vec<store::Allocation> = granted
+            .iter()
+            .map(|p| {
+                record(
+                    &work[p.index].cmd,
+                    &p.problem,
+                    &p.plan,
+                    p.reservation_id.clone(),
+                )
+            })
+            .collect();
+        store::insert_allocations(tx, &allocations).await?;
+        let names = self.names().await;
+        let mut answers: Vec<(&str, Vec<u8>)> = Vec::with_capacity(granted.len());
+        for (p, allocation) in granted.iter().zip(&allocations) {
+            let response = pb::AllocateOrderResponse {
+                allocation: Some(convert::allocation(allocation, &names)),
+            };
+            answers.push((&work[p.index].cmd.request_id, response.encode_to_vec()));
+            outcomes[p.index] = Some(Outcome::Done(Ok(response)));
+        }
+        idempotency::answer_many(tx, &answers).await?;
+        idempotency::unclaim(tx, &unclaimed).await?;
+        Ok(())
+    }
+}
+
+/// Lines each warehouse takes on from these plans together.
+fn total_workload<'a>(planned: impl Iterator<Item = &'a Planned>) -> Vec<(Uuid, i64)> {
+    let mut total: BTreeMap<Uuid, i64> = BTreeMap::new();
+    for p in planned {
+        for (warehouse_id, lines) in workload(&p.problem, &p.plan) {
+            *total.entry(warehouse_id).or_default() += lines;
+        }
+    }
+    total.into_iter().collect()
+}
+
+/// Every order's outcome; one the batch did not reach goes alone.
+fn finish(outcomes: Vec<Option<Outcome>>) -> Vec<Outcome> {
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Outcome::Alone))
+        .collect()
+}
+
+fn micros(since: std::time::Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}

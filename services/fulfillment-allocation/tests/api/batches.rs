@@ -1,0 +1,228 @@
+//! Concurrent AllocateOrder calls share transactions (the default): each order is still
+//! allocated whole or refused, nothing is oversold or held twice, a duplicate is answered once,
+//! and an order stock moved under is planned again on its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use fulfillment_allocation_service::api::AllocationApi;
+use fulfillment_allocation_service::app::MIGRATOR;
+use fulfillment_allocation_service::directory::Directory;
+use inventory_proto::allocation::v1::allocation_service_server::AllocationService;
+use inventory_runtime::database::page_tokens;
+use inventory_stock_client::{MockStockClient, StockError, pb as stock};
+use inventory_testkit::TestDatabase;
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::helpers::{MUNICH, POTSDAM, TestApp, order, sources};
+use crate::replan::warehouse;
+
+/// 60 orders of two lines race for 40 mugs and 40 plates spread over two warehouses: every
+/// allocated order is held in stock exactly as recorded, every refused one holds nothing, no
+/// row passes its stock, and the orders were recorded in fewer transactions than orders.
+#[tokio::test]
+async fn racing_orders_share_transactions_and_each_is_allocated_whole_or_refused() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let munich = app.warehouse("Munich", MUNICH).await;
+    let (mug, plate) = (app.product("MUG").await, app.product("PLATE").await);
+    for warehouse in [&potsdam, &munich] {
+        app.receive(&mug, warehouse, 20).await;
+        app.receive(&plate, warehouse, 20).await;
+    }
+    let racers: Vec<_> = (0..60)
+        .map(|i| {
+            let mut client = app.client.clone();
+            let request = order(&format!("o-{i}"), &[("1", &mug, 1), ("2", &plate, 1)]);
+            tokio::spawn(async move { client.allocate_order(request).await })
+        })
+        .collect();
+    let mut allocated = HashMap::new();
+    for (i, racer) in racers.into_iter().enumerate() {
+        match racer.await.expect("join") {
+            Ok(response) => {
+                let allocation = response.into_inner().allocation.expect("allocation");
+                allocated.insert(format!("o-{i}"), sources(&allocation));
+            }
+            Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
+        }
+    }
+    assert_eq!(
+        allocated.len(),
+        40,
+        "40 of each product, one of each per order"
+    );
+    for i in 0..60 {
+        let order_id = format!("o-{i}");
+        let mut held: Vec<(String, String, i64)> = app
+            .reservations(&order_id)
+            .await
+            .into_iter()
+            .map(|r| (r.order_line_id, r.warehouse_id, r.quantity_held))
+            .collect();
+        held.sort();
+        assert_eq!(
+            held,
+            allocated.get(&order_id).cloned().unwrap_or_default(),
+            "{order_id}: stock holds what allocation recorded, or nothing"
+        );
+    }
+    for warehouse in [&potsdam, &munich] {
+        for product in [&mug, &plate] {
+            assert_eq!(app.stock_level(product, warehouse).await, (20, 20));
+        }
+    }
+    let mut db = app.server.database.connect("allocation").await;
+    let transactions: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM allocations")
+            .fetch_one(&mut db)
+            .await
+            .expect("count");
+    assert!(
+        transactions < 40,
+        "40 allocations in {transactions} transactions: concurrent orders share them"
+    );
+    app.assert_ledger_clean().await;
+}
+
+/// The same request sent several times at once is allocated once; every copy gets its answer.
+#[tokio::test]
+async fn copies_of_one_request_sent_at_once_allocate_once_and_all_get_the_answer() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let mug = app.product("MUG").await;
+    app.receive(&mug, &potsdam, 10).await;
+    let request = order("o-1", &[("1", &mug, 2)]);
+    let copies: Vec<_> = (0..6)
+        .map(|_| {
+            let mut client = app.client.clone();
+            let request = request.clone();
+            tokio::spawn(async move { client.allocate_order(request).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for copy in copies {
+        let response = copy.await.expect("join").expect("allocated");
+        answers.push(response.into_inner().allocation.expect("allocation"));
+    }
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "one answer for all"
+    );
+    assert_eq!(app.stock_level(&mug, &potsdam).await, (10, 2));
+    assert_eq!(app.reservations("o-1").await.len(), 1);
+}
+
+/// With a scripted stock that refuses the batch's reservation of the nearer warehouse, the
+/// order is planned again on its own with fresh numbers and allocated from the other.
+#[tokio::test]
+async fn an_order_stock_moved_under_in_a_batch_is_planned_again_alone() {
+    let database = TestDatabase::create().await;
+    let pool = database.migrate("allocation", &MIGRATOR).await;
+    let (potsdam, munich, mug) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let mut stock = MockStockClient::new();
+    stock.expect_list_warehouses().returning(move |_| {
+        Ok(stock::ListWarehousesResponse {
+            warehouses: vec![
+                warehouse(potsdam, "Potsdam", POTSDAM),
+                warehouse(munich, "Munich", MUNICH),
+            ],
+            next_page_token: String::new(),
+        })
+    });
+    let listed = Arc::new(Mutex::new(Vec::new()));
+    let seen = listed.clone();
+    stock.expect_list_reservations().returning(move |orders| {
+        seen.lock().expect("listed").push(orders);
+        Ok(Vec::new())
+    });
+    // Potsdam looks stocked until stock refuses it; then it shows none.
+    let refused = Arc::new(Mutex::new(false));
+    let looked = refused.clone();
+    stock
+        .expect_batch_get_availability()
+        .returning(move |keys| {
+            let potsdam_units = if *looked.lock().expect("refused") {
+                0
+            } else {
+                5
+            };
+            Ok(keys
+                .into_iter()
+                .map(|k| {
+                    let units = if k.warehouse_id == potsdam.to_string() {
+                        potsdam_units
+                    } else {
+                        5
+                    };
+                    stock::Availability {
+                        product_id: k.product_id,
+                        warehouse_id: k.warehouse_id,
+                        quantity_on_hand: units,
+                        quantity_reserved: 0,
+                        quantity_available: units,
+                    }
+                })
+                .collect())
+        });
+    let reserved = Arc::new(Mutex::new(Vec::new()));
+    let (record, refuse) = (reserved.clone(), refused.clone());
+    stock.expect_reserve_order().returning(move |request| {
+        record.lock().expect("record").push(request.clone());
+        let line = &request.lines[0];
+        if line.warehouse_id == potsdam.to_string() {
+            *refuse.lock().expect("refused") = true;
+            Err(StockError::InsufficientStock {
+                product_id: line.product_id.clone(),
+                warehouse_id: line.warehouse_id.clone(),
+                requested: line.quantity,
+                available: 0,
+            })
+        } else {
+            Ok(stock::ReserveOrderResponse::default())
+        }
+    });
+    let stock = Arc::new(stock);
+    let api = AllocationApi::new(
+        pool.clone(),
+        page_tokens(&pool).await.expect("page key"),
+        stock.clone(),
+        Directory::new(stock, std::time::Duration::ZERO),
+        3,
+    )
+    .with_batches(1, 8);
+    let response = api
+        .allocate_order(tonic::Request::new(order(
+            "o-1",
+            &[("1", &mug.to_string(), 2)],
+        )))
+        .await
+        .expect("allocated on the second plan")
+        .into_inner();
+    assert_eq!(
+        sources(&response.allocation.expect("allocation")),
+        [("1".to_owned(), munich.to_string(), 2)]
+    );
+    let attempts = reserved.lock().expect("attempts").clone();
+    assert_eq!(
+        attempts
+            .iter()
+            .map(|r| r.lines[0].warehouse_id.clone())
+            .collect::<Vec<_>>(),
+        [potsdam.to_string(), munich.to_string()],
+        "the batch's plan, then the lone plan on fresh numbers"
+    );
+    assert_ne!(attempts[0].request_id, attempts[1].request_id);
+    let listed = listed.lock().expect("listed").clone();
+    assert_eq!(
+        listed.first().cloned(),
+        Some(vec!["o-1".to_owned()]),
+        "the batch asked stock once for what it holds of its orders"
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM allocation.allocations")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 1);
+}
