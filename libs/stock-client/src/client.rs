@@ -360,9 +360,16 @@ impl StockClient for GrpcStockClient {
         &self,
         order_ids: Vec<String>,
     ) -> Result<Vec<pb::Reservation>, StockError> {
-        let request = pb::ListReservationsRequest {
-            order_id: String::new(),
-            order_ids,
+        // One order in `order_id`, as a stock server older than `order_ids` reads it.
+        let request = match <[String; 1]>::try_from(order_ids) {
+            Ok([order_id]) => pb::ListReservationsRequest {
+                order_id,
+                order_ids: Vec::new(),
+            },
+            Err(order_ids) => pb::ListReservationsRequest {
+                order_id: String::new(),
+                order_ids,
+            },
         };
         self.unary("ListReservations", request, |mut c, r| async move {
             c.list_reservations(r).await

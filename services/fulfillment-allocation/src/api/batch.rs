@@ -5,11 +5,12 @@
 //! stock gathers them into its own batches); the allocations, their answers and the workload
 //! are written in a handful of statements and one commit.
 //!
-//! A batch finishes only what it can finish cleanly: granted orders, and the refusals it can
-//! decide (an order already allocated, one no plan can serve). Everything else goes back to
-//! the one-request path, which has the full story: a retry (replayed there), an order stock
-//! already holds (adopted there), stock moving under the plan (planned again there), any
-//! failure. Any error of the batch itself rolls it back and sends every order there; holds
+//! A batch finishes only what it can finish cleanly: granted orders, the refusals it can
+//! decide (an order already allocated, one no plan can serve), and a stock error that leaves
+//! unknown whether stock holds the order (returned, as on the one-request path, so the retry
+//! adopts it). Everything else goes back to the one-request path, which has the full story: a
+//! retry (replayed there), an order stock already holds (adopted there), stock refusing the
+//! plan (planned again there, as is an order refused on what such a plan took), any failure. Any error of the batch itself rolls it back and sends every order there; holds
 //! it made in stock are found and adopted by that path, as after a crash.
 
 use std::collections::hash_map::DefaultHasher;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use inventory_core::ServiceError;
 use inventory_proto::allocation::v1 as pb;
 use inventory_runtime::{RequestKey, Tx, db_error, failpoint, idempotency};
-use inventory_stock_client::pb as stock;
+use inventory_stock_client::{StockError, pb as stock};
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -37,6 +38,8 @@ use crate::store;
 
 /// Requests queued per lane before callers wait for room.
 const LANE_QUEUE: usize = 4096;
+/// Most orders in a batch: stock lists the holds of at most 1,000 orders per call.
+const MAX_BATCH: usize = 1000;
 
 /// What a caller gets back.
 pub enum Batched {
@@ -73,7 +76,7 @@ impl Batcher {
                 let (sender, receiver) = mpsc::channel(LANE_QUEUE);
                 tokio::spawn(inventory_telemetry::in_service(
                     crate::app::SPEC.binary,
-                    run_lane(api.clone(), receiver, max_batch.max(1)),
+                    run_lane(api.clone(), receiver, max_batch.clamp(1, MAX_BATCH)),
                 ));
                 sender
             })
@@ -259,6 +262,9 @@ impl AllocationApi {
         store::lock_orders(tx, &order_ids).await?;
         let allocated = store::allocated_orders(tx, &order_ids).await?;
         let mut unclaimed: Vec<&str> = Vec::new();
+        // Refused on what earlier orders of the batch took: decided again alone if one of
+        // those then goes unheld.
+        let mut refused: Vec<usize> = Vec::new();
 
         // Plans, in arrival order, each on the stock and workload the ones before it left.
         let mut sites = sites(warehouses, &store::profiles(tx).await?);
@@ -290,6 +296,7 @@ impl AllocationApi {
             if plan.parts.is_empty() || (!plan.is_complete() && !cmd.options.allow_partial) {
                 outcomes[i] = Some(Outcome::Done(Err(not_servable(&problem, &plan))));
                 unclaimed.push(&cmd.request_id);
+                refused.push(i);
                 continue;
             }
             if plan.parts.len() > MAX_RESERVATION_LINES {
@@ -352,11 +359,20 @@ impl AllocationApi {
         let mut held = vec![false; planned.len()];
         while let Some(joined) = calls.join_next().await {
             let (slot, result) = joined.map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let index = planned[slot].index;
             match result {
                 Ok(_) => held[slot] = true,
-                Err(error) => {
-                    tracing::info!(order_id = %work[planned[slot].index].cmd.order_id, %error, "not held in the batch; the order goes alone")
+                // Definite refusals: nothing held; planned again alone, on fresh numbers.
+                Err(
+                    error @ (StockError::InsufficientStock { .. }
+                    | StockError::InvalidArgument { .. }),
+                ) => {
+                    tracing::info!(order_id = %work[index].cmd.order_id, %error, "not held in the batch; the order goes alone");
+                    outcomes[index] = Some(Outcome::Alone);
                 }
+                // Stock may hold it all the same (a deadline passed, say): the caller gets the
+                // error, as on the one-order path, and its retry adopts what stock holds.
+                Err(error) => outcomes[index] = Some(Outcome::Done(Err(error.into()))),
             }
         }
         failpoint("allocation.after_reserve").await;
@@ -378,8 +394,12 @@ impl AllocationApi {
         }
         store::remove_open_lines(tx, &total_workload(missed.iter().copied())).await?;
         for p in &missed {
-            outcomes[p.index] = Some(Outcome::Alone);
             unclaimed.push(&work[p.index].cmd.request_id);
+        }
+        if !missed.is_empty() {
+            for i in refused {
+                outcomes[i] = Some(Outcome::Alone);
+            }
         }
         let allocations: Vec<store::Allocation> = granted
             .iter()

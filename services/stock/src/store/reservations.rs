@@ -300,23 +300,15 @@ impl Store {
         &self,
         order_ids: &[String],
     ) -> Result<Vec<Reservation>, ServiceError> {
-        // Sorted here, not by the query: asked to return rows in index order, the planner
-        // may walk the whole index instead of looking up each order.
-        let sql =
-            format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = ANY($1)");
+        let sql = format!(
+            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = ANY($1)
+              ORDER BY order_id, order_line_id, warehouse_id"
+        );
         let rows = sqlx::query_as::<_, ReservationRow>(&(sql))
             .bind(order_ids)
             .fetch_all(self.pool())
             .await
             .map_err(db_error)?;
-        let mut reservations = into_domain(rows)?;
-        reservations.sort_by(|a, b| {
-            (&a.order_id, &a.order_line_id, a.key.warehouse_id).cmp(&(
-                &b.order_id,
-                &b.order_line_id,
-                b.key.warehouse_id,
-            ))
-        });
-        Ok(reservations)
+        into_domain(rows)
     }
 }
