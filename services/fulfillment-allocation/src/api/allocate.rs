@@ -63,7 +63,7 @@ impl AllocationApi {
         // Stock is asked before any transaction opens, so a slow stock does not hold pooled
         // connections: what it already holds for the order, and (when nothing) the numbers to
         // plan with. Only a re-plan asks again inside the transaction.
-        let held = self.active_holds(&cmd.order_id).await?;
+        let held = self.active_holds(vec![cmd.order_id.clone()]).await?;
         let first_look = if held.is_empty() {
             let mut conn = self.pool.acquire().await.map_err(db_error)?;
             Some(self.problem(&mut conn, &cmd).await?)
@@ -171,11 +171,14 @@ impl AllocationApi {
         ))
     }
 
-    /// What stock holds for the order now.
-    async fn active_holds(&self, order_id: &str) -> Result<Vec<stock::Reservation>, ServiceError> {
+    /// What stock holds for these orders now.
+    pub(super) async fn active_holds(
+        &self,
+        order_ids: Vec<String>,
+    ) -> Result<Vec<stock::Reservation>, ServiceError> {
         Ok(self
             .stock
-            .list_reservations(vec![order_id.to_owned()])
+            .list_reservations(order_ids)
             .await?
             .into_iter()
             .filter(|r| r.status == stock::ReservationStatus::Active as i32)

@@ -179,17 +179,13 @@ impl AllocationApi {
         // own ReserveOrder).
         let (held, available) = async {
             tokio::join!(
-                self.stock.list_reservations(order_ids),
+                self.active_holds(order_ids),
                 self.availability(&products, &ids)
             )
         }
         .instrument(work[0].span.clone())
         .await;
-        let held: HashSet<String> = held?
-            .into_iter()
-            .filter(|r| r.status == stock::ReservationStatus::Active as i32)
-            .map(|r| r.order_id)
-            .collect();
+        let held: HashSet<String> = held?.into_iter().map(|r| r.order_id).collect();
         let mut available = available?;
         let read_us = micros(started);
         let mut live: Vec<usize> = Vec::with_capacity(work.len());
