@@ -7,10 +7,15 @@
 //! Fairness: a lane takes requests in arrival order and a batch holds whatever was waiting
 //! when the previous one finished (up to a cap), so no request waits longer than the batches
 //! ahead of it. Rows are spread over lanes by key, so one hot row never blocks another lane.
+//!
+//! The lanes share one memory of the rows as their batches left them: an order's lines fall
+//! in rows another lane also writes, and a lane that only knew its own writes would decide
+//! on rows that moved since (the batch then fails its check and runs again under locks).
 
+use std::collections::BTreeSet;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use inventory_core::ServiceError;
 use inventory_proto::stock::v1 as pb;
@@ -93,7 +98,12 @@ pub struct Coalescer {
 impl Coalescer {
     /// Starts `lanes` lanes, each applying up to `max_batch` requests per statement.
     pub fn start(store: Store, lanes: usize, max_batch: usize, log_appended: Arc<Notify>) -> Self {
-        let senders = (0..lanes.max(1))
+        let lanes = lanes.max(1);
+        let memory = Arc::new(Memory {
+            rows: Mutex::new(Rows::new()),
+            capacity: REMEMBERED_ROWS_PER_LANE * lanes,
+        });
+        let senders = (0..lanes)
             .map(|_| {
                 let (sender, receiver) = mpsc::channel(LANE_QUEUE);
                 // The lane's batches are stock's work, whichever request woke them.
@@ -101,6 +111,7 @@ impl Coalescer {
                     crate::app::SPEC.binary,
                     run_lane(
                         store.clone(),
+                        memory.clone(),
                         receiver,
                         max_batch.max(1),
                         log_appended.clone(),
@@ -138,32 +149,71 @@ pub fn response(reservation: &Reservation, row: &InventoryRow) -> pb::ReserveSto
     }
 }
 
-/// Rows a lane remembers before it starts afresh; a lane sees only its share of the rows.
-const REMEMBERED_ROWS: usize = 65_536;
+/// Rows remembered per lane before the memory starts afresh.
+const REMEMBERED_ROWS_PER_LANE: usize = 65_536;
 
-/// Reads, without locking, the rows of `requests` the lane does not remember yet. A row that
-/// does not exist stays unknown, and its request goes to the one-request path.
-async fn remember(
-    store: &Store,
-    requests: &[BatchRequest],
-    remembered: &mut Rows,
-) -> Result<(), ServiceError> {
-    let missing: Vec<InventoryKey> = requests
-        .iter()
-        .flat_map(|r| r.lines.iter().map(|l| l.key))
-        .filter(|k| !remembered.contains_key(k))
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if !missing.is_empty() {
-        if remembered.len() + missing.len() > REMEMBERED_ROWS {
-            remembered.clear();
+/// The rows as the lanes' batches last left them (or as last read), shared by the lanes.
+struct Memory {
+    rows: Mutex<Rows>,
+    capacity: usize,
+}
+
+impl Memory {
+    fn rows(&self) -> std::sync::MutexGuard<'_, Rows> {
+        // A lane that panicked mid-update leaves at worst a stale row, which a batch's check
+        // catches.
+        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The rows of `requests` as remembered, reading without locks those not remembered
+    /// yet. A row that does not exist stays unknown, and its request goes to the
+    /// one-request path.
+    async fn rows_of(
+        &self,
+        store: &Store,
+        requests: &[BatchRequest],
+    ) -> Result<Rows, ServiceError> {
+        let keys: BTreeSet<InventoryKey> = requests
+            .iter()
+            .flat_map(|r| r.lines.iter().map(|l| l.key))
+            .collect();
+        let mut known = Rows::new();
+        let missing: Vec<InventoryKey> = {
+            let remembered = self.rows();
+            keys.into_iter()
+                .filter(|k| match remembered.get(k) {
+                    Some(row) => {
+                        known.insert(*k, row.clone());
+                        false
+                    }
+                    None => true,
+                })
+                .collect()
+        };
+        if !missing.is_empty() {
+            let read = store.get_inventory_many(&missing).await?;
+            let mut remembered = self.rows();
+            if remembered.len() + read.len() > self.capacity {
+                remembered.clear();
+            }
+            for row in read {
+                known.insert(row.key(), row.clone());
+                remembered.insert(row.key(), row);
+            }
         }
-        for row in store.get_inventory_many(&missing).await? {
-            remembered.insert(row.key(), row);
+        Ok(known)
+    }
+
+    fn update(&self, rows: Rows) {
+        self.rows().extend(rows);
+    }
+
+    fn forget(&self, keys: impl Iterator<Item = InventoryKey>) {
+        let mut remembered = self.rows();
+        for key in keys {
+            remembered.remove(&key);
         }
     }
-    Ok(())
 }
 
 /// How big the coalesced batches are and how they end, in the process's metrics.
@@ -214,17 +264,17 @@ impl BatchMetrics {
 }
 
 /// One lane: takes everything waiting (in arrival order, up to `max_batch`) and applies it.
-/// It remembers the rows its batches left behind (and reads, without locks, those it has not
-/// seen), so a batch is one statement that checks its rows did not move; a batch that must
+/// The lanes remember the rows their batches left behind (and read, without locks, those not
+/// seen yet), so a batch is one statement that checks its rows did not move; a batch that must
 /// refuse, find a retry, or lost a race to another writer runs under row locks instead.
 async fn run_lane(
     store: Store,
+    memory: Arc<Memory>,
     mut receiver: mpsc::Receiver<Pending>,
     max_batch: usize,
     log_appended: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
-    let mut remembered = Rows::new();
     while receiver.recv_many(&mut batch, max_batch).await > 0 {
         // A caller that gave up (deadline, disconnect) is dropped before it costs a row.
         batch.retain(|p: &Pending| !p.reply.is_closed());
@@ -234,10 +284,10 @@ async fn run_lane(
         let (requests, replies): (Vec<BatchRequest>, Vec<oneshot::Sender<Coalesced>>) =
             batch.drain(..).map(|p| (p.request, p.reply)).unzip();
         let started = std::time::Instant::now();
-        let fast = match remember(&store, &requests, &mut remembered).await {
-            Ok(()) => {
+        let fast = match memory.rows_of(&store, &requests).await {
+            Ok(rows) => {
                 store
-                    .reserve_batch_on(&requests, &remembered, encode_answer)
+                    .reserve_batch_on(&requests, &rows, encode_answer)
                     .await
             }
             Err(error) => Err(error),
@@ -262,7 +312,7 @@ async fn run_lane(
         );
         match result {
             Ok(BatchResult { outcomes, rows }) => {
-                remembered.extend(rows);
+                memory.update(rows);
                 if outcomes
                     .iter()
                     .any(|o| matches!(o, BatchOutcome::Granted(..)))
@@ -282,9 +332,7 @@ async fn run_lane(
                 }
             }
             Err(error) => {
-                for line in requests.iter().flat_map(|r| &r.lines) {
-                    remembered.remove(&line.key);
-                }
+                memory.forget(requests.iter().flat_map(|r| r.lines.iter().map(|l| l.key)));
                 tracing::warn!(%error, size = requests.len(), "reservation batch failed; retrying one by one");
                 for reply in replies {
                     let _ = reply.send(Coalesced::Single);
