@@ -140,11 +140,14 @@ pub async fn answer_many(tx: &mut Tx, answers: &[(&str, Vec<u8>)]) -> Result<(),
     if answers.is_empty() {
         return Ok(());
     }
+    // Planned on each call: a plan cached while the table was small goes on reading all of
+    // it as it grows, until statistics are next gathered.
     sqlx::query(
         "UPDATE idempotency_keys k SET response = a.response
            FROM unnest($1::text[], $2::bytea[]) AS a(request_id, response)
           WHERE k.request_id = a.request_id",
     )
+    .persistent(false)
     .bind(answers.iter().map(|(id, _)| *id).collect::<Vec<_>>())
     .bind(
         answers
@@ -166,6 +169,7 @@ pub async fn unclaim(tx: &mut Tx, request_ids: &[&str]) -> Result<(), ServiceErr
         return Ok(());
     }
     sqlx::query("DELETE FROM idempotency_keys WHERE request_id = ANY($1)")
+        .persistent(false) // as in `answer_many`
         .bind(request_ids)
         .execute(&mut **tx)
         .await

@@ -274,7 +274,10 @@ pub async fn allocated_orders(
     order_ids: &[String],
 ) -> Result<std::collections::HashSet<String>, ServiceError> {
     let found: Vec<String> =
+        // Planned on each call: a plan cached while the table was small goes on reading all
+        // of it as it grows, until statistics are next gathered.
         sqlx::query_scalar("SELECT order_id FROM allocations WHERE order_id = ANY($1)")
+            .persistent(false)
             .bind(order_ids)
             .fetch_all(&mut **tx)
             .await

@@ -457,11 +457,8 @@ impl Store {
         }
         if !claimed.is_empty() {
             // Refused or left to the one-request path: their ids are free again.
-            sqlx::query("DELETE FROM idempotency_keys WHERE request_id = ANY($1)")
-                .bind(claimed.into_iter().collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            let ids: Vec<&str> = claimed.iter().map(String::as_str).collect();
+            inventory_runtime::idempotency::unclaim(&mut tx, &ids).await?;
         }
         let result = write(&mut tx, requests, plan, Claims::Held, now, encode).await?;
         tx.commit().await.map_err(db_error)?;

@@ -304,7 +304,10 @@ impl Store {
             "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = ANY($1)
               ORDER BY order_id, order_line_id, warehouse_id"
         );
-        let rows = sqlx::query_as::<_, ReservationRow>(&(sql))
+        // Planned on each call: a plan cached while the table was small goes on reading all
+        // of it as it grows, until statistics are next gathered.
+        let rows = sqlx::query_as::<_, ReservationRow>(&sql)
+            .persistent(false)
             .bind(order_ids)
             .fetch_all(self.pool())
             .await
