@@ -434,6 +434,9 @@ async fn run_case(
             pb::SERVICE_NAME,
         )
         .await?;
+        // Each measured run starts on a fresh checkpoint, so none pays for the writes of
+        // the one before it.
+        execute(&mut admin, "CHECKPOINT".to_owned()).await?;
         let run = drive(
             &url,
             channel,
@@ -460,6 +463,7 @@ async fn run_case(
             "VACUUM ANALYZE stock.inventory, stock.inventory_transactions".to_owned(),
         )
         .await?;
+        execute(&mut admin, "CHECKPOINT".to_owned()).await?;
         pgbench(
             &url,
             "stock",
