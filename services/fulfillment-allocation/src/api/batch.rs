@@ -10,8 +10,9 @@
 //! unknown whether stock holds the order (returned, as on the one-request path, so the retry
 //! adopts it). Everything else goes back to the one-request path, which has the full story: a
 //! retry (replayed there), an order stock already holds (adopted there), stock refusing the
-//! plan (planned again there, as is an order refused on what such a plan took), any failure. Any error of the batch itself rolls it back and sends every order there; holds
-//! it made in stock are found and adopted by that path, as after a crash.
+//! plan (planned again there, as is an order refused on what such a plan took), any failure.
+//! Any error of the batch itself rolls it back and sends every order there; holds it made in
+//! stock are found and adopted by that path, as after a crash.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
