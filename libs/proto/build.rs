@@ -46,6 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // request would fingerprint differently on a retry (see idempotency in the runtime).
         tonic_prost_build::configure()
             .btree_map(".")
+            // google.rpc.Status (a batch entry's error) is tonic-types' own type.
+            .extern_path(".google.rpc", "::tonic_types::pb")
             .build_client(true)
             .build_server(true)
             .compile_fds(fds)?;

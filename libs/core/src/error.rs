@@ -114,6 +114,21 @@ pub fn reply<T>(result: Result<T, ServiceError>) -> Result<tonic::Response<T>, S
     result.map(tonic::Response::new).map_err(Status::from)
 }
 
+/// The error of one entry of a batch call: the code, message and details the same request
+/// alone would have failed with.
+pub fn rpc_status(error: ServiceError) -> tonic_types::Status {
+    let status = Status::from(error);
+    // A status with details carries them as an encoded google.rpc.Status already.
+    match <tonic_types::Status as prost::Message>::decode(status.details()) {
+        Ok(full) if !status.details().is_empty() => full,
+        _ => tonic_types::Status {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            details: Vec::new(),
+        },
+    }
+}
+
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
         let code = error.code();

@@ -180,6 +180,19 @@ pub fn with_verified_actor<T>(
     Ok(message)
 }
 
+/// [`with_verified_actor`] for a batch call: every entry's actor.
+pub fn with_verified_actors<T>(
+    request: tonic::Request<T>,
+    actors: fn(&mut T) -> Vec<&mut String>,
+) -> Result<T, Status> {
+    let identity = CallerIdentity::of(&request);
+    let mut message = request.into_inner();
+    for field in actors(&mut message) {
+        *field = identity.actor(field)?;
+    }
+    Ok(message)
+}
+
 /// Who may call each RPC of one service (by method name, without the service). Every RPC
 /// must be in one list: a service whose policy misses one, or names one it does not have,
 /// does not start.

@@ -35,6 +35,13 @@ pub trait StockClient: Send + Sync {
         &self,
         request: pb::ReserveOrderRequest,
     ) -> Result<pb::ReserveOrderResponse, StockError>;
+    /// Many orders in one call, each held all or nothing on its own: one answer per order,
+    /// in request order, as `reserve_order` would give it. The call's own error (stock
+    /// unreachable, say) leaves unknown which orders stock holds.
+    async fn batch_reserve_orders(
+        &self,
+        orders: Vec<pb::ReserveOrderRequest>,
+    ) -> Result<Vec<Result<pb::ReserveOrderResponse, StockError>>, StockError>;
     async fn release(
         &self,
         request: pb::ReleaseReservationRequest,
@@ -219,6 +226,39 @@ impl StockClient for GrpcStockClient {
             c.reserve_order(r).await
         })
         .await
+    }
+
+    async fn batch_reserve_orders(
+        &self,
+        orders: Vec<pb::ReserveOrderRequest>,
+    ) -> Result<Vec<Result<pb::ReserveOrderResponse, StockError>>, StockError> {
+        let count = orders.len();
+        let request = pb::BatchReserveOrdersRequest { orders };
+        let results = self
+            .unary("BatchReserveOrders", request, |mut c, r| async move {
+                c.batch_reserve_orders(r).await
+            })
+            .await?
+            .results;
+        if results.len() != count {
+            return Err(StockError::Other {
+                code: tonic::Code::Internal,
+                message: format!("{} answers to {count} orders", results.len()),
+            });
+        }
+        Ok(results
+            .into_iter()
+            .map(|entry| match entry.result {
+                Some(pb::reserve_order_result::Result::Reserved(reserved)) => Ok(reserved),
+                Some(pb::reserve_order_result::Result::Error(status)) => {
+                    Err(StockError::from(status))
+                }
+                None => Err(StockError::Other {
+                    code: tonic::Code::Internal,
+                    message: "an order without its answer".to_owned(),
+                }),
+            })
+            .collect())
     }
 
     async fn release(

@@ -79,6 +79,20 @@ fn number(metadata: &BTreeMap<String, String>, key: &str) -> i64 {
         .unwrap_or_default()
 }
 
+/// A batch entry's error, read as the same call alone would have failed.
+impl From<tonic_types::Status> for StockError {
+    fn from(status: tonic_types::Status) -> Self {
+        let code = Code::from(status.code);
+        let message = status.message.clone();
+        let details = if status.details.is_empty() {
+            tonic::codegen::Bytes::new()
+        } else {
+            tonic::codegen::Bytes::from(prost::Message::encode_to_vec(&status))
+        };
+        Self::from(Status::with_details(code, message, details))
+    }
+}
+
 impl From<Status> for StockError {
     fn from(status: Status) -> Self {
         let message = status.message().to_owned();
@@ -257,6 +271,33 @@ mod tests {
             fields,
             [("quantity".to_owned(), "must be positive".to_owned())]
         );
+    }
+
+    #[test]
+    fn a_batch_entry_error_decodes_as_the_same_call_alone() {
+        let refusal = || ServiceError::FailedPrecondition {
+            reason: "INSUFFICIENT_STOCK",
+            domain: STOCK_DOMAIN,
+            message: "not enough".to_owned(),
+            metadata: vec![
+                ("product_id", "p".to_owned()),
+                ("requested", "5".to_owned()),
+                ("available", "3".to_owned()),
+            ],
+        };
+        let entry = inventory_core::error::rpc_status(refusal());
+        assert_eq!(
+            StockError::from(entry),
+            StockError::from(Status::from(refusal()))
+        );
+        let bad = inventory_core::error::rpc_status(ServiceError::invalid("quantity", "zero"));
+        assert!(matches!(
+            StockError::from(bad),
+            StockError::InvalidArgument { fields, .. } if fields == [("quantity".to_owned(), "zero".to_owned())]
+        ));
+        // An error without details keeps its code and message.
+        let gone = inventory_core::error::rpc_status(ServiceError::not_found("product", "p-1"));
+        assert!(matches!(StockError::from(gone), StockError::NotFound(m) if m.contains("p-1")));
     }
 
     #[test]

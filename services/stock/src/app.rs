@@ -39,6 +39,10 @@ pub const POLICY: Policy = Policy {
         ("ReserveStock", &[Role::OrderManagement, Role::Allocation]),
         ("ReserveOrder", &[Role::OrderManagement, Role::Allocation]),
         (
+            "BatchReserveOrders",
+            &[Role::OrderManagement, Role::Allocation],
+        ),
+        (
             "ReleaseReservation",
             &[Role::OrderManagement, Role::Allocation],
         ),

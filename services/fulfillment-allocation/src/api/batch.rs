@@ -1,9 +1,9 @@
 //! Allocation batches: concurrent AllocateOrder calls are gathered and a lane worker plans,
 //! reserves and records everything waiting in one transaction. Stock is asked once per batch
 //! for what it holds and has available; orders are planned one after another in arrival
-//! order, each on what the ones before it left; their ReserveOrder calls go out together (and
-//! stock gathers them into its own batches); the allocations, their answers and the workload
-//! are written in a handful of statements and one commit.
+//! order, each on what the ones before it left; they are held in stock by one
+//! BatchReserveOrders call (each order all or nothing on its own); the allocations, their
+//! answers and the workload are written in a handful of statements and one commit.
 //!
 //! A batch finishes only what it can finish cleanly: granted orders, the refusals it can
 //! decide (an order already allocated, one no plan can serve), and a stock error that leaves
@@ -25,7 +25,6 @@ use inventory_runtime::{RequestKey, Tx, db_error, failpoint, idempotency};
 use inventory_stock_client::{StockError, pb as stock};
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -341,22 +340,22 @@ impl AllocationApi {
             ));
         }
 
-        // Every plan held in stock at once; stock gathers them into its own batches.
+        // Every plan held in stock in one call (one stock transaction, mostly), each order
+        // all or nothing on its own; traced under the request that opened the batch.
         failpoint("allocation.before_reserve").await;
         let reserving = std::time::Instant::now();
-        let mut calls = JoinSet::new();
-        for (slot, p) in planned.iter().enumerate() {
-            let request = reservation(&work[p.index].cmd, &p.problem, &p.plan, &p.reservation_id);
-            let stock = self.stock.clone();
-            calls.spawn(
-                async move { (slot, stock.reserve_order(request).await) }
-                    .instrument(work[p.index].span.clone()),
-            );
-        }
+        let requests = planned
+            .iter()
+            .map(|p| reservation(&work[p.index].cmd, &p.problem, &p.plan, &p.reservation_id))
+            .collect();
+        let results = match self.hold(requests).instrument(work[0].span.clone()).await {
+            Ok(results) => results,
+            // Stock may hold any of them (a deadline passed, say): each caller gets the
+            // error, as on the one-order path, and its retry adopts what stock holds.
+            Err(error) => planned.iter().map(|_| Err(error.clone())).collect(),
+        };
         let mut held = vec![false; planned.len()];
-        while let Some(joined) = calls.join_next().await {
-            let (slot, result) = joined.map_err(|e| ServiceError::Internal(e.to_string()))?;
-            let index = planned[slot].index;
+        for ((slot, p), result) in planned.iter().enumerate().zip(results) {
             match result {
                 Ok(_) => held[slot] = true,
                 // Definite refusals: nothing held; planned again alone, on fresh numbers.
@@ -364,12 +363,10 @@ impl AllocationApi {
                     error @ (StockError::InsufficientStock { .. }
                     | StockError::InvalidArgument { .. }),
                 ) => {
-                    tracing::info!(order_id = %work[index].cmd.order_id, %error, "not held in the batch; the order goes alone");
-                    outcomes[index] = Some(Outcome::Alone);
+                    tracing::info!(order_id = %work[p.index].cmd.order_id, %error, "not held in the batch; the order goes alone");
+                    outcomes[p.index] = Some(Outcome::Alone);
                 }
-                // Stock may hold it all the same (a deadline passed, say): the caller gets the
-                // error, as on the one-order path, and its retry adopts what stock holds.
-                Err(error) => outcomes[index] = Some(Outcome::Done(Err(error.into()))),
+                Err(error) => outcomes[p.index] = Some(Outcome::Done(Err(error.into()))),
             }
         }
         failpoint("allocation.after_reserve").await;
@@ -422,6 +419,19 @@ impl AllocationApi {
         idempotency::answer_many(tx, &answers).await?;
         idempotency::unclaim(tx, &unclaimed).await?;
         Ok(())
+    }
+}
+
+impl AllocationApi {
+    /// Holds `orders` in stock: one answer each (none asked, no call).
+    async fn hold(
+        &self,
+        orders: Vec<stock::ReserveOrderRequest>,
+    ) -> Result<Vec<Result<stock::ReserveOrderResponse, StockError>>, StockError> {
+        if orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.stock.batch_reserve_orders(orders).await
     }
 }
 

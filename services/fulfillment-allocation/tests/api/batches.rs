@@ -168,7 +168,8 @@ async fn an_order_stock_moved_under_in_a_batch_is_planned_again_alone() {
         });
     let reserved = Arc::new(Mutex::new(Vec::new()));
     let (record, refuse) = (reserved.clone(), refused.clone());
-    stock.expect_reserve_order().returning(move |request| {
+    // The batch holds its orders with one BatchReserveOrders, the lone path with ReserveOrder.
+    let reserve = Arc::new(move |request: stock::ReserveOrderRequest| {
         record.lock().expect("record").push(request.clone());
         let line = &request.lines[0];
         if line.warehouse_id == potsdam.to_string() {
@@ -183,6 +184,13 @@ async fn an_order_stock_moved_under_in_a_batch_is_planned_again_alone() {
             Ok(stock::ReserveOrderResponse::default())
         }
     });
+    let alone = reserve.clone();
+    stock
+        .expect_reserve_order()
+        .returning(move |request| alone(request));
+    stock
+        .expect_batch_reserve_orders()
+        .returning(move |orders| Ok(orders.into_iter().map(|r| reserve(r)).collect()));
     let stock = Arc::new(stock);
     let api = AllocationApi::new(
         pool.clone(),

@@ -85,6 +85,17 @@ pub enum Coalesced {
     Single,
 }
 
+impl Coalesced {
+    /// The answer or refusal, or `None` for the one-request path.
+    pub fn into_answer(self) -> Option<Result<Answer, ServiceError>> {
+        match self {
+            Coalesced::Done(answer) => Some(Ok(answer)),
+            Coalesced::Refused(error) => Some(Err(error)),
+            Coalesced::Single => None,
+        }
+    }
+}
+
 struct Pending {
     request: BatchRequest,
     reply: oneshot::Sender<Coalesced>,
@@ -92,7 +103,8 @@ struct Pending {
 
 #[derive(Clone)]
 pub struct Coalescer {
-    lanes: Arc<Vec<mpsc::Sender<Pending>>>,
+    /// Each message is a group of requests that go into one batch together.
+    lanes: Arc<Vec<mpsc::Sender<Vec<Pending>>>>,
 }
 
 impl Coalescer {
@@ -126,19 +138,38 @@ impl Coalescer {
     }
 
     pub async fn submit(&self, request: BatchRequest) -> Coalesced {
+        let mut answers = self.submit_together(vec![request]).await;
+        answers.pop().unwrap_or(Coalesced::Single)
+    }
+
+    /// `requests` in one batch (with whatever else is waiting in their lane): one answer
+    /// each, in their order.
+    pub async fn submit_together(&self, requests: Vec<BatchRequest>) -> Vec<Coalesced> {
         let mut hasher = DefaultHasher::new();
         // By the first line's row: a hot product's single-line requests share a lane.
-        request.lines.first().map(|r| r.key).hash(&mut hasher);
+        requests
+            .first()
+            .and_then(|r| r.lines.first())
+            .map(|r| r.key)
+            .hash(&mut hasher);
         let lane = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
-        let (reply, answer) = oneshot::channel();
-        if self.lanes[lane]
-            .send(Pending { request, reply })
-            .await
-            .is_err()
-        {
-            return Coalesced::Single;
+        let (group, answers): (Vec<Pending>, Vec<oneshot::Receiver<Coalesced>>) = requests
+            .into_iter()
+            .map(|request| {
+                let (reply, answer) = oneshot::channel();
+                (Pending { request, reply }, answer)
+            })
+            .unzip();
+        let sent = self.lanes[lane].send(group).await.is_ok();
+        let mut out = Vec::with_capacity(answers.len());
+        for answer in answers {
+            out.push(if sent {
+                answer.await.unwrap_or(Coalesced::Single)
+            } else {
+                Coalesced::Single
+            });
         }
-        answer.await.unwrap_or(Coalesced::Single)
+        out
     }
 }
 
@@ -270,12 +301,20 @@ impl BatchMetrics {
 async fn run_lane(
     store: Store,
     memory: Arc<Memory>,
-    mut receiver: mpsc::Receiver<Pending>,
+    mut receiver: mpsc::Receiver<Vec<Pending>>,
     max_batch: usize,
     log_appended: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
-    while receiver.recv_many(&mut batch, max_batch).await > 0 {
+    while let Some(group) = receiver.recv().await {
+        batch.extend(group);
+        // Whatever else is waiting, up to `max_batch` requests (a group is never split).
+        while batch.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(group) => batch.extend(group),
+                Err(_) => break,
+            }
+        }
         // A caller that gave up (deadline, disconnect) is dropped before it costs a row.
         batch.retain(|p: &Pending| !p.reply.is_closed());
         if batch.is_empty() {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use inventory_core::error::reply;
 use inventory_core::{PageTokens, ServiceError};
 use inventory_proto::stock::v1 as pb;
-use inventory_runtime::auth::with_verified_actor;
+use inventory_runtime::auth::{with_verified_actor, with_verified_actors};
 use inventory_runtime::{RequestKey, ServiceHost, Stopping, Tx, idempotency};
 use pb::stock_service_server::StockService;
 use prost::Message;
@@ -204,6 +204,13 @@ impl StockService for StockApi {
             self.reserve_order(with_verified_actor(r, |m| &mut m.actor)?)
                 .await,
         )
+    }
+    async fn batch_reserve_orders(
+        &self,
+        r: Request<pb::BatchReserveOrdersRequest>,
+    ) -> Result<Response<pb::BatchReserveOrdersResponse>, Status> {
+        let req = with_verified_actors(r, |m| m.orders.iter_mut().map(|o| &mut o.actor).collect())?;
+        reply(self.batch_reserve_orders(req).await)
     }
     async fn release_reservation(
         &self,

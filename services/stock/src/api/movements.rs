@@ -92,23 +92,96 @@ impl StockApi {
         &self,
         req: pb::ReserveOrderRequest,
     ) -> Result<pb::ReserveOrderResponse, ServiceError> {
-        let cmd = parse::reserve_order(&req)?;
-        let key = RequestKey::new("ReserveOrder", &cmd.envelope.request_id, &req);
-        if let Some(first) = self.check_expiry(&key, cmd.expire_time).await? {
-            return Ok(first);
-        }
+        let (key, cmd) = match self.order_request(&req).await? {
+            OrderRequest::Answered(first) => return Ok(first),
+            OrderRequest::Ready(key, cmd) => (key, cmd),
+        };
         match self.coalesced(&key, &cmd).await {
-            Some(Ok(Answer::Order(response))) => return Ok(response),
-            Some(Ok(Answer::One(_))) => {
-                return Err(ServiceError::Internal(
-                    "one line's answer to an order".into(),
-                ));
-            }
-            Some(Err(error)) => return Err(error),
-            None => {}
+            Some(answer) => order_answer(answer),
+            None => self.reserve_order_alone(&key, &cmd).await,
         }
-        self.idempotent(&key, |mut tx| async move {
-            let (reservations, _) = self.reserve_lines(&mut tx, &cmd).await?;
+    }
+
+    /// Many ReserveOrder requests, each answered as that RPC would answer it; those that
+    /// reach the coalescer go into one batch together.
+    pub(super) async fn batch_reserve_orders(
+        &self,
+        req: pb::BatchReserveOrdersRequest,
+    ) -> Result<pb::BatchReserveOrdersResponse, ServiceError> {
+        parse::batch_reserve_orders(&req)?;
+        let mut results: Vec<Option<Result<pb::ReserveOrderResponse, ServiceError>>> =
+            req.orders.iter().map(|_| None).collect();
+        let mut ready: Vec<(usize, RequestKey, parse::Reserve)> = Vec::new();
+        for (i, order) in req.orders.iter().enumerate() {
+            match self.order_request(order).await {
+                Ok(OrderRequest::Ready(key, cmd)) => ready.push((i, key, cmd)),
+                Ok(OrderRequest::Answered(first)) => results[i] = Some(Ok(first)),
+                Err(error) => results[i] = Some(Err(error)),
+            }
+        }
+        let coalesced: Vec<Option<Result<Answer, ServiceError>>> = match &self.coalescer {
+            Some(coalescer) => {
+                let requests = ready
+                    .iter()
+                    .map(|(_, key, cmd)| batch_request(key, cmd))
+                    .collect();
+                coalescer
+                    .submit_together(requests)
+                    .await
+                    .into_iter()
+                    .map(Coalesced::into_answer)
+                    .collect()
+            }
+            None => ready.iter().map(|_| None).collect(),
+        };
+        // The rest (retries, unknown rows, a failed batch) each alone, in request order.
+        for ((i, key, cmd), answer) in ready.into_iter().zip(coalesced) {
+            results[i] = Some(match answer {
+                Some(answer) => order_answer(answer),
+                None => self.reserve_order_alone(&key, &cmd).await,
+            });
+        }
+        Ok(pb::BatchReserveOrdersResponse {
+            results: results
+                .into_iter()
+                .map(|result| {
+                    let result = result.unwrap_or_else(|| {
+                        Err(ServiceError::Internal("an order left unanswered".into()))
+                    });
+                    pb::ReserveOrderResult {
+                        result: Some(match result {
+                            Ok(reserved) => pb::reserve_order_result::Result::Reserved(reserved),
+                            Err(error) => pb::reserve_order_result::Result::Error(
+                                inventory_core::error::rpc_status(error),
+                            ),
+                        }),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    /// A ReserveOrder request checked, or the first answer of a retry whose hold has expired.
+    async fn order_request(
+        &self,
+        req: &pb::ReserveOrderRequest,
+    ) -> Result<OrderRequest, ServiceError> {
+        let cmd = parse::reserve_order(req)?;
+        let key = RequestKey::new("ReserveOrder", &cmd.envelope.request_id, req);
+        Ok(match self.check_expiry(&key, cmd.expire_time).await? {
+            Some(first) => OrderRequest::Answered(first),
+            None => OrderRequest::Ready(key, cmd),
+        })
+    }
+
+    /// An order on the one-request path: its own transaction, replayed if seen before.
+    async fn reserve_order_alone(
+        &self,
+        key: &RequestKey,
+        cmd: &parse::Reserve,
+    ) -> Result<pb::ReserveOrderResponse, ServiceError> {
+        self.idempotent(key, |mut tx| async move {
+            let (reservations, _) = self.reserve_lines(&mut tx, cmd).await?;
             Ok((
                 tx,
                 pb::ReserveOrderResponse {
@@ -127,18 +200,10 @@ impl StockApi {
         cmd: &parse::Reserve,
     ) -> Option<Result<Answer, ServiceError>> {
         let coalescer = self.coalescer.as_ref()?;
-        let request = BatchRequest {
-            request_id: key.request_id.clone(),
-            method: key.method,
-            fingerprint: key.fingerprint.clone(),
-            actor: cmd.envelope.actor.clone(),
-            lines: reservations_of(cmd),
-        };
-        match coalescer.submit(request).await {
-            Coalesced::Done(answer) => Some(Ok(answer)),
-            Coalesced::Refused(error) => Some(Err(error)),
-            Coalesced::Single => None,
-        }
+        coalescer
+            .submit(batch_request(key, cmd))
+            .await
+            .into_answer()
     }
 
     pub(super) async fn release(
@@ -339,4 +404,33 @@ fn reservations_of(cmd: &parse::Reserve) -> Vec<Reservation> {
             )
         })
         .collect()
+}
+
+/// A ReserveOrder request, checked or answered already.
+enum OrderRequest {
+    Ready(RequestKey, parse::Reserve),
+    Answered(pb::ReserveOrderResponse),
+}
+
+/// A reservation request as the coalescer takes it.
+fn batch_request(key: &RequestKey, cmd: &parse::Reserve) -> BatchRequest {
+    BatchRequest {
+        request_id: key.request_id.clone(),
+        method: key.method,
+        fingerprint: key.fingerprint.clone(),
+        actor: cmd.envelope.actor.clone(),
+        lines: reservations_of(cmd),
+    }
+}
+
+/// An order's answer from the coalescer.
+fn order_answer(
+    answer: Result<Answer, ServiceError>,
+) -> Result<pb::ReserveOrderResponse, ServiceError> {
+    match answer? {
+        Answer::Order(response) => Ok(response),
+        Answer::One(_) => Err(ServiceError::Internal(
+            "one line's answer to an order".into(),
+        )),
+    }
 }

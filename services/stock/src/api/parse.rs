@@ -17,6 +17,9 @@ use crate::domain::movement::{InventoryKey, TxnType};
 pub const MAX_ORDER_LINES: usize = 500;
 /// Most keys one BatchGetAvailability may ask for.
 pub const MAX_BATCH_KEYS: usize = 1000;
+/// Most orders, and most lines in all, one BatchReserveOrders may carry.
+pub const MAX_BATCH_ORDERS: usize = 1000;
+pub const MAX_BATCH_ORDER_LINES: usize = 10_000;
 /// Longest lead time accepted, in days.
 const MAX_LEAD_TIME_DAYS: i32 = 3650;
 
@@ -322,6 +325,30 @@ pub fn reserve_one(req: &pb::ReserveStockRequest) -> Result<Reserve, ServiceErro
         })
     })();
     done(v, parsed)
+}
+
+/// The batch as a whole: how many orders and lines, and no request id twice (each order's
+/// own fields are its entry's business).
+pub fn batch_reserve_orders(req: &pb::BatchReserveOrdersRequest) -> Result<(), ServiceError> {
+    let mut v = Violations::new();
+    v.item_count("orders", req.orders.len(), MAX_BATCH_ORDERS, "orders");
+    let lines: usize = req.orders.iter().map(|o| o.lines.len()).sum();
+    if lines > MAX_BATCH_ORDER_LINES {
+        v.add(
+            "orders",
+            format!("must hold at most {MAX_BATCH_ORDER_LINES} lines in all, got {lines}"),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, order) in req.orders.iter().enumerate() {
+        if !order.request_id.is_empty() && !seen.insert(order.request_id.as_str()) {
+            v.add(
+                format!("orders[{i}].request_id"),
+                "repeats the request id of an earlier order",
+            );
+        }
+    }
+    v.finish()
 }
 
 pub fn reserve_order(req: &pb::ReserveOrderRequest) -> Result<Reserve, ServiceError> {

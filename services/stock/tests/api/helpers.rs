@@ -323,6 +323,17 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
+    pub async fn batch_reserve_orders(
+        &self,
+        orders: Vec<pb::ReserveOrderRequest>,
+    ) -> Result<Vec<pb::ReserveOrderResult>, tonic::Status> {
+        self.client
+            .clone()
+            .batch_reserve_orders(pb::BatchReserveOrdersRequest { orders })
+            .await
+            .map(|r| r.into_inner().results)
+    }
+
     pub async fn release(
         &self,
         request: pb::ReleaseReservationRequest,

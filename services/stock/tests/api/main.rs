@@ -1,6 +1,7 @@
 //! The stock service's tests, one binary: each module drives the real service over gRPC on
 //! a fresh database (see `helpers`, built on the shared test kit).
 
+mod batch_orders;
 mod catalog;
 mod concurrency;
 mod distribution;
