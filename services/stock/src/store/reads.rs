@@ -80,8 +80,33 @@ impl Store {
         &self,
         keys: &[InventoryKey],
     ) -> Result<Vec<InventoryRow>, ServiceError> {
-        let products: Vec<Uuid> = keys.iter().map(|k| k.product_id).collect();
-        let warehouses: Vec<Uuid> = keys.iter().map(|k| k.warehouse_id).collect();
+        let wanted: BTreeSet<InventoryKey> = keys.iter().copied().collect();
+        let products: BTreeSet<Uuid> = wanted.iter().map(|k| k.product_id).collect();
+        let warehouses: BTreeSet<Uuid> = wanted.iter().map(|k| k.warehouse_id).collect();
+        if products.len() * warehouses.len() <= 2 * wanted.len() {
+            // Mostly every warehouse of every product asked (allocation's reads): one index
+            // range per product holds them, where a probe per pair walks the index once for
+            // each (~7x the time for 50 products in 8 warehouses). The few extra pairs read
+            // are dropped here.
+            let sql = format!(
+                "SELECT {INVENTORY_COLUMNS} FROM inventory
+                  WHERE product_id = ANY($1) AND warehouse_id = ANY($2)"
+            );
+            let rows = sqlx::query_as::<_, InventoryRow>(&sql)
+                .bind(products.into_iter().collect::<Vec<_>>())
+                .bind(warehouses.into_iter().collect::<Vec<_>>())
+                .fetch_all(self.pool())
+                .await
+                .map_err(db_error)?;
+            return Ok(rows
+                .into_iter()
+                .filter(|row| wanted.contains(&row.key()))
+                .collect());
+        }
+        let (products, warehouses): (Vec<Uuid>, Vec<Uuid>) = wanted
+            .iter()
+            .map(|k| (k.product_id, k.warehouse_id))
+            .unzip();
         let distinct: BTreeSet<Uuid> = products.iter().copied().collect();
         // The products alone as well: an index range per product (and on Citus only their
         // shards), where the pairs alone get a hash join over the whole table once there

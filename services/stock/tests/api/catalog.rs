@@ -1039,6 +1039,64 @@ async fn batch_availability_answers_each_key_in_request_order_with_zeros_for_uns
 }
 
 #[tokio::test]
+async fn batch_availability_reads_the_same_for_every_pair_or_a_few() {
+    let app = TestApp::spawn().await;
+    let mut products = Vec::new();
+    for sku in ["BA-1", "BA-2", "BA-3"] {
+        products.push(app.product(sku).await);
+    }
+    let mut warehouses = Vec::new();
+    for name in ["One", "Two", "Three"] {
+        warehouses.push(app.warehouse(name).await);
+    }
+    // Every pair stocked, each with its own quantity.
+    for (i, p) in products.iter().enumerate() {
+        for (j, w) in warehouses.iter().enumerate() {
+            app.receive(p, w, (10 * i + j + 1) as i64).await;
+        }
+    }
+    let on_hand = |keys: &[pb::InventoryKey], response: &pb::BatchGetAvailabilityResponse| {
+        keys.iter()
+            .zip(&response.availabilities)
+            .map(|(k, a)| {
+                assert_eq!(
+                    (&k.product_id, &k.warehouse_id),
+                    (&a.product_id, &a.warehouse_id)
+                );
+                a.quantity_on_hand
+            })
+            .collect::<Vec<_>>()
+    };
+    // Every pair (read by product), then the diagonal (read pair by pair).
+    let every: Vec<pb::InventoryKey> = products
+        .iter()
+        .flat_map(|p| warehouses.iter().map(move |w| key(p, w)))
+        .collect();
+    let response = app
+        .batch_get_availability(every.clone())
+        .await
+        .expect("every");
+    assert_eq!(
+        on_hand(&every, &response),
+        [1, 2, 3, 11, 12, 13, 21, 22, 23]
+    );
+    let diagonal: Vec<pb::InventoryKey> =
+        (0..3).map(|i| key(&products[i], &warehouses[i])).collect();
+    let response = app
+        .batch_get_availability(diagonal.clone())
+        .await
+        .expect("diagonal");
+    assert_eq!(on_hand(&diagonal, &response), [1, 12, 23]);
+    // Most pairs, not all: the ones not asked are not answered.
+    let most = every[..7].to_vec();
+    let response = app
+        .batch_get_availability(most.clone())
+        .await
+        .expect("most");
+    assert_eq!(on_hand(&most, &response), [1, 2, 3, 11, 12, 13, 21]);
+}
+
+#[tokio::test]
 async fn batch_availability_of_an_unknown_product_is_not_found() {
     let app = TestApp::spawn().await;
     let (p, w) = (app.product("BA-1").await, app.warehouse("One").await);
