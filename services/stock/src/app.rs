@@ -138,9 +138,10 @@ impl App for StockApp {
         let config = Config::from_settings(settings, SPEC.default_listen)?;
         let mut stock = StockSettings::from_settings(settings)?;
         let mut host = ServiceHost::build(config, SPEC).await?;
-        let store = Store::new(host.pool.clone());
-        let citus_error = |e| RuntimeError::Config(format!("reading the Citus layout: {e}"));
-        if stock.coalescing.is_some() && store.log_is_distributed().await.map_err(citus_error)? {
+        let store = Store::open(host.pool.clone())
+            .await
+            .map_err(|e| RuntimeError::Config(format!("reading the Citus layout: {e}")))?;
+        if stock.coalescing.is_some() && store.is_distributed() {
             // A coalesced batch is one statement that locks rows of many products and writes
             // request ids on the coordinator with rows on the shards: not a statement Citus
             // runs. Each reservation is then its own transaction, on its product's shard.

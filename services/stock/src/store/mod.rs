@@ -29,11 +29,28 @@ pub use reads::{
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    /// Tables sharded over Citus workers: some statements take another form there.
+    distributed: bool,
 }
 
 impl Store {
+    /// A store on a single PostgreSQL server.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            distributed: false,
+        }
+    }
+
+    /// A store on the layout `pool`'s database has (tables on Citus or not).
+    pub async fn open(pool: PgPool) -> Result<Self, ServiceError> {
+        let mut store = Self::new(pool);
+        store.distributed = store.log_is_distributed().await?;
+        Ok(store)
+    }
+
+    pub fn is_distributed(&self) -> bool {
+        self.distributed
     }
 
     pub fn pool(&self) -> &PgPool {

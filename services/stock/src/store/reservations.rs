@@ -1,5 +1,7 @@
 //! Reservation records.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
 use sqlx::FromRow;
@@ -300,15 +302,30 @@ impl Store {
         &self,
         order_ids: &[String],
     ) -> Result<Vec<Reservation>, ServiceError> {
-        let sql = format!(
-            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = ANY($1)
-              ORDER BY order_id, order_line_id, warehouse_id"
-        );
+        // One index lookup per order, whatever the statistics say: `order_id = ANY(...)`
+        // on a table without fresh statistics (autovacuum behind, or off) is planned as a
+        // sequential scan of every reservation. The OFFSET keeps the lookup a subquery.
+        // Citus does not run such a lateral join over a distributed table; there each
+        // shard is asked with ANY.
+        let sql = if self.is_distributed() {
+            format!(
+                "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = ANY($1)
+                  ORDER BY order_id, order_line_id, warehouse_id"
+            )
+        } else {
+            format!(
+                "SELECT r.* FROM unnest($1::text[]) AS wanted(id)
+                   CROSS JOIN LATERAL (SELECT {RESERVATION_COLUMNS} FROM reservations
+                                        WHERE order_id = wanted.id OFFSET 0) r
+                  ORDER BY r.order_id, r.order_line_id, r.warehouse_id"
+            )
+        };
         // Planned on each call: a plan cached while the table was small goes on reading all
         // of it as it grows, until statistics are next gathered.
+        let distinct: BTreeSet<&String> = order_ids.iter().collect();
         let rows = sqlx::query_as::<_, ReservationRow>(&sql)
             .persistent(false)
-            .bind(order_ids)
+            .bind(distinct.into_iter().collect::<Vec<_>>())
             .fetch_all(self.pool())
             .await
             .map_err(db_error)?;

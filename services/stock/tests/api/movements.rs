@@ -875,7 +875,11 @@ async fn one_listing_names_the_reservations_of_several_orders() {
         .clone()
         .list_reservations(pb::ListReservationsRequest {
             order_id: "order-a".to_owned(),
-            order_ids: vec!["order-b".to_owned(), "order-without-holds".to_owned()],
+            order_ids: vec![
+                "order-b".to_owned(),
+                "order-without-holds".to_owned(),
+                "order-b".to_owned(),
+            ],
         })
         .await
         .expect("list")
@@ -889,7 +893,7 @@ async fn one_listing_names_the_reservations_of_several_orders() {
     assert_eq!(
         held,
         [("order-a".to_owned(), 2), ("order-b".to_owned(), 3)],
-        "order-c was not asked for"
+        "order-c was not asked for, order-b is listed once"
     );
 }
 
