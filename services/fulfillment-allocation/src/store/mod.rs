@@ -156,31 +156,36 @@ pub async fn add_open_lines(
     lines: &[(Uuid, i64)],
     within_capacity: bool,
 ) -> Result<bool, ServiceError> {
-    let mut sorted = lines.to_vec();
-    sorted.sort();
-    for (warehouse_id, n) in sorted {
-        let fits: bool = sqlx::query_scalar(
-            "WITH bumped AS (
-                 UPDATE warehouse_profiles
-                    SET open_lines = open_lines + $2, update_time = now()
-                  WHERE warehouse_id = $1 AND capacity_lines IS NOT NULL
-                    AND (NOT $3 OR open_lines + $2 <= capacity_lines)
-              RETURNING 1)
-             SELECT EXISTS (SELECT 1 FROM bumped)
-                 OR NOT EXISTS (SELECT 1 FROM warehouse_profiles
-                                 WHERE warehouse_id = $1 AND capacity_lines IS NOT NULL)",
-        )
-        .bind(warehouse_id)
-        .bind(n)
-        .bind(within_capacity)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_error)?;
-        if !fits {
-            return Ok(false);
-        }
+    if lines.is_empty() {
+        return Ok(true);
     }
-    Ok(true)
+    let (warehouses, counts): (Vec<Uuid>, Vec<i64>) = lines.iter().copied().unzip();
+    // One statement: the capped rows locked in id order (their values as of the lock), then
+    // all bumped, or none when one would pass its capacity.
+    sqlx::query_scalar(
+        "WITH capped AS MATERIALIZED (
+             SELECT p.warehouse_id, a.n, p.open_lines + a.n <= p.capacity_lines AS fits
+               FROM warehouse_profiles p
+               JOIN (SELECT w, sum(n)::bigint AS n FROM unnest($1::uuid[], $2::bigint[]) AS u(w, n)
+                      GROUP BY w) a ON a.w = p.warehouse_id
+              WHERE p.capacity_lines IS NOT NULL
+              ORDER BY p.warehouse_id
+                FOR UPDATE OF p),
+         verdict AS (SELECT NOT $3 OR coalesce(bool_and(fits), true) AS fits FROM capped),
+         bumped AS (
+             UPDATE warehouse_profiles p
+                SET open_lines = p.open_lines + c.n, update_time = now()
+               FROM capped c
+              WHERE p.warehouse_id = c.warehouse_id AND (SELECT fits FROM verdict)
+             RETURNING 1)
+         SELECT fits FROM verdict",
+    )
+    .bind(warehouses)
+    .bind(counts)
+    .bind(within_capacity)
+    .fetch_one(conn)
+    .await
+    .map_err(db_error)
 }
 
 /// Takes lines off the workload of warehouses with a capacity (shipped or cancelled).
