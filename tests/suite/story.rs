@@ -380,7 +380,7 @@ async fn the_whole_story_across_the_four_services() {
                 "fulfillment-allocation-service",
                 "inventory.allocation.v1.AllocationService/AllocateOrder",
             ),
-            "ReserveOrder",
+            "BatchReserveOrders",
         ),
         (
             (
