@@ -145,6 +145,9 @@ impl Coalescer {
     /// `requests` in one batch (with whatever else is waiting in their lane): one answer
     /// each, in their order.
     pub async fn submit_together(&self, requests: Vec<BatchRequest>) -> Vec<Coalesced> {
+        if requests.is_empty() {
+            return Vec::new();
+        }
         let mut hasher = DefaultHasher::new();
         // By the first line's row: a hot product's single-line requests share a lane.
         requests

@@ -41,8 +41,6 @@ pub struct FeedReader {
     cursor: i64,
     /// Sequences at or below this that are still missing never will appear.
     settled_upto: i64,
-    /// Whether the log is sharded over Citus workers; looked up at the first gap.
-    distributed: Option<bool>,
 }
 
 impl FeedReader {
@@ -51,7 +49,6 @@ impl FeedReader {
             store,
             cursor: after_sequence,
             settled_upto: after_sequence,
-            distributed: None,
         }
     }
 
@@ -85,7 +82,7 @@ impl FeedReader {
             // missing there never will appear.
             let writers = self.log_writers().await?;
             self.wait_for_writers(&writers).await?;
-            if self.log_is_distributed().await? {
+            if self.store.is_distributed() {
                 self.wait_for_prepared_on_workers().await?;
             }
             self.settled_upto = highest_seen;
@@ -144,13 +141,6 @@ impl FeedReader {
             }
             tokio::time::sleep(GAP_POLL).await;
         }
-    }
-
-    async fn log_is_distributed(&mut self) -> Result<bool, ServiceError> {
-        if self.distributed.is_none() {
-            self.distributed = Some(self.store.log_is_distributed().await?);
-        }
-        Ok(self.distributed == Some(true))
     }
 
     /// Waits until every transaction prepared on a worker now has been committed or rolled

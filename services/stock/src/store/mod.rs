@@ -42,11 +42,13 @@ impl Store {
         }
     }
 
-    /// A store on the layout `pool`'s database has (tables on Citus or not).
+    /// A store on the layout `pool`'s database has: whether the log is sharded over Citus
+    /// workers (see the runtime's `citus`), read once.
     pub async fn open(pool: PgPool) -> Result<Self, ServiceError> {
-        let mut store = Self::new(pool);
-        store.distributed = store.log_is_distributed().await?;
-        Ok(store)
+        let distributed = inventory_runtime::citus::is_distributed(&pool, "inventory_transactions")
+            .await
+            .map_err(db_error)?;
+        Ok(Self { pool, distributed })
     }
 
     pub fn is_distributed(&self) -> bool {
@@ -55,13 +57,6 @@ impl Store {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    /// Whether the log is sharded over Citus workers (see the runtime's `citus`).
-    pub async fn log_is_distributed(&self) -> Result<bool, ServiceError> {
-        inventory_runtime::citus::is_distributed(&self.pool, "inventory_transactions")
-            .await
-            .map_err(db_error)
     }
 
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
