@@ -5,6 +5,11 @@
 //! BatchReserveOrders call (each order all or nothing on its own); the allocations, their
 //! answers and the workload are written in a handful of statements and one commit.
 //!
+//! A lane is a two-stage pipeline: while one batch is in its transaction, the next is read
+//! from stock, and it plans on the lower of what stock said and what the batch before left
+//! by its own count (its read may have come before that batch's holds or after). A batch
+//! smaller than the ones before it waits up to a millisecond for callers on their way back.
+//!
 //! A batch finishes only what it can finish cleanly: granted orders, the refusals it can
 //! decide (an order already allocated, one no plan can serve), and a stock error that leaves
 //! unknown whether stock holds the order (returned, as on the one-request path, so the retry
@@ -25,6 +30,7 @@ use inventory_runtime::{RequestKey, Tx, db_error, failpoint, idempotency};
 use inventory_stock_client::{StockError, pb as stock};
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -40,6 +46,9 @@ use crate::store;
 const LANE_QUEUE: usize = 4096;
 /// Most orders in a batch: stock lists the holds of at most 1,000 orders per call.
 const MAX_BATCH: usize = 1000;
+/// How long a batch smaller than the ones before it waits for more: callers answered a
+/// moment ago are usually on their way back, and one batch costs less than two.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// What a caller gets back.
 pub enum Batched {
@@ -115,36 +124,142 @@ impl Batcher {
 
 async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
-    while receiver.recv_many(&mut batch, max_batch).await > 0 {
+    // The batch in its transaction and its orders: the next batch is read from stock
+    // meanwhile, and starts its own transaction when this one has ended.
+    let mut in_flight: Option<(HashSet<String>, JoinHandle<Left>)> = None;
+    let mut usual = 0;
+    loop {
+        let received = match in_flight.as_mut() {
+            Some((_, running)) => tokio::select! {
+                received = receiver.recv_many(&mut batch, max_batch) => received,
+                _ = running => {
+                    in_flight = None;
+                    continue;
+                }
+            },
+            None => receiver.recv_many(&mut batch, max_batch).await,
+        };
+        if received == 0 {
+            if let Some((_, running)) = in_flight {
+                let _ = running.await;
+            }
+            return;
+        }
+        linger(&mut receiver, &mut batch, usual.min(max_batch)).await;
+        // The size of recent batches: the last one's, or a slowly falling memory of more.
+        usual = batch.len().max(usual - usual / 8);
         // A caller that gave up (deadline, disconnect) is dropped before it costs anything.
         batch.retain(|p: &Pending| !p.reply.is_closed());
-        // A request id or order seen earlier in the batch waits for the batch to end, then
-        // goes alone (where it is replayed, or refused as already allocated).
+        // A request id or order seen earlier in the batch, or in the batch in flight, waits
+        // for the batch to end, then goes alone (where it is replayed, or refused as
+        // already allocated).
+        let busy = in_flight.as_ref().map(|(orders, _)| orders);
         let (mut requests, mut orders) = (HashSet::new(), HashSet::new());
         let (work, later): (Vec<Pending>, Vec<Pending>) = batch.drain(..).partition(|p| {
-            requests.insert(p.key.request_id.clone()) & orders.insert(p.cmd.order_id.clone())
+            !busy.is_some_and(|busy| busy.contains(&p.cmd.order_id))
+                && requests.insert(p.key.request_id.clone())
+                && orders.insert(p.cmd.order_id.clone())
         });
-        if !work.is_empty() {
-            let outcomes = match api.allocate_batch(&work).await {
-                Ok(outcomes) => outcomes,
-                Err(error) => {
+        // Stock is read while the batch before is in its transaction (maybe holding).
+        let view = if work.is_empty() {
+            None
+        } else {
+            Some(api.read_stock(&work).await)
+        };
+        let left = match in_flight.take() {
+            Some((_, running)) => running.await.unwrap_or_default(),
+            None => Left::new(),
+        };
+        let view = match view {
+            Some(Ok(view)) => view,
+            failed => {
+                if let Some(Err(error)) = failed {
                     tracing::warn!(%error, size = work.len(), "allocation batch failed; each order goes alone");
-                    work.iter().map(|_| Outcome::Alone).collect()
                 }
-            };
-            for (pending, outcome) in work.into_iter().zip(outcomes) {
-                let answer = match outcome {
-                    Outcome::Done(answer) => Batched::Done(answer),
-                    Outcome::Alone => Batched::Alone(Box::new(pending.cmd), pending.key),
+                for pending in work.into_iter().chain(later) {
+                    pending.go_alone();
+                }
+                continue;
+            }
+        };
+        let orders = work.iter().map(|p| p.cmd.order_id.clone()).collect();
+        let api = api.clone();
+        let running = tokio::spawn(inventory_telemetry::in_service(
+            crate::app::SPEC.binary,
+            async move {
+                let (outcomes, left) = match api.allocate_batch(&work, view.capped_by(&left)).await
+                {
+                    Ok(done) => done,
+                    Err(error) => {
+                        tracing::warn!(%error, size = work.len(), "allocation batch failed; each order goes alone");
+                        (work.iter().map(|_| Outcome::Alone).collect(), Left::new())
+                    }
                 };
-                let _ = pending.reply.send(answer);
+                for (pending, outcome) in work.into_iter().zip(outcomes) {
+                    match outcome {
+                        Outcome::Done(answer) => {
+                            let _ = pending.reply.send(Batched::Done(answer));
+                        }
+                        Outcome::Alone => pending.go_alone(),
+                    }
+                }
+                for pending in later {
+                    pending.go_alone();
+                }
+                left
+            },
+        ));
+        in_flight = Some((orders, running));
+    }
+}
+
+/// Waits up to [`LINGER`] for the batch to reach `size`.
+async fn linger(receiver: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, size: usize) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    while batch.len() < size {
+        let room = size - batch.len();
+        match tokio::time::timeout_at(deadline, receiver.recv_many(batch, room)).await {
+            Ok(received) if received > 0 => {}
+            _ => return,
+        }
+    }
+}
+
+impl Pending {
+    fn go_alone(self) {
+        let _ = self
+            .reply
+            .send(Batched::Alone(Box::new(self.cmd), self.key));
+    }
+}
+
+/// What stock told a batch before its transaction: the orders it holds already (left by an
+/// attempt that died after reserving: adopted alone) and what it has available.
+struct StockView {
+    warehouses: Arc<Vec<stock::Warehouse>>,
+    held: HashSet<String>,
+    available: BTreeMap<(Uuid, Uuid), i64>,
+    /// Rows whose number is the lane's own count, lower than what stock said.
+    capped: HashSet<(Uuid, Uuid)>,
+    read_us: u64,
+}
+
+/// What a batch left in stock by its own count: for each row it held on, the units it read
+/// there less what it holds. The next batch was read while this one was holding and cannot
+/// tell whether its read came before the holds or after, so it takes the lower number.
+type Left = BTreeMap<(Uuid, Uuid), i64>;
+
+impl StockView {
+    fn capped_by(mut self, left: &Left) -> Self {
+        for (key, &units) in left {
+            if let Some(available) = self.available.get_mut(key)
+                && units < *available
+            {
+                *available = units;
+                self.capped.insert(*key);
             }
         }
-        for pending in later {
-            let _ = pending
-                .reply
-                .send(Batched::Alone(Box::new(pending.cmd), pending.key));
-        }
+        self
     }
 }
 
@@ -158,13 +273,9 @@ struct Planned {
 }
 
 impl AllocationApi {
-    /// One outcome per order of `work`, in its order. An error leaves nothing done here (the
-    /// transaction rolls back) and every order goes alone.
-    async fn allocate_batch(&self, work: &[Pending]) -> Result<Vec<Outcome>, ServiceError> {
+    /// Stock's view for `work`, before any transaction opens.
+    async fn read_stock(&self, work: &[Pending]) -> Result<StockView, ServiceError> {
         let started = std::time::Instant::now();
-        let mut outcomes: Vec<Option<Outcome>> = work.iter().map(|_| None).collect();
-        // Stock first, before any transaction opens: what it holds for these orders already
-        // (left by an attempt that died after reserving: adopted alone) and what it has.
         let warehouses = self.directory.warehouses().await?;
         let order_ids: Vec<String> = work.iter().map(|p| p.cmd.order_id.clone()).collect();
         let products: BTreeSet<Uuid> = work
@@ -185,60 +296,69 @@ impl AllocationApi {
         }
         .instrument(work[0].span.clone())
         .await;
-        let held: HashSet<String> = held?.into_iter().map(|r| r.order_id).collect();
-        let mut available = available?;
-        let read_us = micros(started);
+        Ok(StockView {
+            warehouses,
+            held: held?.into_iter().map(|r| r.order_id).collect(),
+            available: available?,
+            capped: HashSet::new(),
+            read_us: micros(started),
+        })
+    }
+
+    /// One outcome per order of `work`, in its order, and what the batch left in stock. An
+    /// error leaves nothing done here (the transaction rolls back) and every order goes alone.
+    async fn allocate_batch(
+        &self,
+        work: &[Pending],
+        mut view: StockView,
+    ) -> Result<(Vec<Outcome>, Left), ServiceError> {
+        let started = std::time::Instant::now();
+        let mut outcomes: Vec<Option<Outcome>> = work.iter().map(|_| None).collect();
         let mut live: Vec<usize> = Vec::with_capacity(work.len());
         for (i, pending) in work.iter().enumerate() {
-            if held.contains(&pending.cmd.order_id) {
+            if view.held.contains(&pending.cmd.order_id) {
                 outcomes[i] = Some(Outcome::Alone);
             } else {
                 live.push(i);
             }
         }
         if live.is_empty() {
-            return Ok(finish(outcomes));
+            return Ok((finish(outcomes), Left::new()));
         }
 
         let mut tx = inventory_runtime::begin(&self.pool).await?;
         let done = self
-            .plan_reserve_record(
-                &mut tx,
-                work,
-                &live,
-                &mut available,
-                &warehouses,
-                &mut outcomes,
-            )
+            .plan_reserve_record(&mut tx, work, &live, &mut view, &mut outcomes)
             .await;
         match done {
-            Ok(()) => {
+            Ok(left) => {
                 tx.commit().await.map_err(db_error)?;
                 tracing::debug!(
                     size = work.len(),
-                    read_us,
+                    read_us = view.read_us,
                     total_us = micros(started),
                     "allocation batch committed"
                 );
+                Ok((finish(outcomes), left))
             }
             Err(error) => {
                 let _ = tx.rollback().await;
-                return Err(error);
+                Err(error)
             }
         }
-        Ok(finish(outcomes))
     }
 
-    /// The batch's transaction, up to its commit: fills `outcomes` for every live order.
+    /// The batch's transaction, up to its commit: fills `outcomes` for every live order and
+    /// says what the batch left in stock.
     async fn plan_reserve_record(
         &self,
         tx: &mut Tx,
         work: &[Pending],
         live: &[usize],
-        available: &mut BTreeMap<(Uuid, Uuid), i64>,
-        warehouses: &[stock::Warehouse],
+        view: &mut StockView,
         outcomes: &mut [Option<Outcome>],
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Left, ServiceError> {
+        let available = &mut view.available;
         // Claims, then the orders' locks, as the one-request path takes them.
         let keys: Vec<&RequestKey> = live.iter().map(|&i| &work[i].key).collect();
         let claimed = idempotency::claim_many(tx, &keys).await?;
@@ -252,7 +372,7 @@ impl AllocationApi {
             }
         }
         if mine.is_empty() {
-            return Ok(());
+            return Ok(Left::new());
         }
         let order_ids: Vec<String> = mine.iter().map(|&i| work[i].cmd.order_id.clone()).collect();
         store::lock_orders(tx, &order_ids).await?;
@@ -263,7 +383,7 @@ impl AllocationApi {
         let mut refused: Vec<usize> = Vec::new();
 
         // Plans, in arrival order, each on the stock and workload the ones before it left.
-        let mut sites = sites(warehouses, &store::profiles(tx).await?);
+        let mut sites = sites(&view.warehouses, &store::profiles(tx).await?);
         let mut planned: Vec<Planned> = Vec::with_capacity(mine.len());
         for &i in &mine {
             let cmd = &work[i].cmd;
@@ -290,7 +410,14 @@ impl AllocationApi {
             };
             let plan = planner::plan(&problem);
             if plan.parts.is_empty() || (!plan.is_complete() && !cmd.options.allow_partial) {
-                outcomes[i] = Some(Outcome::Done(Err(not_servable(&problem, &plan))));
+                // Refused on the lane's own count of a row: decided again alone, on stock's.
+                outcomes[i] = Some(
+                    if problem.available.keys().any(|k| view.capped.contains(k)) {
+                        Outcome::Alone
+                    } else {
+                        Outcome::Done(Err(not_servable(&problem, &plan)))
+                    },
+                );
                 unclaimed.push(&cmd.request_id);
                 refused.push(i);
                 continue;
@@ -301,13 +428,9 @@ impl AllocationApi {
                 unclaimed.push(&cmd.request_id);
                 continue;
             }
-            for part in &plan.parts {
-                let key = (
-                    problem.lines[part.line].product_id,
-                    problem.sites[part.site].warehouse_id,
-                );
+            for (key, quantity) in rows(&problem, &plan) {
                 if let Some(units) = available.get_mut(&key) {
-                    *units -= part.quantity;
+                    *units -= quantity;
                 }
             }
             for (warehouse_id, lines) in workload(&problem, &plan) {
@@ -365,6 +488,11 @@ impl AllocationApi {
                 ) => {
                     tracing::info!(order_id = %work[p.index].cmd.order_id, %error, "not held in the batch; the order goes alone");
                     outcomes[p.index] = Some(Outcome::Alone);
+                    for (key, quantity) in rows(&p.problem, &p.plan) {
+                        if let Some(units) = available.get_mut(&key) {
+                            *units += quantity;
+                        }
+                    }
                 }
                 Err(error) => outcomes[p.index] = Some(Outcome::Done(Err(error.into()))),
             }
@@ -418,7 +546,12 @@ impl AllocationApi {
         }
         idempotency::answer_many(tx, &answers).await?;
         idempotency::unclaim(tx, &unclaimed).await?;
-        Ok(())
+        // Rows of orders stock may hold (an unclear error counts as held), by their count.
+        Ok(planned
+            .iter()
+            .flat_map(|p| rows(&p.problem, &p.plan))
+            .filter_map(|(key, _)| Some((key, *available.get(&key)?)))
+            .collect())
     }
 }
 
@@ -433,6 +566,22 @@ impl AllocationApi {
         }
         self.stock.batch_reserve_orders(orders).await
     }
+}
+
+/// The (product, warehouse) rows a plan holds, with the units of each part.
+fn rows<'a>(
+    problem: &'a Problem,
+    plan: &'a Plan,
+) -> impl Iterator<Item = ((Uuid, Uuid), i64)> + 'a {
+    plan.parts.iter().map(|part| {
+        (
+            (
+                problem.lines[part.line].product_id,
+                problem.sites[part.site].warehouse_id,
+            ),
+            part.quantity,
+        )
+    })
 }
 
 /// Lines each warehouse takes on from these plans together.

@@ -3,6 +3,7 @@
 //! and an order stock moved under is planned again on its own.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use fulfillment_allocation_service::api::AllocationApi;
@@ -233,4 +234,149 @@ async fn an_order_stock_moved_under_in_a_batch_is_planned_again_alone() {
         .await
         .expect("count");
     assert_eq!(stored, 1);
+}
+
+/// A batch is read from stock while the batch before it is still holding, and cannot tell
+/// whether its read came before those holds: it plans on what that batch left. Stock here
+/// keeps showing the last Potsdam unit the first order took, and the second order goes to
+/// Munich in its batch, where it would otherwise be refused and planned again alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
+    let database = TestDatabase::create().await;
+    let pool = database.migrate("allocation", &MIGRATOR).await;
+    let (potsdam, munich, mug) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let mut stock = MockStockClient::new();
+    stock.expect_list_warehouses().returning(move |_| {
+        Ok(stock::ListWarehousesResponse {
+            warehouses: vec![
+                warehouse(potsdam, "Potsdam", POTSDAM),
+                warehouse(munich, "Munich", MUNICH),
+            ],
+            next_page_token: String::new(),
+        })
+    });
+    stock
+        .expect_list_reservations()
+        .returning(|_| Ok(Vec::new()));
+    // The numbers from before the first hold, every time: one mug in Potsdam, five in Munich.
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = reads.clone();
+    stock
+        .expect_batch_get_availability()
+        .returning(move |keys| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok(keys
+                .into_iter()
+                .map(|k| {
+                    let units = if k.warehouse_id == potsdam.to_string() {
+                        1
+                    } else {
+                        5
+                    };
+                    stock::Availability {
+                        product_id: k.product_id,
+                        warehouse_id: k.warehouse_id,
+                        quantity_on_hand: units,
+                        quantity_reserved: 0,
+                        quantity_available: units,
+                    }
+                })
+                .collect())
+        });
+    // The first hold waits until the test lets it go; Potsdam's unit is held once.
+    let (holding, held_up) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let holds = Arc::new(Mutex::new(Vec::new()));
+    let (record, potsdam_taken) = (holds.clone(), Mutex::new(false));
+    stock
+        .expect_batch_reserve_orders()
+        .returning(move |orders| {
+            let first = record.lock().expect("holds").is_empty();
+            record.lock().expect("holds").extend(orders.clone());
+            if first {
+                holding.send(()).expect("test waits");
+                tokio::task::block_in_place(|| {
+                    released
+                        .lock()
+                        .expect("release")
+                        .recv_timeout(std::time::Duration::from_secs(10))
+                        .expect("released")
+                });
+            }
+            Ok(orders
+                .into_iter()
+                .map(|order| {
+                    let line = &order.lines[0];
+                    let mut taken = potsdam_taken.lock().expect("potsdam");
+                    if line.warehouse_id == potsdam.to_string() && *taken {
+                        return Err(StockError::InsufficientStock {
+                            product_id: line.product_id.clone(),
+                            warehouse_id: line.warehouse_id.clone(),
+                            requested: line.quantity,
+                            available: 0,
+                        });
+                    }
+                    *taken |= line.warehouse_id == potsdam.to_string();
+                    Ok(stock::ReserveOrderResponse::default())
+                })
+                .collect())
+        });
+    stock.expect_reserve_order().never();
+    let stock = Arc::new(stock);
+    let api = AllocationApi::new(
+        pool.clone(),
+        page_tokens(&pool).await.expect("page key"),
+        stock.clone(),
+        Directory::new(stock, std::time::Duration::ZERO),
+        3,
+    )
+    .with_batches(1, 8);
+    let allocate = |order_id: &str| {
+        let (api, request) = (api.clone(), order(order_id, &[("1", &mug.to_string(), 1)]));
+        tokio::spawn(async move { api.allocate_order(tonic::Request::new(request)).await })
+    };
+    let first = allocate("o-1");
+    tokio::task::spawn_blocking(move || held_up.recv_timeout(std::time::Duration::from_secs(10)))
+        .await
+        .expect("join")
+        .expect("the first order's hold started");
+    let second = allocate("o-2");
+    for _ in 0..1000 {
+        if reads.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        2,
+        "the second batch read stock while the first held"
+    );
+    release.send(()).expect("hold waits");
+    let shipped_from = |answer: Result<tonic::Response<_>, tonic::Status>| {
+        let response: inventory_proto::allocation::v1::AllocateOrderResponse =
+            answer.expect("allocated").into_inner();
+        sources(&response.allocation.expect("allocation"))
+    };
+    assert_eq!(
+        shipped_from(first.await.expect("join")),
+        [("1".to_owned(), potsdam.to_string(), 1)]
+    );
+    assert_eq!(
+        shipped_from(second.await.expect("join")),
+        [("1".to_owned(), munich.to_string(), 1)]
+    );
+    let holds = holds.lock().expect("holds").clone();
+    assert_eq!(
+        holds
+            .iter()
+            .map(|r| (r.order_id.clone(), r.lines[0].warehouse_id.clone()))
+            .collect::<Vec<_>>(),
+        [
+            ("o-1".to_owned(), potsdam.to_string()),
+            ("o-2".to_owned(), munich.to_string())
+        ],
+        "each order held once, in its batch"
+    );
 }
