@@ -465,18 +465,56 @@ impl AllocationApi {
 
         // Every plan held in stock in one call (one stock transaction, mostly), each order
         // all or nothing on its own; traced under the request that opened the batch.
+        // Meanwhile every plan is recorded with its answer, as if held: the few stock does
+        // not hold are taken out again below, before the commit.
+        let allocations: Vec<store::Allocation> = planned
+            .iter()
+            .map(|p| {
+                record(
+                    &work[p.index].cmd,
+                    &p.problem,
+                    &p.plan,
+                    p.reservation_id.clone(),
+                )
+            })
+            .collect();
+        let names = self.names().await;
+        let responses: Vec<pb::AllocateOrderResponse> = allocations
+            .iter()
+            .map(|allocation| pb::AllocateOrderResponse {
+                allocation: Some(convert::allocation(allocation, &names)),
+            })
+            .collect();
+        let answers: Vec<(&str, Vec<u8>)> = planned
+            .iter()
+            .zip(&responses)
+            .map(|(p, response)| {
+                (
+                    work[p.index].cmd.request_id.as_str(),
+                    response.encode_to_vec(),
+                )
+            })
+            .collect();
         failpoint("allocation.before_reserve").await;
         let reserving = std::time::Instant::now();
         let requests = planned
             .iter()
             .map(|p| reservation(&work[p.index].cmd, &p.problem, &p.plan, &p.reservation_id))
             .collect();
-        let results = match self.hold(requests).instrument(work[0].span.clone()).await {
+        let (results, recorded) = tokio::join!(
+            self.hold(requests).instrument(work[0].span.clone()),
+            async {
+                store::insert_allocations(tx, &allocations).await?;
+                idempotency::answer_many(tx, &answers).await
+            }
+        );
+        let results = match results {
             Ok(results) => results,
             // Stock may hold any of them (a deadline passed, say): each caller gets the
             // error, as on the one-order path, and its retry adopts what stock holds.
             Err(error) => planned.iter().map(|_| Err(error.clone())).collect(),
         };
+        recorded?;
         let mut held = vec![false; planned.len()];
         for ((slot, p), result) in planned.iter().enumerate().zip(results) {
             match result {
@@ -505,46 +543,27 @@ impl AllocationApi {
         );
 
         // Orders stock did not hold (it moved since the plan; anything else) go alone, their
-        // room given back; the rest are recorded with their answers.
-        let (mut granted, mut missed): (Vec<&Planned>, Vec<&Planned>) = (Vec::new(), Vec::new());
-        for (p, held) in planned.iter().zip(held) {
+        // records and room given back; the rest are answered.
+        let mut missed: Vec<&Planned> = Vec::new();
+        for ((p, held), response) in planned.iter().zip(held).zip(responses) {
             if held {
-                granted.push(p);
+                outcomes[p.index] = Some(Outcome::Done(Ok(response)));
             } else {
                 missed.push(p);
+                unclaimed.push(&work[p.index].cmd.request_id);
             }
         }
-        store::remove_open_lines(tx, &total_workload(missed.iter().copied())).await?;
-        for p in &missed {
-            unclaimed.push(&work[p.index].cmd.request_id);
-        }
         if !missed.is_empty() {
+            let orders: Vec<&str> = missed
+                .iter()
+                .map(|p| work[p.index].cmd.order_id.as_str())
+                .collect();
+            store::delete_allocations(tx, &orders).await?;
+            store::remove_open_lines(tx, &total_workload(missed.iter().copied())).await?;
             for i in refused {
                 outcomes[i] = Some(Outcome::Alone);
             }
         }
-        let allocations: Vec<store::Allocation> = granted
-            .iter()
-            .map(|p| {
-                record(
-                    &work[p.index].cmd,
-                    &p.problem,
-                    &p.plan,
-                    p.reservation_id.clone(),
-                )
-            })
-            .collect();
-        store::insert_allocations(tx, &allocations).await?;
-        let names = self.names().await;
-        let mut answers: Vec<(&str, Vec<u8>)> = Vec::with_capacity(granted.len());
-        for (p, allocation) in granted.iter().zip(&allocations) {
-            let response = pb::AllocateOrderResponse {
-                allocation: Some(convert::allocation(allocation, &names)),
-            };
-            answers.push((&work[p.index].cmd.request_id, response.encode_to_vec()));
-            outcomes[p.index] = Some(Outcome::Done(Ok(response)));
-        }
-        idempotency::answer_many(tx, &answers).await?;
         idempotency::unclaim(tx, &unclaimed).await?;
         // Rows of orders stock may hold (an unclear error counts as held), by their count.
         Ok(planned

@@ -450,6 +450,19 @@ pub async fn insert_allocations(tx: &mut Tx, all: &[Allocation]) -> Result<(), S
     Ok(())
 }
 
+/// Takes back allocations stored in this transaction (with their lines and shortfalls).
+#[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+pub async fn delete_allocations(tx: &mut Tx, order_ids: &[&str]) -> Result<(), ServiceError> {
+    for table in ["allocation_shortfalls", "allocation_lines", "allocations"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE order_id = ANY($1)"))
+            .bind(order_ids)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
 pub async fn add_shipped(
     tx: &mut Tx,
