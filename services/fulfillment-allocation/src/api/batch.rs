@@ -160,18 +160,18 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max
                 && requests.insert(p.key.request_id.clone())
                 && orders.insert(p.cmd.order_id.clone())
         });
-        // Stock is read while the batch before is in its transaction (maybe holding).
-        let view = if work.is_empty() {
+        // Read and opened while the batch before is in its transaction (maybe holding).
+        let prepared = if work.is_empty() {
             None
         } else {
-            Some(api.read_stock(&work).await)
+            Some(api.prepare(&work).await)
         };
         let left = match in_flight.take() {
             Some((_, running)) => running.await.unwrap_or_default(),
             None => Left::new(),
         };
-        let view = match view {
-            Some(Ok(view)) => view,
+        let prepared = match prepared {
+            Some(Ok(prepared)) => prepared.capped_by(&left),
             failed => {
                 if let Some(Err(error)) = failed {
                     tracing::warn!(%error, size = work.len(), "allocation batch failed; each order goes alone");
@@ -187,8 +187,7 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max
         let running = tokio::spawn(inventory_telemetry::in_service(
             crate::app::SPEC.binary,
             async move {
-                let (outcomes, left) = match api.allocate_batch(&work, view.capped_by(&left)).await
-                {
+                let (outcomes, left) = match api.allocate_batch(&work, prepared).await {
                     Ok(done) => done,
                     Err(error) => {
                         tracing::warn!(%error, size = work.len(), "allocation batch failed; each order goes alone");
@@ -249,14 +248,26 @@ struct StockView {
 /// tell whether its read came before the holds or after, so it takes the lower number.
 type Left = BTreeMap<(Uuid, Uuid), i64>;
 
-impl StockView {
+/// A batch ready for its transaction: stock's view, and the transaction already holding
+/// the batch's claims and its orders' locks.
+struct Prepared {
+    view: StockView,
+    tx: Tx,
+    /// Per order of the batch, whether this batch claimed its request id.
+    claimed: Vec<bool>,
+    /// Its orders allocated already.
+    allocated: HashSet<String>,
+}
+
+impl Prepared {
     fn capped_by(mut self, left: &Left) -> Self {
+        let view = &mut self.view;
         for (key, &units) in left {
-            if let Some(available) = self.available.get_mut(key)
+            if let Some(available) = view.available.get_mut(key)
                 && units < *available
             {
                 *available = units;
-                self.capped.insert(*key);
+                view.capped.insert(*key);
             }
         }
         self
@@ -273,7 +284,7 @@ struct Planned {
 }
 
 impl AllocationApi {
-    /// Stock's view for `work`, before any transaction opens.
+    /// Stock's view for `work`.
     async fn read_stock(&self, work: &[Pending]) -> Result<StockView, ServiceError> {
         let started = std::time::Instant::now();
         let warehouses = self.directory.warehouses().await?;
@@ -305,30 +316,79 @@ impl AllocationApi {
         })
     }
 
+    /// Gets `work` ready for its transaction: stock's view and, meanwhile, the transaction
+    /// opened with the batch's claims and its orders' locks, as the one-request path takes
+    /// them. Both run while the batch before is in its own transaction.
+    async fn prepare(&self, work: &[Pending]) -> Result<Prepared, ServiceError> {
+        let open = async {
+            let mut tx = inventory_runtime::begin(&self.pool).await?;
+            let keys: Vec<&RequestKey> = work.iter().map(|p| &p.key).collect();
+            let claimed = idempotency::claim_many(&mut tx, &keys).await?;
+            let order_ids: Vec<String> = work
+                .iter()
+                .zip(&claimed)
+                .filter(|(_, claimed)| **claimed)
+                .map(|(p, _)| p.cmd.order_id.clone())
+                .collect();
+            store::lock_orders(&mut tx, &order_ids).await?;
+            let allocated = store::allocated_orders(&mut tx, &order_ids).await?;
+            Ok::<_, ServiceError>((tx, claimed, allocated))
+        };
+        let (view, opened) = tokio::join!(self.read_stock(work), open);
+        let (tx, claimed, allocated) = opened?;
+        Ok(Prepared {
+            view: view?,
+            tx,
+            claimed,
+            allocated,
+        })
+    }
+
     /// One outcome per order of `work`, in its order, and what the batch left in stock. An
     /// error leaves nothing done here (the transaction rolls back) and every order goes alone.
     async fn allocate_batch(
         &self,
         work: &[Pending],
-        mut view: StockView,
+        prepared: Prepared,
     ) -> Result<(Vec<Outcome>, Left), ServiceError> {
         let started = std::time::Instant::now();
+        let Prepared {
+            mut view,
+            mut tx,
+            claimed,
+            allocated,
+        } = prepared;
         let mut outcomes: Vec<Option<Outcome>> = work.iter().map(|_| None).collect();
-        let mut live: Vec<usize> = Vec::with_capacity(work.len());
-        for (i, pending) in work.iter().enumerate() {
-            if view.held.contains(&pending.cmd.order_id) {
+        let mut unclaimed: Vec<&str> = Vec::new();
+        let mut mine: Vec<usize> = Vec::with_capacity(work.len());
+        for (i, (pending, claimed)) in work.iter().zip(claimed).enumerate() {
+            let cmd = &pending.cmd;
+            if !claimed {
+                // Seen before: replayed alone once this batch is over.
                 outcomes[i] = Some(Outcome::Alone);
-            } else {
-                live.push(i);
+                continue;
             }
+            if view.held.contains(&cmd.order_id) {
+                // Left by an attempt that died after reserving: adopted alone.
+                outcomes[i] = Some(Outcome::Alone);
+            } else if allocated.contains(&cmd.order_id) {
+                outcomes[i] = Some(Outcome::Done(Err(ServiceError::AlreadyExists {
+                    resource: "allocation of order",
+                    id: cmd.order_id.clone(),
+                })));
+            } else {
+                mine.push(i);
+                continue;
+            }
+            unclaimed.push(&cmd.request_id);
         }
-        if live.is_empty() {
+        if mine.is_empty() {
+            // Nothing to store: the claims go with the transaction.
+            tx.rollback().await.map_err(db_error)?;
             return Ok((finish(outcomes), Left::new()));
         }
-
-        let mut tx = inventory_runtime::begin(&self.pool).await?;
         let done = self
-            .plan_reserve_record(&mut tx, work, &live, &mut view, &mut outcomes)
+            .plan_reserve_record(&mut tx, work, &mine, &mut view, &mut outcomes, unclaimed)
             .await;
         match done {
             Ok(left) => {
@@ -348,36 +408,18 @@ impl AllocationApi {
         }
     }
 
-    /// The batch's transaction, up to its commit: fills `outcomes` for every live order and
-    /// says what the batch left in stock.
-    async fn plan_reserve_record(
+    /// The batch's transaction, from its plans up to its commit: fills `outcomes` for the
+    /// orders it claimed (`mine`) and says what the batch left in stock.
+    async fn plan_reserve_record<'w>(
         &self,
         tx: &mut Tx,
-        work: &[Pending],
-        live: &[usize],
+        work: &'w [Pending],
+        mine: &[usize],
         view: &mut StockView,
         outcomes: &mut [Option<Outcome>],
+        mut unclaimed: Vec<&'w str>,
     ) -> Result<Left, ServiceError> {
         let available = &mut view.available;
-        // Claims, then the orders' locks, as the one-request path takes them.
-        let keys: Vec<&RequestKey> = live.iter().map(|&i| &work[i].key).collect();
-        let claimed = idempotency::claim_many(tx, &keys).await?;
-        let mut mine: Vec<usize> = Vec::with_capacity(live.len());
-        for (&i, claimed) in live.iter().zip(claimed) {
-            if claimed {
-                mine.push(i);
-            } else {
-                // Seen before: replayed alone once this batch is over.
-                outcomes[i] = Some(Outcome::Alone);
-            }
-        }
-        if mine.is_empty() {
-            return Ok(Left::new());
-        }
-        let order_ids: Vec<String> = mine.iter().map(|&i| work[i].cmd.order_id.clone()).collect();
-        store::lock_orders(tx, &order_ids).await?;
-        let allocated = store::allocated_orders(tx, &order_ids).await?;
-        let mut unclaimed: Vec<&str> = Vec::new();
         // Refused on what earlier orders of the batch took: decided again alone if one of
         // those then goes unheld.
         let mut refused: Vec<usize> = Vec::new();
@@ -385,16 +427,8 @@ impl AllocationApi {
         // Plans, in arrival order, each on the stock and workload the ones before it left.
         let mut sites = sites(&view.warehouses, &store::profiles(tx).await?);
         let mut planned: Vec<Planned> = Vec::with_capacity(mine.len());
-        for &i in &mine {
+        for &i in mine {
             let cmd = &work[i].cmd;
-            if allocated.contains(&cmd.order_id) {
-                outcomes[i] = Some(Outcome::Done(Err(ServiceError::AlreadyExists {
-                    resource: "allocation of order",
-                    id: cmd.order_id.clone(),
-                })));
-                unclaimed.push(&cmd.request_id);
-                continue;
-            }
             let problem = Problem {
                 destination: cmd.destination.point,
                 lines: cmd.lines.clone(),
