@@ -542,22 +542,28 @@ impl AllocationApi {
                 idempotency::answer_many(tx, &answers).await
             }
         );
-        let results = match results {
-            Ok(results) => results,
+        let results: Vec<Hold> = match results {
+            Ok(results) => results.into_iter().map(Hold::from).collect(),
+            // A stock without the batch call (an older one, mid-upgrade) held nothing.
+            Err(
+                error @ StockError::Other {
+                    code: tonic::Code::Unimplemented,
+                    ..
+                },
+            ) => planned.iter().map(|_| Hold::Again(error.clone())).collect(),
             // Stock may hold any of them (a deadline passed, say): each caller gets the
             // error, as on the one-order path, and its retry adopts what stock holds.
-            Err(error) => planned.iter().map(|_| Err(error.clone())).collect(),
+            Err(error) => planned
+                .iter()
+                .map(|_| Hold::Failed(error.clone()))
+                .collect(),
         };
         recorded?;
         let mut held = vec![false; planned.len()];
         for ((slot, p), result) in planned.iter().enumerate().zip(results) {
             match result {
-                Ok(_) => held[slot] = true,
-                // Definite refusals: nothing held; planned again alone, on fresh numbers.
-                Err(
-                    error @ (StockError::InsufficientStock { .. }
-                    | StockError::InvalidArgument { .. }),
-                ) => {
+                Hold::Held => held[slot] = true,
+                Hold::Again(error) => {
                     tracing::info!(order_id = %work[p.index].cmd.order_id, %error, "not held in the batch; the order goes alone");
                     outcomes[p.index] = Some(Outcome::Alone);
                     for (key, quantity) in rows(&p.problem, &p.plan) {
@@ -566,7 +572,7 @@ impl AllocationApi {
                         }
                     }
                 }
-                Err(error) => outcomes[p.index] = Some(Outcome::Done(Err(error.into()))),
+                Hold::Failed(error) => outcomes[p.index] = Some(Outcome::Done(Err(error.into()))),
             }
         }
         failpoint("allocation.after_reserve").await;
@@ -618,6 +624,32 @@ impl AllocationApi {
             return Ok(Vec::new());
         }
         self.stock.batch_reserve_orders(orders).await
+    }
+}
+
+/// Stock's answer for one order of a batch.
+enum Hold {
+    Held,
+    /// Stock holds nothing for it: refused on the plan (stock moved since), or its own
+    /// transaction failed (aborted, unavailable). Planned again alone, on fresh numbers,
+    /// where the stock call retries and what stock might hold is adopted.
+    Again(StockError),
+    /// Answered with this error, as the one-order path would answer it.
+    Failed(StockError),
+}
+
+impl From<Result<stock::ReserveOrderResponse, StockError>> for Hold {
+    fn from(answer: Result<stock::ReserveOrderResponse, StockError>) -> Self {
+        match answer {
+            Ok(_) => Self::Held,
+            Err(
+                error @ (StockError::InsufficientStock { .. }
+                | StockError::InvalidArgument { .. }
+                | StockError::Aborted(_)
+                | StockError::Unavailable(_)),
+            ) => Self::Again(error),
+            Err(error) => Self::Failed(error),
+        }
     }
 }
 

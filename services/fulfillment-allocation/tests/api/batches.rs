@@ -380,3 +380,93 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
         "each order held once, in its batch"
     );
 }
+
+/// An order stock answered without holding it, for a reason other than the plan, is
+/// planned again alone (where the stock call retries): the batch call missing from an older
+/// stock (mid-upgrade), and an order whose own stock transaction aborted or found stock
+/// unavailable.
+#[tokio::test]
+async fn an_order_stock_held_nothing_for_is_allocated_alone_after_an_unimplemented_or_transient_answer()
+ {
+    type BatchAnswer = Result<Vec<Result<stock::ReserveOrderResponse, StockError>>, StockError>;
+    let answers: [(&str, fn() -> BatchAnswer); 3] = [
+        ("unimplemented", || {
+            Err(StockError::Other {
+                code: Code::Unimplemented,
+                message: "unknown method BatchReserveOrders".to_owned(),
+            })
+        }),
+        ("aborted", || {
+            Ok(vec![Err(StockError::Aborted(
+                "could not serialize".to_owned(),
+            ))])
+        }),
+        ("unavailable", || {
+            Ok(vec![Err(StockError::Unavailable(
+                "database unreachable".to_owned(),
+            ))])
+        }),
+    ];
+    for (case, answer) in answers {
+        let database = TestDatabase::create().await;
+        let pool = database.migrate("allocation", &MIGRATOR).await;
+        let (potsdam, mug) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut stock = MockStockClient::new();
+        stock.expect_list_warehouses().returning(move |_| {
+            Ok(stock::ListWarehousesResponse {
+                warehouses: vec![warehouse(potsdam, "Potsdam", POTSDAM)],
+                next_page_token: String::new(),
+            })
+        });
+        stock
+            .expect_list_reservations()
+            .returning(|_| Ok(Vec::new()));
+        stock.expect_batch_get_availability().returning(|keys| {
+            Ok(keys
+                .into_iter()
+                .map(|k| stock::Availability {
+                    product_id: k.product_id,
+                    warehouse_id: k.warehouse_id,
+                    quantity_on_hand: 5,
+                    quantity_reserved: 0,
+                    quantity_available: 5,
+                })
+                .collect())
+        });
+        stock
+            .expect_batch_reserve_orders()
+            .times(1)
+            .returning(move |_| answer());
+        stock
+            .expect_reserve_order()
+            .times(1)
+            .returning(|_| Ok(stock::ReserveOrderResponse::default()));
+        let stock = Arc::new(stock);
+        let api = AllocationApi::new(
+            pool.clone(),
+            page_tokens(&pool).await.expect("page key"),
+            stock.clone(),
+            Directory::new(stock, std::time::Duration::ZERO),
+            3,
+        )
+        .with_batches(1, 8);
+        let response = api
+            .allocate_order(tonic::Request::new(order(
+                "o-1",
+                &[("1", &mug.to_string(), 2)],
+            )))
+            .await
+            .unwrap_or_else(|status| panic!("{case}: allocated alone: {status:?}"))
+            .into_inner();
+        assert_eq!(
+            sources(&response.allocation.expect("allocation")),
+            [("1".to_owned(), potsdam.to_string(), 2)],
+            "{case}"
+        );
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM allocation.allocations")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        assert_eq!(stored, 1, "{case}: recorded once");
+    }
+}
