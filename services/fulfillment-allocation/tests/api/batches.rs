@@ -389,7 +389,8 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
 async fn an_order_stock_held_nothing_for_is_allocated_alone_after_an_unimplemented_or_transient_answer()
  {
     type BatchAnswer = Result<Vec<Result<stock::ReserveOrderResponse, StockError>>, StockError>;
-    let answers: [(&str, fn() -> BatchAnswer); 3] = [
+    type Answer = fn() -> BatchAnswer;
+    let answers: [(&str, Answer); 3] = [
         ("unimplemented", || {
             Err(StockError::Other {
                 code: Code::Unimplemented,
