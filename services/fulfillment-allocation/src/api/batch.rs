@@ -46,6 +46,8 @@ use crate::store;
 const LANE_QUEUE: usize = 4096;
 /// Most orders in a batch: stock lists the holds of at most 1,000 orders per call.
 const MAX_BATCH: usize = 1000;
+/// Most lines in one BatchReserveOrders call (stock's limit).
+const MAX_HOLD_LINES: usize = 10_000;
 /// How long a batch smaller than the ones before it waits for more: callers answered a
 /// moment ago are usually on their way back, and one batch costs less than two.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
@@ -542,22 +544,6 @@ impl AllocationApi {
                 idempotency::answer_many(tx, &answers).await
             }
         );
-        let results: Vec<Hold> = match results {
-            Ok(results) => results.into_iter().map(Hold::from).collect(),
-            // A stock without the batch call (an older one, mid-upgrade) held nothing.
-            Err(
-                error @ StockError::Other {
-                    code: tonic::Code::Unimplemented,
-                    ..
-                },
-            ) => planned.iter().map(|_| Hold::Again(error.clone())).collect(),
-            // Stock may hold any of them (a deadline passed, say): each caller gets the
-            // error, as on the one-order path, and its retry adopts what stock holds.
-            Err(error) => planned
-                .iter()
-                .map(|_| Hold::Failed(error.clone()))
-                .collect(),
-        };
         recorded?;
         let mut held = vec![false; planned.len()];
         for ((slot, p), result) in planned.iter().enumerate().zip(results) {
@@ -615,16 +601,49 @@ impl AllocationApi {
 }
 
 impl AllocationApi {
-    /// Holds `orders` in stock: one answer each (none asked, no call).
-    async fn hold(
-        &self,
-        orders: Vec<stock::ReserveOrderRequest>,
-    ) -> Result<Vec<Result<stock::ReserveOrderResponse, StockError>>, StockError> {
-        if orders.is_empty() {
-            return Ok(Vec::new());
+    /// Holds `orders` in stock: one answer each, in calls within stock's limits (none asked,
+    /// no call).
+    async fn hold(&self, orders: Vec<stock::ReserveOrderRequest>) -> Vec<Hold> {
+        let mut holds = Vec::with_capacity(orders.len());
+        for call in within_limits(orders) {
+            let asked = call.len();
+            match self.stock.batch_reserve_orders(call).await {
+                Ok(answers) => holds.extend(answers.into_iter().map(Hold::from)),
+                // Refused whole (an older stock without the call, mid-upgrade; a limit):
+                // nothing held.
+                Err(
+                    error @ (StockError::Other {
+                        code: tonic::Code::Unimplemented,
+                        ..
+                    }
+                    | StockError::InvalidArgument { .. }),
+                ) => holds.extend((0..asked).map(|_| Hold::Again(error.clone()))),
+                // Stock may hold any of them (a deadline passed, say): each caller gets the
+                // error, as on the one-order path, and its retry adopts what stock holds.
+                Err(error) => holds.extend((0..asked).map(|_| Hold::Failed(error.clone()))),
+            }
         }
-        self.stock.batch_reserve_orders(orders).await
+        holds
     }
+}
+
+/// `orders` in consecutive calls of at most [`MAX_BATCH`] orders and [`MAX_HOLD_LINES`]
+/// lines (an order alone over the lines limit is a call of its own, which stock refuses).
+fn within_limits(orders: Vec<stock::ReserveOrderRequest>) -> Vec<Vec<stock::ReserveOrderRequest>> {
+    let mut calls = Vec::new();
+    let mut rest = orders.into_iter().peekable();
+    while rest.peek().is_some() {
+        let (mut call, mut lines) = (Vec::new(), 0);
+        while let Some(order) = rest.next_if(|next| {
+            call.is_empty()
+                || (call.len() < MAX_BATCH && lines + next.lines.len() <= MAX_HOLD_LINES)
+        }) {
+            lines += order.lines.len();
+            call.push(order);
+        }
+        calls.push(call);
+    }
+    calls
 }
 
 /// Stock's answer for one order of a batch.
@@ -690,4 +709,43 @@ fn finish(outcomes: Vec<Option<Outcome>>) -> Vec<Outcome> {
 
 fn micros(since: std::time::Instant) -> u64 {
     u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(lines: usize) -> stock::ReserveOrderRequest {
+        stock::ReserveOrderRequest {
+            lines: vec![stock::ReservationLine::default(); lines],
+            ..Default::default()
+        }
+    }
+
+    fn shape(calls: &[Vec<stock::ReserveOrderRequest>]) -> Vec<Vec<usize>> {
+        calls
+            .iter()
+            .map(|call| call.iter().map(|o| o.lines.len()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn holds_are_sent_in_calls_within_stocks_limits_and_in_order() {
+        assert!(within_limits(Vec::new()).is_empty());
+        let lines = [4000, 4000, 3000, 500, 10_000, 1];
+        let calls = within_limits(lines.iter().map(|&n| order(n)).collect());
+        assert_eq!(
+            shape(&calls),
+            [vec![4000, 4000], vec![3000, 500], vec![10_000], vec![1]]
+        );
+        let calls = within_limits((0..2500).map(|_| order(3)).collect());
+        assert_eq!(
+            calls.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1000, 1000, 500]
+        );
+        assert_eq!(
+            shape(&within_limits(vec![order(12_000), order(2)])),
+            [vec![12_000], vec![2]]
+        );
+    }
 }
