@@ -6,18 +6,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use fulfillment_allocation_service::api::AllocationApi;
 use fulfillment_allocation_service::app::MIGRATOR;
-use fulfillment_allocation_service::directory::Directory;
 use inventory_proto::allocation::v1::allocation_service_server::AllocationService;
-use inventory_runtime::database::page_tokens;
 use inventory_stock_client::{MockStockClient, StockError, pb as stock};
 use inventory_testkit::TestDatabase;
 use tonic::Code;
 use uuid::Uuid;
 
 use crate::helpers::{MUNICH, POTSDAM, TestApp, order, sources};
-use crate::replan::warehouse;
+use crate::replan::{api_over, warehouse};
 
 /// 60 orders of two lines race for 40 mugs and 40 plates spread over two warehouses: every
 /// allocated order is held in stock exactly as recorded, every refused one holds nothing, no
@@ -192,15 +189,7 @@ async fn an_order_stock_moved_under_in_a_batch_is_planned_again_alone() {
     stock
         .expect_batch_reserve_orders()
         .returning(move |orders| Ok(orders.into_iter().map(|r| reserve(r)).collect()));
-    let stock = Arc::new(stock);
-    let api = AllocationApi::new(
-        pool.clone(),
-        page_tokens(&pool).await.expect("page key"),
-        stock.clone(),
-        Directory::new(stock, std::time::Duration::ZERO),
-        3,
-    )
-    .with_batches(1, 8);
+    let api = api_over(&pool, stock).await.with_batches(1, 8);
     let response = api
         .allocate_order(tonic::Request::new(order(
             "o-1",
@@ -323,15 +312,7 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
                 .collect())
         });
     stock.expect_reserve_order().never();
-    let stock = Arc::new(stock);
-    let api = AllocationApi::new(
-        pool.clone(),
-        page_tokens(&pool).await.expect("page key"),
-        stock.clone(),
-        Directory::new(stock, std::time::Duration::ZERO),
-        3,
-    )
-    .with_batches(1, 8);
+    let api = api_over(&pool, stock).await.with_batches(1, 8);
     let allocate = |order_id: &str| {
         let (api, request) = (api.clone(), order(order_id, &[("1", &mug.to_string(), 1)]));
         tokio::spawn(async move { api.allocate_order(tonic::Request::new(request)).await })
@@ -442,15 +423,7 @@ async fn an_order_stock_held_nothing_for_is_allocated_alone_after_an_unimplement
             .expect_reserve_order()
             .times(1)
             .returning(|_| Ok(stock::ReserveOrderResponse::default()));
-        let stock = Arc::new(stock);
-        let api = AllocationApi::new(
-            pool.clone(),
-            page_tokens(&pool).await.expect("page key"),
-            stock.clone(),
-            Directory::new(stock, std::time::Duration::ZERO),
-            3,
-        )
-        .with_batches(1, 8);
+        let api = api_over(&pool, stock).await.with_batches(1, 8);
         let response = api
             .allocate_order(tonic::Request::new(order(
                 "o-1",

@@ -30,6 +30,18 @@ pub fn warehouse(id: Uuid, name: &str, (latitude, longitude): (f64, f64)) -> sto
     }
 }
 
+/// The allocation API over a scripted stock (three plans per order), without batches.
+pub async fn api_over(pool: &sqlx::PgPool, stock: MockStockClient) -> AllocationApi {
+    let stock = Arc::new(stock);
+    AllocationApi::new(
+        pool.clone(),
+        page_tokens(pool).await.expect("page key"),
+        stock.clone(),
+        Directory::new(stock, std::time::Duration::ZERO),
+        3,
+    )
+}
+
 #[tokio::test]
 async fn stock_taken_between_plan_and_reserve_leads_to_a_new_plan_not_an_oversell() {
     let database = TestDatabase::create().await;
@@ -91,14 +103,7 @@ async fn stock_taken_between_plan_and_reserve_leads_to_a_new_plan_not_an_oversel
             Ok(stock::ReserveOrderResponse::default())
         }
     });
-    let stock = Arc::new(stock);
-    let api = AllocationApi::new(
-        pool.clone(),
-        page_tokens(&pool).await.expect("page key"),
-        stock.clone(),
-        Directory::new(stock, std::time::Duration::ZERO),
-        3,
-    );
+    let api = api_over(&pool, stock).await;
     let response = api
         .allocate_order(tonic::Request::new(order(
             "o-1",
