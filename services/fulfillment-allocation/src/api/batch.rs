@@ -149,7 +149,7 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max
         }
         linger(&mut receiver, &mut batch, usual.min(max_batch)).await;
         // The size of recent batches: the last one's, or a slowly falling memory of more.
-        usual = batch.len().max(usual - usual / 8);
+        usual = batch.len().max(usual - usual.div_ceil(8));
         // A caller that gave up (deadline, disconnect) is dropped before it costs anything.
         batch.retain(|p: &Pending| !p.reply.is_closed());
         // A request id or order seen earlier in the batch, or in the batch in flight, waits
@@ -240,15 +240,19 @@ struct StockView {
     warehouses: Arc<Vec<stock::Warehouse>>,
     held: HashSet<String>,
     available: BTreeMap<(Uuid, Uuid), i64>,
+    /// What stock said, before the lane's own count lowered some rows.
+    read: BTreeMap<(Uuid, Uuid), i64>,
     /// Rows whose number is the lane's own count, lower than what stock said.
     capped: HashSet<(Uuid, Uuid)>,
     read_us: u64,
 }
 
-/// What a batch left in stock by its own count: for each row it held on, the units it read
-/// there less what it holds. The next batch was read while this one was holding and cannot
-/// tell whether its read came before the holds or after, so it takes the lower number.
-type Left = BTreeMap<(Uuid, Uuid), i64>;
+/// What a batch left in stock by its own count: for each row it held on, what stock said
+/// there and the units the batch planned on less what it holds. The next batch was read
+/// while this one was holding and cannot tell whether its read came before the holds or
+/// after, so it takes the lower number, plus whatever stock has gained since this one's read
+/// (a receipt, a release).
+type Left = BTreeMap<(Uuid, Uuid), (i64, i64)>;
 
 /// A batch ready for its transaction: stock's view, and the transaction already holding
 /// the batch's claims and its orders' locks.
@@ -263,16 +267,24 @@ struct Prepared {
 
 impl Prepared {
     fn capped_by(mut self, left: &Left) -> Self {
-        let view = &mut self.view;
-        for (key, &units) in left {
-            if let Some(available) = view.available.get_mut(key)
-                && units < *available
-            {
-                *available = units;
-                view.capped.insert(*key);
+        self.view.cap(left);
+        self
+    }
+}
+
+impl StockView {
+    /// Lowers rows the batch before held on to what it left there (plus what stock gained
+    /// since that batch's read), and marks them.
+    fn cap(&mut self, left: &Left) {
+        for (key, &(read, units)) in left {
+            if let Some(available) = self.available.get_mut(key) {
+                let counted = units + (*available - read).max(0);
+                if counted < *available {
+                    *available = counted;
+                    self.capped.insert(*key);
+                }
             }
         }
-        self
     }
 }
 
@@ -309,10 +321,12 @@ impl AllocationApi {
         }
         .instrument(work[0].span.clone())
         .await;
+        let available = available?;
         Ok(StockView {
             warehouses,
             held: held?.into_iter().map(|r| r.order_id).collect(),
-            available: available?,
+            read: available.clone(),
+            available,
             capped: HashSet::new(),
             read_us: micros(started),
         })
@@ -445,15 +459,14 @@ impl AllocationApi {
                 costs: self.costs,
             };
             let plan = planner::plan(&problem);
+            if !plan.is_complete() && problem.available.keys().any(|k| view.capped.contains(k)) {
+                // Short on the lane's own count of a row: decided again alone, on stock's.
+                outcomes[i] = Some(Outcome::Alone);
+                unclaimed.push(&cmd.request_id);
+                continue;
+            }
             if plan.parts.is_empty() || (!plan.is_complete() && !cmd.options.allow_partial) {
-                // Refused on the lane's own count of a row: decided again alone, on stock's.
-                outcomes[i] = Some(
-                    if problem.available.keys().any(|k| view.capped.contains(k)) {
-                        Outcome::Alone
-                    } else {
-                        Outcome::Done(Err(not_servable(&problem, &plan)))
-                    },
-                );
+                outcomes[i] = Some(Outcome::Done(Err(not_servable(&problem, &plan))));
                 unclaimed.push(&cmd.request_id);
                 refused.push(i);
                 continue;
@@ -595,7 +608,7 @@ impl AllocationApi {
         Ok(planned
             .iter()
             .flat_map(|p| rows(&p.problem, &p.plan))
-            .filter_map(|(key, _)| Some((key, *available.get(&key)?)))
+            .filter_map(|(key, _)| Some((key, (*view.read.get(&key)?, *available.get(&key)?))))
             .collect())
     }
 }
@@ -650,8 +663,9 @@ fn within_limits(orders: Vec<stock::ReserveOrderRequest>) -> Vec<Vec<stock::Rese
 enum Hold {
     Held,
     /// Stock holds nothing for it: refused on the plan (stock moved since), or its own
-    /// transaction failed (aborted, unavailable). Planned again alone, on fresh numbers,
-    /// where the stock call retries and what stock might hold is adopted.
+    /// transaction aborted. Planned again alone, on fresh numbers, where the stock call
+    /// retries and what stock might hold is adopted. (UNAVAILABLE may come from a commit
+    /// whose outcome is unknown: returned, and the caller's retry adopts what stock holds.)
     Again(StockError),
     /// Answered with this error, as the one-order path would answer it.
     Failed(StockError),
@@ -664,8 +678,7 @@ impl From<Result<stock::ReserveOrderResponse, StockError>> for Hold {
             Err(
                 error @ (StockError::InsufficientStock { .. }
                 | StockError::InvalidArgument { .. }
-                | StockError::Aborted(_)
-                | StockError::Unavailable(_)),
+                | StockError::Aborted(_)),
             ) => Self::Again(error),
             Err(error) => Self::Failed(error),
         }
@@ -727,6 +740,39 @@ mod tests {
             .iter()
             .map(|call| call.iter().map(|o| o.lines.len()).collect())
             .collect()
+    }
+
+    #[test]
+    fn a_row_the_batch_before_held_reads_as_it_left_it_plus_what_stock_gained_since() {
+        let (held, untouched, received, other) = (
+            (Uuid::now_v7(), Uuid::now_v7()),
+            (Uuid::now_v7(), Uuid::now_v7()),
+            (Uuid::now_v7(), Uuid::now_v7()),
+            (Uuid::now_v7(), Uuid::now_v7()),
+        );
+        // Stock says: 10 where the batch before read 10 and left 7 (its holds not seen yet);
+        // 4 where it left 7 (another buyer took more): stock's is lower; 110 where it read 10
+        // and left 7 (100 received since).
+        let available: BTreeMap<_, _> = [(held, 10), (other, 4), (received, 110), (untouched, 5)]
+            .into_iter()
+            .collect();
+        let mut view = StockView {
+            warehouses: Arc::new(Vec::new()),
+            held: HashSet::new(),
+            read: available.clone(),
+            available,
+            capped: HashSet::new(),
+            read_us: 0,
+        };
+        let left: Left = [(held, (10, 7)), (other, (10, 7)), (received, (10, 7))]
+            .into_iter()
+            .collect();
+        view.cap(&left);
+        assert_eq!(view.available[&held], 7);
+        assert_eq!(view.available[&other], 4);
+        assert_eq!(view.available[&received], 107);
+        assert_eq!(view.available[&untouched], 5);
+        assert_eq!(view.capped, [held, received].into_iter().collect());
     }
 
     #[test]

@@ -364,14 +364,13 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
 
 /// An order stock answered without holding it, for a reason other than the plan, is
 /// planned again alone (where the stock call retries): the batch call missing from an older
-/// stock (mid-upgrade), and an order whose own stock transaction aborted or found stock
-/// unavailable.
+/// stock (mid-upgrade), and an order whose own stock transaction aborted.
 #[tokio::test]
-async fn an_order_stock_held_nothing_for_is_allocated_alone_after_an_unimplemented_or_transient_answer()
+async fn an_order_stock_held_nothing_for_is_allocated_alone_after_an_unimplemented_or_aborted_answer()
  {
     type BatchAnswer = Result<Vec<Result<stock::ReserveOrderResponse, StockError>>, StockError>;
     type Answer = fn() -> BatchAnswer;
-    let answers: [(&str, Answer); 3] = [
+    let answers: [(&str, Answer); 2] = [
         ("unimplemented", || {
             Err(StockError::Other {
                 code: Code::Unimplemented,
@@ -381,11 +380,6 @@ async fn an_order_stock_held_nothing_for_is_allocated_alone_after_an_unimplement
         ("aborted", || {
             Ok(vec![Err(StockError::Aborted(
                 "could not serialize".to_owned(),
-            ))])
-        }),
-        ("unavailable", || {
-            Ok(vec![Err(StockError::Unavailable(
-                "database unreachable".to_owned(),
             ))])
         }),
     ];
