@@ -60,15 +60,11 @@ impl AllocationApi {
         cmd: Allocate,
         key: RequestKey,
     ) -> Result<pb::AllocateOrderResponse, ServiceError> {
-        // Stock is asked before any transaction opens, so a slow stock does not hold pooled
-        // connections: what it already holds for the order, and (when nothing) the numbers to
-        // plan with. Only a re-plan asks again inside the transaction.
-        let held = self.active_holds(vec![cmd.order_id.clone()]).await?;
-        let first_look = if held.is_empty() {
+        // The numbers to plan with are read before any transaction opens, so a slow stock
+        // does not hold pooled connections. Only a re-plan asks again inside the transaction.
+        let first_look = {
             let mut conn = self.pool.acquire().await.map_err(db_error)?;
-            Some(self.problem(&mut conn, &cmd).await?)
-        } else {
-            None
+            self.problem(&mut conn, &cmd).await?
         };
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
             store::lock_order(&mut tx, &cmd.order_id).await?;
@@ -81,9 +77,14 @@ impl AllocationApi {
                     id: cmd.order_id.clone(),
                 });
             }
-            let allocation = match first_look {
-                None => self.adopt(&mut tx, &cmd, held).await?,
-                Some(problem) => self.plan_and_reserve(&mut tx, &cmd, problem).await?,
+            // What stock already holds for the order, asked under its lock: an attempt that
+            // held and then rolled back (or died) has ended, and its holds are adopted, never
+            // reserved twice.
+            let held = self.active_holds(vec![cmd.order_id.clone()]).await?;
+            let allocation = if held.is_empty() {
+                self.plan_and_reserve(&mut tx, &cmd, first_look).await?
+            } else {
+                self.adopt(&mut tx, &cmd, held).await?
             };
             store::insert_allocation(&mut tx, &allocation).await?;
             let names = self.names().await;
@@ -185,8 +186,8 @@ impl AllocationApi {
             .collect())
     }
 
-    /// What stock already holds for this order, left by an attempt of this request that died
-    /// after reserving: adopted as the allocation, so nothing is reserved twice.
+    /// What stock already holds for this order, left by an earlier attempt that died or
+    /// rolled back after reserving: adopted as the allocation, so nothing is reserved twice.
     async fn adopt(
         &self,
         tx: &mut Tx,
@@ -227,7 +228,7 @@ impl AllocationApi {
                 distance_km: located
                     .get(&warehouse_id)
                     .map(|at| crate::domain::geo::great_circle_km(cmd.destination.point, *at)),
-                reason: "held in stock by an earlier attempt of this request, adopted".to_owned(),
+                reason: "held in stock by an earlier attempt for this order, adopted".to_owned(),
                 passed_over: Vec::new(),
             });
         }

@@ -234,11 +234,9 @@ impl Pending {
     }
 }
 
-/// What stock told a batch before its transaction: the orders it holds already (left by an
-/// attempt that died after reserving: adopted alone) and what it has available.
+/// What stock told a batch before its transaction: what it has available.
 struct StockView {
     warehouses: Arc<Vec<stock::Warehouse>>,
-    held: HashSet<String>,
     available: BTreeMap<(Uuid, Uuid), i64>,
     /// What stock said, before the lane's own count lowered some rows.
     read: BTreeMap<(Uuid, Uuid), i64>,
@@ -263,6 +261,10 @@ struct Prepared {
     claimed: Vec<bool>,
     /// Its orders allocated already.
     allocated: HashSet<String>,
+    /// Its orders stock holds already (left by an attempt that died after reserving, or that
+    /// rolled back after holding: adopted alone). Asked under the orders' locks, so no such
+    /// attempt can still be running.
+    held: HashSet<String>,
 }
 
 impl Prepared {
@@ -302,7 +304,6 @@ impl AllocationApi {
     async fn read_stock(&self, work: &[Pending]) -> Result<StockView, ServiceError> {
         let started = std::time::Instant::now();
         let warehouses = self.directory.warehouses().await?;
-        let order_ids: Vec<String> = work.iter().map(|p| p.cmd.order_id.clone()).collect();
         let products: BTreeSet<Uuid> = work
             .iter()
             .flat_map(|p| p.cmd.lines.iter().map(|l| l.product_id))
@@ -313,18 +314,12 @@ impl AllocationApi {
             .collect();
         // Traced under the request that opened the batch (the others' traces show their
         // own ReserveOrder).
-        let (held, available) = async {
-            tokio::join!(
-                self.active_holds(order_ids),
-                self.availability(&products, &ids)
-            )
-        }
-        .instrument(work[0].span.clone())
-        .await;
-        let available = available?;
+        let available = self
+            .availability(&products, &ids)
+            .instrument(work[0].span.clone())
+            .await?;
         Ok(StockView {
             warehouses,
-            held: held?.into_iter().map(|r| r.order_id).collect(),
             read: available.clone(),
             available,
             capped: HashSet::new(),
@@ -334,7 +329,8 @@ impl AllocationApi {
 
     /// Gets `work` ready for its transaction: stock's view and, meanwhile, the transaction
     /// opened with the batch's claims and its orders' locks, as the one-request path takes
-    /// them. Both run while the batch before is in its own transaction.
+    /// them, and then what stock holds for those orders already. All of it runs while the
+    /// batch before is in its own transaction.
     async fn prepare(&self, work: &[Pending]) -> Result<Prepared, ServiceError> {
         let open = async {
             let mut tx = inventory_runtime::begin(&self.pool).await?;
@@ -348,15 +344,21 @@ impl AllocationApi {
                 .collect();
             store::lock_orders(&mut tx, &order_ids).await?;
             let allocated = store::allocated_orders(&mut tx, &order_ids).await?;
-            Ok::<_, ServiceError>((tx, claimed, allocated))
+            let held = self
+                .active_holds(order_ids)
+                .instrument(work[0].span.clone())
+                .await?;
+            let held = held.into_iter().map(|r| r.order_id).collect();
+            Ok::<_, ServiceError>((tx, claimed, allocated, held))
         };
         let (view, opened) = tokio::join!(self.read_stock(work), open);
-        let (tx, claimed, allocated) = opened?;
+        let (tx, claimed, allocated, held) = opened?;
         Ok(Prepared {
             view: view?,
             tx,
             claimed,
             allocated,
+            held,
         })
     }
 
@@ -373,6 +375,7 @@ impl AllocationApi {
             mut tx,
             claimed,
             allocated,
+            held,
         } = prepared;
         let mut outcomes: Vec<Option<Outcome>> = work.iter().map(|_| None).collect();
         let mut unclaimed: Vec<&str> = Vec::new();
@@ -384,7 +387,7 @@ impl AllocationApi {
                 outcomes[i] = Some(Outcome::Alone);
                 continue;
             }
-            if view.held.contains(&cmd.order_id) {
+            if held.contains(&cmd.order_id) {
                 // Left by an attempt that died after reserving: adopted alone.
                 outcomes[i] = Some(Outcome::Alone);
             } else if allocated.contains(&cmd.order_id) {
@@ -758,7 +761,6 @@ mod tests {
             .collect();
         let mut view = StockView {
             warehouses: Arc::new(Vec::new()),
-            held: HashSet::new(),
             read: available.clone(),
             available,
             capped: HashSet::new(),

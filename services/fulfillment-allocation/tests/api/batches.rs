@@ -438,3 +438,114 @@ async fn an_order_stock_held_nothing_for_is_allocated_alone_after_an_unimplement
         assert_eq!(stored, 1, "{case}: recorded once");
     }
 }
+
+/// Another attempt for the same order (another replica, or a retry under a new request id)
+/// holds the order's lock, holds it in stock, then rolls back its own record. This attempt,
+/// waiting on that lock meanwhile, must adopt the hold it finds, not hold the order again:
+/// stock is asked what it holds only once the lock is granted. Alone and in a batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_held_by_an_attempt_that_rolled_back_while_this_one_waited_is_adopted_not_held_again()
+ {
+    for batched in [false, true] {
+        let database = TestDatabase::create().await;
+        let pool = database.migrate("allocation", &MIGRATOR).await;
+        let (potsdam, mug) = (Uuid::now_v7(), Uuid::now_v7());
+        let held_by_the_other = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut stock = MockStockClient::new();
+        stock.expect_list_warehouses().returning(move |_| {
+            Ok(stock::ListWarehousesResponse {
+                warehouses: vec![warehouse(potsdam, "Potsdam", POTSDAM)],
+                next_page_token: String::new(),
+            })
+        });
+        let held = held_by_the_other.clone();
+        stock.expect_list_reservations().returning(move |_| {
+            Ok(if held.load(Ordering::SeqCst) {
+                vec![stock::Reservation {
+                    reservation_id: "held-by-the-other".to_owned(),
+                    order_id: "o-1".to_owned(),
+                    order_line_id: "1".to_owned(),
+                    product_id: mug.to_string(),
+                    warehouse_id: potsdam.to_string(),
+                    status: stock::ReservationStatus::Active as i32,
+                    quantity_requested: 2,
+                    quantity_held: 2,
+                    ..Default::default()
+                }]
+            } else {
+                Vec::new()
+            })
+        });
+        stock.expect_batch_get_availability().returning(|keys| {
+            Ok(keys
+                .into_iter()
+                .map(|k| stock::Availability {
+                    product_id: k.product_id,
+                    warehouse_id: k.warehouse_id,
+                    quantity_on_hand: 5,
+                    quantity_reserved: 0,
+                    quantity_available: 5,
+                })
+                .collect())
+        });
+        stock.expect_batch_reserve_orders().never();
+        stock.expect_reserve_order().never();
+        let api = api_over(&pool, stock).await;
+        let api = if batched { api.with_batches(1, 8) } else { api };
+
+        // The other attempt, in its transaction with the order's lock.
+        let mut other = pool.begin().await.expect("begin");
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('o-1', 0))")
+            .execute(&mut *other)
+            .await
+            .expect("order lock");
+        let waiting = tokio::spawn({
+            let api = api.clone();
+            async move {
+                api.allocate_order(tonic::Request::new(order(
+                    "o-1",
+                    &[("1", &mug.to_string(), 2)],
+                )))
+                .await
+            }
+        });
+        // This attempt waits on the order's lock...
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let blocked: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("locks");
+            if blocked == 1 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "batched {batched}: never waited on the order's lock"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // ...while the other one holds in stock and rolls back its record.
+        held_by_the_other.store(true, Ordering::SeqCst);
+        other.rollback().await.expect("rollback");
+
+        let response = waiting
+            .await
+            .expect("task")
+            .unwrap_or_else(|status| panic!("batched {batched}: adopted: {status:?}"))
+            .into_inner();
+        let allocation = response.allocation.expect("allocation");
+        assert_eq!(
+            sources(&allocation),
+            [("1".to_owned(), potsdam.to_string(), 2)],
+            "batched {batched}: the other attempt's hold, adopted"
+        );
+        assert!(
+            allocation.lines[0].reason.contains("adopted"),
+            "batched {batched}: {:?}",
+            allocation.lines[0].reason
+        );
+    }
+}
