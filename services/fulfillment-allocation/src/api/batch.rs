@@ -134,7 +134,8 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max
         let received = match in_flight.as_mut() {
             Some((_, running)) => tokio::select! {
                 received = receiver.recv_many(&mut batch, max_batch) => received,
-                _ = running => {
+                ran = running => {
+                    ended(ran);
                     in_flight = None;
                     continue;
                 }
@@ -143,7 +144,7 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max
         };
         if received == 0 {
             if let Some((_, running)) = in_flight {
-                let _ = running.await;
+                ended(running.await);
             }
             return;
         }
@@ -169,18 +170,21 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max
             Some(api.prepare(&work).await)
         };
         let left = match in_flight.take() {
-            Some((_, running)) => running.await.unwrap_or_default(),
+            Some((_, running)) => ended(running.await),
             None => Left::new(),
         };
         let prepared = match prepared {
-            Some(Ok(prepared)) => prepared.capped_by(&left),
-            failed => {
-                if let Some(Err(error)) = failed {
-                    tracing::warn!(%error, size = work.len(), "allocation batch failed; each order goes alone");
-                }
-                for pending in work.into_iter().chain(later) {
-                    pending.go_alone();
-                }
+            Some(Ok(mut prepared)) => {
+                prepared.view.cap(&left);
+                prepared
+            }
+            Some(Err(error)) => {
+                failed(&error, work.len());
+                work.into_iter().chain(later).for_each(Pending::go_alone);
+                continue;
+            }
+            None => {
+                later.into_iter().for_each(Pending::go_alone);
                 continue;
             }
         };
@@ -192,7 +196,7 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max
                 let (outcomes, left) = match api.allocate_batch(&work, prepared).await {
                     Ok(done) => done,
                     Err(error) => {
-                        tracing::warn!(%error, size = work.len(), "allocation batch failed; each order goes alone");
+                        failed(&error, work.len());
                         (work.iter().map(|_| Outcome::Alone).collect(), Left::new())
                     }
                 };
@@ -212,6 +216,19 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max
         ));
         in_flight = Some((orders, running));
     }
+}
+
+fn failed(error: &ServiceError, size: usize) {
+    tracing::warn!(%error, size, "allocation batch failed; each order goes alone");
+}
+
+/// What a batch's task left, or nothing when it panicked: its callers' replies were dropped
+/// (they answer UNAVAILABLE), and the next batch plans on stock's numbers alone.
+fn ended(ran: Result<Left, tokio::task::JoinError>) -> Left {
+    ran.unwrap_or_else(|error| {
+        tracing::error!(%error, "allocation batch task ended without answering");
+        Left::new()
+    })
 }
 
 /// Waits up to [`LINGER`] for the batch to reach `size`.
@@ -265,13 +282,6 @@ struct Prepared {
     /// rolled back after holding: adopted alone). Asked under the orders' locks, so no such
     /// attempt can still be running.
     held: HashSet<String>,
-}
-
-impl Prepared {
-    fn capped_by(mut self, left: &Left) -> Self {
-        self.view.cap(left);
-        self
-    }
 }
 
 impl StockView {

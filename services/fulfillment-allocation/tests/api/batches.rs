@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use fulfillment_allocation_service::app::MIGRATOR;
 use inventory_proto::allocation::v1::allocation_service_server::AllocationService;
-use inventory_stock_client::{MockStockClient, StockError, pb as stock};
+use inventory_stock_client::{StockError, pb as stock};
 use inventory_testkit::TestDatabase;
 use tonic::Code;
 use uuid::Uuid;
 
 use crate::helpers::{MUNICH, POTSDAM, TestApp, order, sources};
-use crate::replan::{api_over, warehouse};
+use crate::replan::{api_over, scripted_stock, warehouse};
 
 /// 60 orders of two lines race for 40 mugs and 40 plates spread over two warehouses: every
 /// allocated order is held in stock exactly as recorded, every refused one holds nothing, no
@@ -119,51 +119,28 @@ async fn an_order_stock_moved_under_in_a_batch_is_planned_again_alone() {
     let database = TestDatabase::create().await;
     let pool = database.migrate("allocation", &MIGRATOR).await;
     let (potsdam, munich, mug) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let mut stock = MockStockClient::new();
-    stock.expect_list_warehouses().returning(move |_| {
-        Ok(stock::ListWarehousesResponse {
-            warehouses: vec![
-                warehouse(potsdam, "Potsdam", POTSDAM),
-                warehouse(munich, "Munich", MUNICH),
-            ],
-            next_page_token: String::new(),
-        })
-    });
+    // Potsdam looks stocked until stock refuses it; then it shows none.
+    let refused = Arc::new(Mutex::new(false));
+    let looked = refused.clone();
+    let mut stock = scripted_stock(
+        vec![
+            warehouse(potsdam, "Potsdam", POTSDAM),
+            warehouse(munich, "Munich", MUNICH),
+        ],
+        move |at| {
+            if at == potsdam && *looked.lock().expect("refused") {
+                0
+            } else {
+                5
+            }
+        },
+    );
     let listed = Arc::new(Mutex::new(Vec::new()));
     let seen = listed.clone();
     stock.expect_list_reservations().returning(move |orders| {
         seen.lock().expect("listed").push(orders);
         Ok(Vec::new())
     });
-    // Potsdam looks stocked until stock refuses it; then it shows none.
-    let refused = Arc::new(Mutex::new(false));
-    let looked = refused.clone();
-    stock
-        .expect_batch_get_availability()
-        .returning(move |keys| {
-            let potsdam_units = if *looked.lock().expect("refused") {
-                0
-            } else {
-                5
-            };
-            Ok(keys
-                .into_iter()
-                .map(|k| {
-                    let units = if k.warehouse_id == potsdam.to_string() {
-                        potsdam_units
-                    } else {
-                        5
-                    };
-                    stock::Availability {
-                        product_id: k.product_id,
-                        warehouse_id: k.warehouse_id,
-                        quantity_on_hand: units,
-                        quantity_reserved: 0,
-                        quantity_available: units,
-                    }
-                })
-                .collect())
-        });
     let reserved = Arc::new(Mutex::new(Vec::new()));
     let (record, refuse) = (reserved.clone(), refused.clone());
     // The batch holds its orders with one BatchReserveOrders, the lone path with ReserveOrder.
@@ -234,44 +211,27 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
     let database = TestDatabase::create().await;
     let pool = database.migrate("allocation", &MIGRATOR).await;
     let (potsdam, munich, mug) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let mut stock = MockStockClient::new();
-    stock.expect_list_warehouses().returning(move |_| {
-        Ok(stock::ListWarehousesResponse {
-            warehouses: vec![
-                warehouse(potsdam, "Potsdam", POTSDAM),
-                warehouse(munich, "Munich", MUNICH),
-            ],
-            next_page_token: String::new(),
-        })
-    });
+    // The numbers from before the first hold, every time: one mug in Potsdam, five in Munich.
+    // Each read asks for Potsdam once (the orders' one product).
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = reads.clone();
+    let mut stock = scripted_stock(
+        vec![
+            warehouse(potsdam, "Potsdam", POTSDAM),
+            warehouse(munich, "Munich", MUNICH),
+        ],
+        move |at| {
+            if at == potsdam {
+                counted.fetch_add(1, Ordering::SeqCst);
+                1
+            } else {
+                5
+            }
+        },
+    );
     stock
         .expect_list_reservations()
         .returning(|_| Ok(Vec::new()));
-    // The numbers from before the first hold, every time: one mug in Potsdam, five in Munich.
-    let reads = Arc::new(AtomicUsize::new(0));
-    let counted = reads.clone();
-    stock
-        .expect_batch_get_availability()
-        .returning(move |keys| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            Ok(keys
-                .into_iter()
-                .map(|k| {
-                    let units = if k.warehouse_id == potsdam.to_string() {
-                        1
-                    } else {
-                        5
-                    };
-                    stock::Availability {
-                        product_id: k.product_id,
-                        warehouse_id: k.warehouse_id,
-                        quantity_on_hand: units,
-                        quantity_reserved: 0,
-                        quantity_available: units,
-                    }
-                })
-                .collect())
-        });
     // The first hold waits until the test lets it go; Potsdam's unit is held once.
     let (holding, held_up) = std::sync::mpsc::channel::<()>();
     let (release, released) = std::sync::mpsc::channel::<()>();
@@ -387,28 +347,10 @@ async fn an_order_stock_held_nothing_for_is_allocated_alone_after_an_unimplement
         let database = TestDatabase::create().await;
         let pool = database.migrate("allocation", &MIGRATOR).await;
         let (potsdam, mug) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut stock = MockStockClient::new();
-        stock.expect_list_warehouses().returning(move |_| {
-            Ok(stock::ListWarehousesResponse {
-                warehouses: vec![warehouse(potsdam, "Potsdam", POTSDAM)],
-                next_page_token: String::new(),
-            })
-        });
+        let mut stock = scripted_stock(vec![warehouse(potsdam, "Potsdam", POTSDAM)], |_| 5);
         stock
             .expect_list_reservations()
             .returning(|_| Ok(Vec::new()));
-        stock.expect_batch_get_availability().returning(|keys| {
-            Ok(keys
-                .into_iter()
-                .map(|k| stock::Availability {
-                    product_id: k.product_id,
-                    warehouse_id: k.warehouse_id,
-                    quantity_on_hand: 5,
-                    quantity_reserved: 0,
-                    quantity_available: 5,
-                })
-                .collect())
-        });
         stock
             .expect_batch_reserve_orders()
             .times(1)
@@ -451,13 +393,7 @@ async fn an_order_held_by_an_attempt_that_rolled_back_while_this_one_waited_is_a
         let pool = database.migrate("allocation", &MIGRATOR).await;
         let (potsdam, mug) = (Uuid::now_v7(), Uuid::now_v7());
         let held_by_the_other = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut stock = MockStockClient::new();
-        stock.expect_list_warehouses().returning(move |_| {
-            Ok(stock::ListWarehousesResponse {
-                warehouses: vec![warehouse(potsdam, "Potsdam", POTSDAM)],
-                next_page_token: String::new(),
-            })
-        });
+        let mut stock = scripted_stock(vec![warehouse(potsdam, "Potsdam", POTSDAM)], |_| 5);
         let held = held_by_the_other.clone();
         stock.expect_list_reservations().returning(move |_| {
             Ok(if held.load(Ordering::SeqCst) {
@@ -475,18 +411,6 @@ async fn an_order_held_by_an_attempt_that_rolled_back_while_this_one_waited_is_a
             } else {
                 Vec::new()
             })
-        });
-        stock.expect_batch_get_availability().returning(|keys| {
-            Ok(keys
-                .into_iter()
-                .map(|k| stock::Availability {
-                    product_id: k.product_id,
-                    warehouse_id: k.warehouse_id,
-                    quantity_on_hand: 5,
-                    quantity_reserved: 0,
-                    quantity_available: 5,
-                })
-                .collect())
         });
         stock.expect_batch_reserve_orders().never();
         stock.expect_reserve_order().never();

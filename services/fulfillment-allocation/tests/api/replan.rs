@@ -2,6 +2,7 @@
 //! numbers (here with a scripted stock, to make the race certain); when stock is down, the
 //! caller gets UNAVAILABLE and nothing is left half-done (with the real stock).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use fulfillment_allocation_service::api::AllocationApi;
@@ -30,6 +31,38 @@ pub fn warehouse(id: Uuid, name: &str, (latitude, longitude): (f64, f64)) -> sto
     }
 }
 
+/// A scripted stock listing `warehouses`, with `units_in(warehouse)` of every product there.
+pub fn scripted_stock(
+    warehouses: Vec<stock::Warehouse>,
+    units_in: impl Fn(Uuid) -> i64 + Send + 'static,
+) -> MockStockClient {
+    let mut stock = MockStockClient::new();
+    stock.expect_list_warehouses().returning(move |_| {
+        Ok(stock::ListWarehousesResponse {
+            warehouses: warehouses.clone(),
+            next_page_token: String::new(),
+        })
+    });
+    stock
+        .expect_batch_get_availability()
+        .returning(move |keys| {
+            Ok(keys
+                .into_iter()
+                .map(|k| {
+                    let units = Uuid::parse_str(&k.warehouse_id).map_or(0, &units_in);
+                    stock::Availability {
+                        product_id: k.product_id,
+                        warehouse_id: k.warehouse_id,
+                        quantity_on_hand: units,
+                        quantity_reserved: 0,
+                        quantity_available: units,
+                    }
+                })
+                .collect())
+        });
+    stock
+}
+
 /// The allocation API over a scripted stock (three plans per order), without batches.
 pub async fn api_over(pool: &sqlx::PgPool, stock: MockStockClient) -> AllocationApi {
     let stock = Arc::new(stock);
@@ -47,46 +80,24 @@ async fn stock_taken_between_plan_and_reserve_leads_to_a_new_plan_not_an_oversel
     let database = TestDatabase::create().await;
     let pool = database.migrate("allocation", &MIGRATOR).await;
     let (potsdam, munich, mug) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    let mut stock = MockStockClient::new();
-    stock.expect_list_warehouses().returning(move |_| {
-        Ok(stock::ListWarehousesResponse {
-            warehouses: vec![
-                warehouse(potsdam, "Potsdam", POTSDAM),
-                warehouse(munich, "Munich", MUNICH),
-            ],
-            next_page_token: String::new(),
-        })
-    });
+    // The first look sees 5 in Potsdam (the order's one product); by the second, another
+    // buyer took them.
+    let potsdam_looks = Arc::new(AtomicUsize::new(0));
+    let looked = potsdam_looks.clone();
+    let mut stock = scripted_stock(
+        vec![
+            warehouse(potsdam, "Potsdam", POTSDAM),
+            warehouse(munich, "Munich", MUNICH),
+        ],
+        move |at| match at == potsdam {
+            true if looked.fetch_add(1, Ordering::SeqCst) == 0 => 5,
+            true => 0,
+            false => 5,
+        },
+    );
     stock
         .expect_list_reservations()
         .returning(|_| Ok(Vec::new()));
-    // The first look sees 5 in Potsdam; by the second, another buyer took them.
-    let looks = Arc::new(Mutex::new(0));
-    let seen = looks.clone();
-    stock
-        .expect_batch_get_availability()
-        .returning(move |keys| {
-            let mut looks = seen.lock().expect("looks");
-            *looks += 1;
-            let potsdam_units = if *looks == 1 { 5 } else { 0 };
-            Ok(keys
-                .into_iter()
-                .map(|k| {
-                    let units = if k.warehouse_id == potsdam.to_string() {
-                        potsdam_units
-                    } else {
-                        5
-                    };
-                    stock::Availability {
-                        product_id: k.product_id,
-                        warehouse_id: k.warehouse_id,
-                        quantity_on_hand: units,
-                        quantity_reserved: 0,
-                        quantity_available: units,
-                    }
-                })
-                .collect())
-        });
     let reserved = Arc::new(Mutex::new(Vec::new()));
     let record = reserved.clone();
     stock.expect_reserve_order().returning(move |request| {
@@ -124,7 +135,7 @@ async fn stock_taken_between_plan_and_reserve_leads_to_a_new_plan_not_an_oversel
         "a failed stock request never answers for another plan"
     );
     assert_eq!(
-        *looks.lock().expect("looks"),
+        potsdam_looks.load(Ordering::SeqCst),
         2,
         "fresh numbers for the second plan"
     );
