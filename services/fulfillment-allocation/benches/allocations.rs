@@ -14,7 +14,10 @@
 //! what allocation recorded, that nothing is oversold and that stock's ledger check is clean
 //! (exit non-zero otherwise), then runs the textbook order transaction with pgbench: lock the
 //! 3 rows FOR UPDATE in order, check, update them, write the log rows, commit.
-//! Options: `--clients 16,64`, `--duration 8`, `--products 10000`, `--json PATH`,
+//! Before the measured run the clients send orders for `--warmup` seconds (2; 0 for none),
+//! not counted: a freshly started PostgreSQL otherwise spends the first seconds creating WAL
+//! segments, with commit stalls that no later run pays, and the services fill their pools.
+//! Options: `--clients 16,64`, `--duration 8`, `--warmup 2`, `--products 10000`, `--json PATH`,
 //! `--no-baselines`, `--server-url` (or `BENCH_DATABASE_URL`), `--service-env KEY=VALUE`
 //! (repeatable: a setting for both services, `ALLOCATE_BATCHES=false` say).
 
@@ -51,6 +54,7 @@ const CENTRAL: usize = 4;
 struct Options {
     clients: Vec<usize>,
     duration: Duration,
+    warmup: Duration,
     products: usize,
     server_url: String,
     json: Option<String>,
@@ -63,6 +67,7 @@ fn options() -> Result<Options, String> {
     let mut o = Options {
         clients: vec![16, 64],
         duration: Duration::from_secs(8),
+        warmup: Duration::from_secs(2),
         products: 10_000,
         server_url: std::env::var("BENCH_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned()),
@@ -76,6 +81,7 @@ fn options() -> Result<Options, String> {
         match arg.as_str() {
             "--clients" => o.clients = client_counts(&value()?)?,
             "--duration" => o.duration = seconds(&value()?)?,
+            "--warmup" => o.warmup = seconds(&value()?)?,
             "--products" => o.products = value()?.parse().map_err(|_| "bad --products")?,
             "--server-url" => o.server_url = value()?,
             "--json" => o.json = Some(workspace_path(env!("CARGO_MANIFEST_DIR"), &value()?)),
@@ -434,6 +440,17 @@ async fn run_case(
             pb::SERVICE_NAME,
         )
         .await?;
+        if !opts.warmup.is_zero() {
+            drive(
+                &url,
+                channel.clone(),
+                clients,
+                opts.products,
+                opts.warmup,
+                (stock_pid, allocation_pid),
+            )
+            .await?;
+        }
         // Each measured run starts on a fresh checkpoint, so none pays for the writes of
         // the one before it.
         execute(&mut admin, "CHECKPOINT".to_owned()).await?;

@@ -142,37 +142,38 @@ impl Coalescer {
         answers.pop().unwrap_or(Coalesced::Single)
     }
 
-    /// `requests` in one batch (with whatever else is waiting in their lane): one answer
-    /// each, in their order.
+    /// `requests`, each in the lane of its first line's row, together with the others of that
+    /// lane (and whatever else is waiting there): the lanes' batches run side by side, on
+    /// their own connections. One answer each, in their order.
     pub async fn submit_together(&self, requests: Vec<BatchRequest>) -> Vec<Coalesced> {
-        if requests.is_empty() {
-            return Vec::new();
-        }
-        let mut hasher = DefaultHasher::new();
-        // By the first line's row: a hot product's single-line requests share a lane.
-        requests
-            .first()
-            .and_then(|r| r.lines.first())
-            .map(|r| r.key)
-            .hash(&mut hasher);
-        let lane = usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0);
-        let (group, answers): (Vec<Pending>, Vec<oneshot::Receiver<Coalesced>>) = requests
+        let mut groups: Vec<Vec<Pending>> = (0..self.lanes.len()).map(|_| Vec::new()).collect();
+        let answers: Vec<oneshot::Receiver<Coalesced>> = requests
             .into_iter()
             .map(|request| {
+                let lane = self.lane_of(&request);
                 let (reply, answer) = oneshot::channel();
-                (Pending { request, reply }, answer)
+                groups[lane].push(Pending { request, reply });
+                answer
             })
-            .unzip();
-        let sent = self.lanes[lane].send(group).await.is_ok();
+            .collect();
+        for (lane, group) in groups.into_iter().enumerate() {
+            if !group.is_empty() {
+                // A lane that has stopped drops the group: its requests answer Single.
+                let _ = self.lanes[lane].send(group).await;
+            }
+        }
         let mut out = Vec::with_capacity(answers.len());
         for answer in answers {
-            out.push(if sent {
-                answer.await.unwrap_or(Coalesced::Single)
-            } else {
-                Coalesced::Single
-            });
+            out.push(answer.await.unwrap_or(Coalesced::Single));
         }
         out
+    }
+
+    /// By the first line's row: a hot product's single-line requests share a lane.
+    fn lane_of(&self, request: &BatchRequest) -> usize {
+        let mut hasher = DefaultHasher::new();
+        request.lines.first().map(|line| line.key).hash(&mut hasher);
+        usize::try_from(hasher.finish() % self.lanes.len() as u64).unwrap_or(0)
     }
 }
 
