@@ -60,11 +60,13 @@ impl AllocationApi {
         cmd: Allocate,
         key: RequestKey,
     ) -> Result<pb::AllocateOrderResponse, ServiceError> {
-        // The numbers to plan with are read before any transaction opens, so a slow stock
-        // does not hold pooled connections. Only a re-plan asks again inside the transaction.
-        let first_look = {
-            let mut conn = self.pool.acquire().await.map_err(db_error)?;
-            self.problem(&mut conn, &cmd).await?
+        // The numbers to plan with are read before any transaction opens, so the slowest of
+        // stock's reads does not hold a pooled connection (what stock holds for the order is
+        // asked inside, under the order's lock). Only a re-plan reads again inside. A failed
+        // read matters only if there is something to plan.
+        let first_look = match self.pool.acquire().await.map_err(db_error) {
+            Ok(mut conn) => self.problem(&mut conn, &cmd).await,
+            Err(error) => Err(error),
         };
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
             store::lock_order(&mut tx, &cmd.order_id).await?;
@@ -77,12 +79,13 @@ impl AllocationApi {
                     id: cmd.order_id.clone(),
                 });
             }
-            // What stock already holds for the order, asked under its lock: an attempt that
-            // held and then rolled back (or died) has ended, and its holds are adopted, never
-            // reserved twice.
+            // What stock already holds for the order, asked under its lock: the holds of an
+            // attempt that held and then rolled back (or died) are adopted, not reserved again.
+            // (A hold stock commits after its caller gave up on it, a deadline say, can still
+            // land after this look.)
             let held = self.active_holds(vec![cmd.order_id.clone()]).await?;
             let allocation = if held.is_empty() {
-                self.plan_and_reserve(&mut tx, &cmd, first_look).await?
+                self.plan_and_reserve(&mut tx, &cmd, first_look?).await?
             } else {
                 self.adopt(&mut tx, &cmd, held).await?
             };

@@ -251,7 +251,8 @@ impl Pending {
     }
 }
 
-/// What stock told a batch before its transaction: what it has available.
+/// What stock told a batch, read beside the opening of its transaction: what it has
+/// available.
 struct StockView {
     warehouses: Arc<Vec<stock::Warehouse>>,
     available: BTreeMap<(Uuid, Uuid), i64>,
@@ -279,8 +280,8 @@ struct Prepared {
     /// Its orders allocated already.
     allocated: HashSet<String>,
     /// Its orders stock holds already (left by an attempt that died after reserving, or that
-    /// rolled back after holding: adopted alone). Asked under the orders' locks, so no such
-    /// attempt can still be running.
+    /// rolled back after holding: adopted alone). Asked under the orders' locks, so such an
+    /// attempt has ended by then.
     held: HashSet<String>,
 }
 
@@ -398,7 +399,7 @@ impl AllocationApi {
                 continue;
             }
             if held.contains(&cmd.order_id) {
-                // Left by an attempt that died after reserving: adopted alone.
+                // Left by an attempt that died or rolled back after reserving: adopted alone.
                 outcomes[i] = Some(Outcome::Alone);
             } else if allocated.contains(&cmd.order_id) {
                 outcomes[i] = Some(Outcome::Done(Err(ServiceError::AlreadyExists {

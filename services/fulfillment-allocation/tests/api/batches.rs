@@ -437,7 +437,9 @@ async fn an_order_held_by_an_attempt_that_rolled_back_while_this_one_waited_is_a
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let blocked: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                "SELECT count(*) FROM pg_locks
+                  WHERE locktype = 'advisory' AND NOT granted
+                    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
             )
             .fetch_one(&pool)
             .await

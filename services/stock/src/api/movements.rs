@@ -103,7 +103,8 @@ impl StockApi {
     }
 
     /// Many ReserveOrder requests, each answered as that RPC would answer it; those that
-    /// reach the coalescer go into one batch together.
+    /// reach the coalescer are spread over its lanes by their first row, and each lane's
+    /// share goes into one batch together.
     pub(super) async fn batch_reserve_orders(
         &self,
         req: pb::BatchReserveOrdersRequest,
