@@ -64,10 +64,11 @@ impl AllocationApi {
         // stock's reads does not hold a pooled connection (what stock holds for the order is
         // asked inside, under the order's lock). Only a re-plan reads again inside. A failed
         // read matters only if there is something to plan.
-        let first_look = match self.pool.acquire().await.map_err(db_error) {
-            Ok(mut conn) => self.problem(&mut conn, &cmd).await,
-            Err(error) => Err(error),
-        };
+        let first_look = async {
+            let mut conn = self.pool.acquire().await.map_err(db_error)?;
+            self.problem(&mut conn, &cmd).await
+        }
+        .await;
         idempotency::idempotent(&self.pool, &key, |mut tx| async move {
             store::lock_order(&mut tx, &cmd.order_id).await?;
             if store::get_allocation(&mut tx, &cmd.order_id)
