@@ -20,7 +20,7 @@
 //! stock are found and adopted by that path, as after a crash.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ use inventory_proto::allocation::v1 as pb;
 use inventory_runtime::{RequestKey, Tx, db_error, failpoint, idempotency};
 use inventory_stock_client::{StockError, pb as stock};
 use prost::Message;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -39,7 +39,7 @@ use super::allocate::{
 };
 use super::parse::Allocate;
 use super::{AllocationApi, convert};
-use crate::domain::planner::{self, Plan, Problem};
+use crate::domain::planner::{self, Plan, Problem, Site};
 use crate::store;
 
 /// Requests queued per lane before callers wait for room.
@@ -51,6 +51,9 @@ const MAX_HOLD_LINES: usize = 10_000;
 /// How long a batch smaller than the ones before it waits for more: callers answered a
 /// moment ago are usually on their way back, and one batch costs less than two.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+/// Most batches of a lane in their transactions at once: the next one holds in stock while
+/// the one before still holds, records or commits.
+const IN_FLIGHT: usize = 2;
 
 /// What a caller gets back.
 pub enum Batched {
@@ -124,27 +127,40 @@ impl Batcher {
     }
 }
 
+/// A batch in its transaction.
+struct Flight {
+    orders: HashSet<String>,
+    /// What it left in stock and in the warehouses by its own count, once it has planned.
+    left: watch::Receiver<Option<Arc<Left>>>,
+    running: JoinHandle<()>,
+}
+
 async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
-    // The batch in its transaction and its orders: the next batch is read from stock
-    // meanwhile, and starts its own transaction when this one has ended.
-    let mut in_flight: Option<(HashSet<String>, JoinHandle<Left>)> = None;
+    // The batches in their transactions, oldest first: the next batch is read from stock
+    // meanwhile, and starts its own transaction once the youngest has planned.
+    let mut in_flight: VecDeque<Flight> = VecDeque::new();
     let mut usual = 0;
     loop {
-        let received = match in_flight.as_mut() {
-            Some((_, running)) => tokio::select! {
+        while in_flight.front().is_some_and(|f| f.running.is_finished()) {
+            if let Some(flight) = in_flight.pop_front() {
+                ended(flight.running.await);
+            }
+        }
+        let received = match in_flight.front_mut() {
+            Some(oldest) => tokio::select! {
                 received = receiver.recv_many(&mut batch, max_batch) => received,
-                ran = running => {
+                ran = &mut oldest.running => {
                     ended(ran);
-                    in_flight = None;
+                    in_flight.pop_front();
                     continue;
                 }
             },
             None => receiver.recv_many(&mut batch, max_batch).await,
         };
         if received == 0 {
-            if let Some((_, running)) = in_flight {
-                ended(running.await);
+            for flight in in_flight {
+                ended(flight.running.await);
             }
             return;
         }
@@ -153,51 +169,57 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max
         usual = batch.len().max(usual - usual.div_ceil(8));
         // A caller that gave up (deadline, disconnect) is dropped before it costs anything.
         batch.retain(|p: &Pending| !p.reply.is_closed());
-        // A request id or order seen earlier in the batch, or in the batch in flight, waits
-        // for the batch to end, then goes alone (where it is replayed, or refused as
+        // A request id or order seen earlier in the batch, or in a batch in flight, waits
+        // for this batch to end, then goes alone (where it is replayed, or refused as
         // already allocated).
-        let busy = in_flight.as_ref().map(|(orders, _)| orders);
         let (mut requests, mut orders) = (HashSet::new(), HashSet::new());
         let (work, later): (Vec<Pending>, Vec<Pending>) = batch.drain(..).partition(|p| {
-            !busy.is_some_and(|busy| busy.contains(&p.cmd.order_id))
+            !in_flight.iter().any(|f| f.orders.contains(&p.cmd.order_id))
                 && requests.insert(p.key.request_id.clone())
                 && orders.insert(p.cmd.order_id.clone())
         });
-        // Read and opened while the batch before is in its transaction (maybe holding).
+        // Stock's read below may come before the holds of any batch in flight now.
+        let before: Vec<_> = in_flight.iter().map(|f| f.left.clone()).collect();
+        // Read and opened while the batches before are in their transactions.
         let prepared = if work.is_empty() {
             None
         } else {
             Some(api.prepare(&work).await)
         };
-        let left = match in_flight.take() {
-            Some((_, running)) => ended(running.await),
-            None => Left::new(),
-        };
-        let prepared = match prepared {
-            Some(Ok(mut prepared)) => {
-                prepared.view.cap(&left);
-                prepared
+        while in_flight.len() >= IN_FLIGHT {
+            if let Some(oldest) = in_flight.pop_front() {
+                ended(oldest.running.await);
             }
+        }
+        let mut prepared = match prepared {
+            Some(Ok(prepared)) => prepared,
             Some(Err(error)) => {
                 failed(&error, work.len());
                 work.into_iter().chain(later).for_each(Pending::go_alone);
                 continue;
             }
             None => {
+                for flight in in_flight.drain(..) {
+                    ended(flight.running.await);
+                }
                 later.into_iter().for_each(Pending::go_alone);
                 continue;
             }
         };
+        for left in before {
+            prepared.view.before.push(planned(left).await);
+        }
         let orders = work.iter().map(|p| p.cmd.order_id.clone()).collect();
+        let (leaving, left) = watch::channel(None);
         let api = api.clone();
         let running = tokio::spawn(inventory_telemetry::in_service(
             crate::app::SPEC.binary,
             async move {
-                let (outcomes, left) = match api.allocate_batch(&work, prepared).await {
-                    Ok(done) => done,
+                let outcomes = match api.allocate_batch(&work, prepared, &leaving).await {
+                    Ok(outcomes) => outcomes,
                     Err(error) => {
                         failed(&error, work.len());
-                        (work.iter().map(|_| Outcome::Alone).collect(), Left::new())
+                        work.iter().map(|_| Outcome::Alone).collect()
                     }
                 };
                 for (pending, outcome) in work.into_iter().zip(outcomes) {
@@ -211,24 +233,34 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max
                 for pending in later {
                     pending.go_alone();
                 }
-                left
             },
         ));
-        in_flight = Some((orders, running));
+        in_flight.push_back(Flight {
+            orders,
+            left,
+            running,
+        });
     }
+}
+
+/// What a batch left once it has planned; nothing if it ended before planning (it holds
+/// nothing then).
+async fn planned(mut left: watch::Receiver<Option<Arc<Left>>>) -> Arc<Left> {
+    let _ = left.wait_for(Option::is_some).await;
+    let left = left.borrow().clone();
+    left.unwrap_or_default()
 }
 
 fn failed(error: &ServiceError, size: usize) {
     tracing::warn!(%error, size, "allocation batch failed; each order goes alone");
 }
 
-/// What a batch's task left, or nothing when it panicked: its callers' replies were dropped
-/// (they answer UNAVAILABLE), and the next batch plans on stock's numbers alone.
-fn ended(ran: Result<Left, tokio::task::JoinError>) -> Left {
-    ran.unwrap_or_else(|error| {
+/// Logs a batch's task that panicked: its callers' replies were dropped (they answer
+/// UNAVAILABLE).
+fn ended(ran: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = ran {
         tracing::error!(%error, "allocation batch task ended without answering");
-        Left::new()
-    })
+    }
 }
 
 /// Waits up to [`LINGER`] for the batch to reach `size`.
@@ -260,15 +292,25 @@ struct StockView {
     read: BTreeMap<(Uuid, Uuid), i64>,
     /// Rows whose number is the lane's own count, lower than what stock said.
     capped: HashSet<(Uuid, Uuid)>,
+    /// What the batches in flight when stock was read left, oldest first.
+    before: Vec<Arc<Left>>,
     read_us: u64,
 }
 
-/// What a batch left in stock by its own count: for each row it held on, what stock said
-/// there and the units the batch planned on less what it holds. The next batch was read
-/// while this one was holding and cannot tell whether its read came before the holds or
-/// after, so it takes the lower number, plus whatever stock has gained since this one's read
-/// (a receipt, a release).
-type Left = BTreeMap<(Uuid, Uuid), (i64, i64)>;
+/// What a batch left by its own count once it has planned, for the batches read while it
+/// is in its transaction: their reads cannot tell whether they came before its holds and
+/// claims or after, so they count the worse of the two.
+#[derive(Default)]
+struct Left {
+    /// Per (product, warehouse) row it planned on: what stock said there, and what its plans
+    /// left. A later batch takes the lower of that and stock's number, plus whatever stock
+    /// has gained since (a receipt, a release).
+    stock: BTreeMap<(Uuid, Uuid), (i64, i64)>,
+    /// Per warehouse with a capacity it added lines to: the open lines it read, and what its
+    /// plans made them. A later batch takes the higher of that and what it read itself, less
+    /// whatever shipped since.
+    workload: BTreeMap<Uuid, (i64, i64)>,
+}
 
 /// A batch ready for its transaction: stock's view, and the transaction already holding
 /// the batch's claims and its orders' locks.
@@ -286,19 +328,42 @@ struct Prepared {
 }
 
 impl StockView {
-    /// Lowers rows the batch before held on to what it left there (plus what stock gained
-    /// since that batch's read), and marks them.
-    fn cap(&mut self, left: &Left) {
-        for (key, &(read, units)) in left {
-            if let Some(available) = self.available.get_mut(key) {
-                let counted = units + (*available - read).max(0);
-                if counted < *available {
-                    *available = counted;
-                    self.capped.insert(*key);
+    /// Lowers rows the batches before planned on to what they left there (plus what stock
+    /// gained since their reads), and marks them.
+    fn cap(&mut self) {
+        for left in &self.before {
+            for (key, &(then, units)) in &left.stock {
+                if let (Some(available), Some(now)) =
+                    (self.available.get_mut(key), self.read.get(key))
+                {
+                    let counted = units + (now - then).max(0);
+                    if counted < *available {
+                        *available = counted;
+                        self.capped.insert(*key);
+                    }
                 }
             }
         }
     }
+}
+
+/// Raises the workload of warehouses the batches before added lines to, to what they left
+/// there (less what shipped since their reads), and says which were raised.
+fn raise_workload(sites: &mut [Site], before: &[Arc<Left>]) -> HashSet<Uuid> {
+    let mut raised = HashSet::new();
+    for site in sites {
+        let read = site.workload;
+        for left in before {
+            if let Some(&(then, lines)) = left.workload.get(&site.warehouse_id) {
+                let counted = lines + (read - then).min(0);
+                if counted > site.workload {
+                    site.workload = counted;
+                    raised.insert(site.warehouse_id);
+                }
+            }
+        }
+    }
+    raised
 }
 
 /// An order of the batch on its way: its place in the batch, what it was planned on, the
@@ -334,6 +399,7 @@ impl AllocationApi {
             read: available.clone(),
             available,
             capped: HashSet::new(),
+            before: Vec::new(),
             read_us: micros(started),
         })
     }
@@ -373,13 +439,15 @@ impl AllocationApi {
         })
     }
 
-    /// One outcome per order of `work`, in its order, and what the batch left in stock. An
-    /// error leaves nothing done here (the transaction rolls back) and every order goes alone.
+    /// One outcome per order of `work`, in its order; what the batch leaves is sent on
+    /// `leaving` once it has planned. An error leaves nothing done here (the transaction
+    /// rolls back, what stock holds for it is released) and every order goes alone.
     async fn allocate_batch(
         &self,
         work: &[Pending],
         prepared: Prepared,
-    ) -> Result<(Vec<Outcome>, Left), ServiceError> {
+        leaving: &watch::Sender<Option<Arc<Left>>>,
+    ) -> Result<Vec<Outcome>, ServiceError> {
         let started = std::time::Instant::now();
         let Prepared {
             mut view,
@@ -414,14 +482,39 @@ impl AllocationApi {
         }
         if mine.is_empty() {
             // Nothing to store: the claims go with the transaction.
+            leaving.send_replace(Some(Arc::default()));
             tx.rollback().await.map_err(db_error)?;
-            return Ok((finish(outcomes), Left::new()));
+            return Ok(finish(outcomes));
         }
-        let done = self
-            .plan_reserve_record(&mut tx, work, &mine, &mut view, &mut outcomes, unclaimed)
-            .await;
+        let done = async {
+            let plans = self
+                .plan(
+                    &mut tx,
+                    work,
+                    &mine,
+                    &mut view,
+                    &mut outcomes,
+                    &mut unclaimed,
+                )
+                .await;
+            let Plans {
+                planned,
+                refused,
+                left,
+            } = match plans {
+                Ok(plans) => plans,
+                Err(error) => {
+                    leaving.send_replace(Some(Arc::default()));
+                    return Err(error);
+                }
+            };
+            leaving.send_replace(Some(Arc::new(left)));
+            self.reserve_record(&mut tx, work, &planned, refused, &mut outcomes, unclaimed)
+                .await
+        }
+        .await;
         match done {
-            Ok(left) => {
+            Ok(()) => {
                 tx.commit().await.map_err(db_error)?;
                 tracing::debug!(
                     size = work.len(),
@@ -429,7 +522,7 @@ impl AllocationApi {
                     total_us = micros(started),
                     "allocation batch committed"
                 );
-                Ok((finish(outcomes), left))
+                Ok(finish(outcomes))
             }
             Err(error) => {
                 let _ = tx.rollback().await;
@@ -438,25 +531,24 @@ impl AllocationApi {
         }
     }
 
-    /// The batch's transaction, from its plans up to its commit: fills `outcomes` for the
-    /// orders it claimed (`mine`) and says what the batch left in stock.
-    async fn plan_reserve_record<'w>(
+    /// Plans the orders the batch claimed (`mine`), in arrival order, each on the stock and
+    /// workload the ones before it left: fills `outcomes` for those it cannot plan here.
+    async fn plan<'w>(
         &self,
         tx: &mut Tx,
         work: &'w [Pending],
         mine: &[usize],
         view: &mut StockView,
         outcomes: &mut [Option<Outcome>],
-        mut unclaimed: Vec<&'w str>,
-    ) -> Result<Left, ServiceError> {
+        unclaimed: &mut Vec<&'w str>,
+    ) -> Result<Plans, ServiceError> {
+        view.cap();
         let available = &mut view.available;
-        // Refused on what earlier orders of the batch took: decided again alone if one of
-        // those then goes unheld.
-        let mut refused: Vec<usize> = Vec::new();
-
-        // Plans, in arrival order, each on the stock and workload the ones before it left.
         let mut sites = sites(&view.warehouses, &store::profiles(tx).await?);
-        let mut planned: Vec<Planned> = Vec::with_capacity(mine.len());
+        let read: BTreeMap<Uuid, i64> =
+            sites.iter().map(|s| (s.warehouse_id, s.workload)).collect();
+        let raised = raise_workload(&mut sites, &view.before);
+        let mut plans = Plans::default();
         for &i in mine {
             let cmd = &work[i].cmd;
             let problem = Problem {
@@ -473,8 +565,15 @@ impl AllocationApi {
                 costs: self.costs,
             };
             let plan = planner::plan(&problem);
-            if !plan.is_complete() && problem.available.keys().any(|k| view.capped.contains(k)) {
-                // Short on the lane's own count of a row: decided again alone, on stock's.
+            if !plan.is_complete()
+                && (problem.available.keys().any(|k| view.capped.contains(k))
+                    || problem
+                        .sites
+                        .iter()
+                        .any(|s| raised.contains(&s.warehouse_id)))
+            {
+                // Short on the lane's own count of a row or a warehouse: decided again
+                // alone, on stock's and the database's.
                 outcomes[i] = Some(Outcome::Alone);
                 unclaimed.push(&cmd.request_id);
                 continue;
@@ -482,7 +581,7 @@ impl AllocationApi {
             if plan.parts.is_empty() || (!plan.is_complete() && !cmd.options.allow_partial) {
                 outcomes[i] = Some(Outcome::Done(Err(not_servable(&problem, &plan))));
                 unclaimed.push(&cmd.request_id);
-                refused.push(i);
+                plans.refused.push(i);
                 continue;
             }
             if plan.parts.len() > MAX_RESERVATION_LINES {
@@ -501,31 +600,42 @@ impl AllocationApi {
                     site.workload += lines;
                 }
             }
-            planned.push(Planned {
+            plans.planned.push(Planned {
                 index: i,
                 reservation_id: format!("{}:reserve:{}", cmd.request_id, Uuid::now_v7()),
                 problem,
                 plan,
             });
         }
-
-        // The room the plans count on, all at once. Gone (another lane or replica took it
-        // since): the whole batch goes alone, each order planned again there.
-        let shipping: BTreeSet<Uuid> = planned
+        // What the plans leave (as if stock holds them all), for the batches read meanwhile.
+        plans.left.stock = plans
+            .planned
             .iter()
-            .flat_map(|p| shipping(&p.problem, &p.plan))
+            .flat_map(|p| rows(&p.problem, &p.plan))
+            .filter_map(|(key, _)| Some((key, (*view.read.get(&key)?, *available.get(&key)?))))
             .collect();
-        store::lock_warehouses_shared(tx, &shipping.into_iter().collect::<Vec<_>>()).await?;
-        if !store::add_open_lines(tx, &total_workload(planned.iter()), true).await? {
-            tracing::info!(
-                size = work.len(),
-                "a warehouse filled up since the plans; each order goes alone"
-            );
-            return Err(ServiceError::Aborted(
-                "a warehouse filled up since the plans".to_owned(),
-            ));
-        }
+        plans.left.workload = sites
+            .iter()
+            .filter(|s| s.capacity.is_some())
+            .filter_map(|s| {
+                let then = *read.get(&s.warehouse_id)?;
+                (s.workload > then).then_some((s.warehouse_id, (then, s.workload)))
+            })
+            .collect();
+        Ok(plans)
+    }
 
+    /// The batch's transaction from its plans up to its commit: holds the plans in stock,
+    /// records them, claims their room, and fills `outcomes` for them.
+    async fn reserve_record<'w>(
+        &self,
+        tx: &mut Tx,
+        work: &'w [Pending],
+        planned: &[Planned],
+        refused: Vec<usize>,
+        outcomes: &mut [Option<Outcome>],
+        mut unclaimed: Vec<&'w str>,
+    ) -> Result<(), ServiceError> {
         // Every plan held in stock in one call (one stock transaction, mostly), each order
         // all or nothing on its own; traced under the request that opened the batch.
         // Meanwhile every plan is recorded with its answer, as if held: the few stock does
@@ -571,60 +681,122 @@ impl AllocationApi {
                 idempotency::answer_many(tx, &answers).await
             }
         );
-        recorded?;
-        let mut held = vec![false; planned.len()];
-        for ((slot, p), result) in planned.iter().enumerate().zip(results) {
-            match result {
-                Hold::Held => held[slot] = true,
-                Hold::Again(error) => {
-                    tracing::info!(order_id = %work[p.index].cmd.order_id, %error, "not held in the batch; the order goes alone");
-                    outcomes[p.index] = Some(Outcome::Alone);
-                    for (key, quantity) in rows(&p.problem, &p.plan) {
-                        if let Some(units) = available.get_mut(&key) {
-                            *units += quantity;
-                        }
-                    }
-                }
-                Hold::Failed(error) => outcomes[p.index] = Some(Outcome::Done(Err(error.into()))),
-            }
-        }
+        let results: Vec<Hold> = results;
         failpoint("allocation.after_reserve").await;
         tracing::debug!(
             orders = planned.len(),
             reserve_us = micros(reserving),
             "allocation batch held in stock"
         );
+        let room = match recorded {
+            Ok(()) => self.claim_room(tx, planned, &results).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = room {
+            self.let_go(work, planned, &results).await;
+            return Err(error);
+        }
 
-        // Orders stock did not hold (it moved since the plan; anything else) go alone, their
-        // records and room given back; the rest are answered.
-        let mut missed: Vec<&Planned> = Vec::new();
-        for ((p, held), response) in planned.iter().zip(held).zip(responses) {
-            if held {
-                outcomes[p.index] = Some(Outcome::Done(Ok(response)));
-            } else {
-                missed.push(p);
-                unclaimed.push(&work[p.index].cmd.request_id);
+        // Orders stock did not hold (it moved since the plan; anything else) go alone or are
+        // answered with stock's error, their records taken out; the rest are answered.
+        let mut missed: Vec<&str> = Vec::new();
+        for ((p, result), response) in planned.iter().zip(results).zip(responses) {
+            let cmd = &work[p.index].cmd;
+            outcomes[p.index] = Some(match result {
+                Hold::Held => Outcome::Done(Ok(response)),
+                Hold::Again(error) => {
+                    tracing::info!(order_id = %cmd.order_id, %error, "not held in the batch; the order goes alone");
+                    Outcome::Alone
+                }
+                Hold::Failed(error) => Outcome::Done(Err(error.into())),
+            });
+            if !matches!(outcomes[p.index], Some(Outcome::Done(Ok(_)))) {
+                missed.push(&cmd.order_id);
+                unclaimed.push(&cmd.request_id);
             }
         }
         if !missed.is_empty() {
-            let orders: Vec<&str> = missed
-                .iter()
-                .map(|p| work[p.index].cmd.order_id.as_str())
-                .collect();
-            store::delete_allocations(tx, &orders).await?;
-            store::remove_open_lines(tx, &total_workload(missed.iter().copied())).await?;
+            store::delete_allocations(tx, &missed).await?;
+            // Refused on what the missed ones would have taken: decided again alone.
             for i in refused {
                 outcomes[i] = Some(Outcome::Alone);
             }
         }
-        idempotency::unclaim(tx, &unclaimed).await?;
-        // Rows of orders stock may hold (an unclear error counts as held), by their count.
-        Ok(planned
-            .iter()
-            .flat_map(|p| rows(&p.problem, &p.plan))
-            .filter_map(|(key, _)| Some((key, (*view.read.get(&key)?, *available.get(&key)?))))
-            .collect())
+        idempotency::unclaim(tx, &unclaimed).await
     }
+
+    /// The room the held plans take, all at once, once stock holds them: a batch before this
+    /// one may still be claiming the same warehouses, and this one waits for its commit
+    /// here, not before holding. Gone (another batch, lane or replica took it since the
+    /// plans): ABORTED, the batch rolls back, and each order is planned again alone.
+    async fn claim_room(
+        &self,
+        tx: &mut Tx,
+        planned: &[Planned],
+        results: &[Hold],
+    ) -> Result<(), ServiceError> {
+        let holding: Vec<&Planned> = planned
+            .iter()
+            .zip(results)
+            .filter(|(_, result)| matches!(result, Hold::Held))
+            .map(|(p, _)| p)
+            .collect();
+        let shipping: BTreeSet<Uuid> = holding
+            .iter()
+            .flat_map(|p| shipping(&p.problem, &p.plan))
+            .collect();
+        store::lock_warehouses_shared(tx, &shipping.into_iter().collect::<Vec<_>>()).await?;
+        if store::add_open_lines(tx, &total_workload(holding.into_iter()), true).await? {
+            Ok(())
+        } else {
+            tracing::info!(
+                orders = planned.len(),
+                "a warehouse filled up since the plans; each order goes alone"
+            );
+            Err(ServiceError::Aborted(
+                "a warehouse filled up since the plans".to_owned(),
+            ))
+        }
+    }
+
+    /// Releases in stock what a batch that is rolling back may hold (an order whose answer
+    /// was unclear included), so its orders are planned again alone from nothing. One stock
+    /// keeps holding (a failed release) is found and adopted there.
+    async fn let_go(&self, work: &[Pending], planned: &[Planned], results: &[Hold]) {
+        for (p, result) in planned.iter().zip(results) {
+            if matches!(result, Hold::Again(_)) {
+                continue;
+            }
+            let cmd = &work[p.index].cmd;
+            let released = self
+                .stock
+                .release(stock::ReleaseReservationRequest {
+                    request_id: format!("{}:release", p.reservation_id),
+                    order_id: cmd.order_id.clone(),
+                    reason: "allocation batch rolled back".to_owned(),
+                    actor: crate::app::SPEC.binary.to_owned(),
+                    ..Default::default()
+                })
+                .instrument(work[p.index].span.clone())
+                .await;
+            match released {
+                Ok(_) | Err(StockError::Refused { .. }) => {}
+                Err(error) => {
+                    tracing::warn!(order_id = %cmd.order_id, %error, "a rolled-back batch's hold was not released; the order adopts it alone");
+                }
+            }
+        }
+    }
+}
+
+/// A batch's plans: the orders it will hold, those refused on what earlier orders of the
+/// batch took (decided again alone if one of those then goes unheld), and what the plans
+/// leave.
+#[derive(Default)]
+struct Plans {
+    planned: Vec<Planned>,
+    refused: Vec<usize>,
+    left: Left,
 }
 
 impl AllocationApi {
@@ -757,35 +929,76 @@ mod tests {
     }
 
     #[test]
-    fn a_row_the_batch_before_held_reads_as_it_left_it_plus_what_stock_gained_since() {
-        let (held, untouched, received, other) = (
+    fn a_row_the_batches_before_held_reads_as_they_left_it_plus_what_stock_gained_since() {
+        let (held, untouched, received, other, twice) = (
+            (Uuid::now_v7(), Uuid::now_v7()),
             (Uuid::now_v7(), Uuid::now_v7()),
             (Uuid::now_v7(), Uuid::now_v7()),
             (Uuid::now_v7(), Uuid::now_v7()),
             (Uuid::now_v7(), Uuid::now_v7()),
         );
-        // Stock says: 10 where the batch before read 10 and left 7 (its holds not seen yet);
+        // Stock says: 10 where a batch before read 10 and left 7 (its holds not seen yet);
         // 4 where it left 7 (another buyer took more): stock's is lower; 110 where it read 10
-        // and left 7 (100 received since).
-        let available: BTreeMap<_, _> = [(held, 10), (other, 4), (received, 110), (untouched, 5)]
-            .into_iter()
-            .collect();
+        // and left 7 (100 received since); 8 where the older batch read 10 and left 8 (its
+        // hold seen) and the younger read 8 and left 5 (its hold not seen yet).
+        let available: BTreeMap<_, _> = [
+            (held, 10),
+            (other, 4),
+            (received, 110),
+            (untouched, 5),
+            (twice, 8),
+        ]
+        .into_iter()
+        .collect();
+        let older = Left {
+            stock: [(held, (10, 7)), (other, (10, 7)), (twice, (10, 8))]
+                .into_iter()
+                .collect(),
+            workload: BTreeMap::new(),
+        };
+        let younger = Left {
+            stock: [(received, (10, 7)), (twice, (8, 5))].into_iter().collect(),
+            workload: BTreeMap::new(),
+        };
         let mut view = StockView {
             warehouses: Arc::new(Vec::new()),
             read: available.clone(),
             available,
             capped: HashSet::new(),
+            before: vec![Arc::new(older), Arc::new(younger)],
             read_us: 0,
         };
-        let left: Left = [(held, (10, 7)), (other, (10, 7)), (received, (10, 7))]
-            .into_iter()
-            .collect();
-        view.cap(&left);
+        view.cap();
         assert_eq!(view.available[&held], 7);
         assert_eq!(view.available[&other], 4);
         assert_eq!(view.available[&received], 107);
         assert_eq!(view.available[&untouched], 5);
-        assert_eq!(view.capped, [held, received].into_iter().collect());
+        assert_eq!(view.available[&twice], 5);
+        assert_eq!(view.capped, [held, received, twice].into_iter().collect());
+    }
+
+    #[test]
+    fn a_warehouse_the_batches_before_added_lines_to_counts_them_less_what_shipped_since() {
+        let site = |workload| Site {
+            warehouse_id: Uuid::now_v7(),
+            location: None,
+            paused: false,
+            capacity: Some(100),
+            workload,
+        };
+        // Read here: 10 where a batch before read 10 and made it 13 (not committed yet);
+        // 13 where it did the same and committed; 8 where it read 10 and made it 13, and
+        // 2 lines shipped since; 20 where nothing was added.
+        let mut sites = vec![site(10), site(13), site(8), site(20)];
+        let ids: Vec<Uuid> = sites.iter().map(|s| s.warehouse_id).collect();
+        let left = Left {
+            stock: BTreeMap::new(),
+            workload: ids[..3].iter().map(|&id| (id, (10, 13))).collect(),
+        };
+        let raised = raise_workload(&mut sites, &[Arc::new(left)]);
+        let workload: Vec<i64> = sites.iter().map(|s| s.workload).collect();
+        assert_eq!(workload, [13, 13, 11, 20]);
+        assert_eq!(raised, [ids[0], ids[2]].into_iter().collect());
     }
 
     #[test]

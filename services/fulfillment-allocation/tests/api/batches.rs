@@ -3,7 +3,7 @@
 //! and an order stock moved under is planned again on its own.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use fulfillment_allocation_service::app::MIGRATOR;
@@ -202,57 +202,35 @@ async fn an_order_stock_moved_under_in_a_batch_is_planned_again_alone() {
     assert_eq!(stored, 1);
 }
 
-/// A batch is read from stock while the batch before it is still holding, and cannot tell
-/// whether its read came before those holds: it plans on what that batch left. Stock here
-/// keeps showing the last Potsdam unit the first order took, and the second order goes to
-/// Munich in its batch, where it would otherwise be refused and planned again alone.
+/// A batch is read from stock while the batch before it is still in its transaction, and
+/// cannot tell whether its read came before that batch's holds: it plans on what that batch
+/// left. Stock here keeps showing the last Potsdam unit the first order took; the first
+/// batch is kept in its transaction by a lock on Potsdam's room (another replica's claim),
+/// and the second order goes to Munich in its own batch meanwhile, where it would otherwise
+/// be refused and planned again alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
     let database = TestDatabase::create().await;
     let pool = database.migrate("allocation", &MIGRATOR).await;
     let (potsdam, munich, mug) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     // The numbers from before the first hold, every time: one mug in Potsdam, five in Munich.
-    // Each read asks for Potsdam once (the orders' one product).
-    let reads = Arc::new(AtomicUsize::new(0));
-    let counted = reads.clone();
     let mut stock = scripted_stock(
         vec![
             warehouse(potsdam, "Potsdam", POTSDAM),
             warehouse(munich, "Munich", MUNICH),
         ],
-        move |at| {
-            if at == potsdam {
-                counted.fetch_add(1, Ordering::SeqCst);
-                1
-            } else {
-                5
-            }
-        },
+        move |at| if at == potsdam { 1 } else { 5 },
     );
     stock
         .expect_list_reservations()
         .returning(|_| Ok(Vec::new()));
-    // The first hold waits until the test lets it go; Potsdam's unit is held once.
-    let (holding, held_up) = std::sync::mpsc::channel::<()>();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let released = Mutex::new(released);
+    // Potsdam's unit is held once.
     let holds = Arc::new(Mutex::new(Vec::new()));
     let (record, potsdam_taken) = (holds.clone(), Mutex::new(false));
     stock
         .expect_batch_reserve_orders()
         .returning(move |orders| {
-            let first = record.lock().expect("holds").is_empty();
             record.lock().expect("holds").extend(orders.clone());
-            if first {
-                holding.send(()).expect("test waits");
-                tokio::task::block_in_place(|| {
-                    released
-                        .lock()
-                        .expect("release")
-                        .recv_timeout(std::time::Duration::from_secs(10))
-                        .expect("released")
-                });
-            }
             Ok(orders
                 .into_iter()
                 .map(|order| {
@@ -273,40 +251,48 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
         });
     stock.expect_reserve_order().never();
     let api = api_over(&pool, stock).await.with_batches(1, 8);
+    sqlx::query("INSERT INTO warehouse_profiles (warehouse_id, capacity_lines) VALUES ($1, 10)")
+        .bind(potsdam)
+        .execute(&pool)
+        .await
+        .expect("Potsdam's capacity");
+    let mut claim = pool.begin().await.expect("begin");
+    sqlx::query("SELECT 1 FROM warehouse_profiles WHERE warehouse_id = $1 FOR UPDATE")
+        .bind(potsdam)
+        .execute(&mut *claim)
+        .await
+        .expect("lock Potsdam's room");
     let allocate = |order_id: &str| {
         let (api, request) = (api.clone(), order(order_id, &[("1", &mug.to_string(), 1)]));
         tokio::spawn(async move { api.allocate_order(tonic::Request::new(request)).await })
     };
     let first = allocate("o-1");
-    tokio::task::spawn_blocking(move || held_up.recv_timeout(std::time::Duration::from_secs(10)))
-        .await
-        .expect("join")
-        .expect("the first order's hold started");
-    let second = allocate("o-2");
-    for _ in 0..1000 {
-        if reads.load(Ordering::SeqCst) >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while holds.lock().expect("holds").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first order was never held"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    assert_eq!(
-        reads.load(Ordering::SeqCst),
-        2,
-        "the second batch read stock while the first held"
-    );
-    release.send(()).expect("hold waits");
     let shipped_from = |answer: Result<tonic::Response<_>, tonic::Status>| {
         let response: inventory_proto::allocation::v1::AllocateOrderResponse =
             answer.expect("allocated").into_inner();
         sources(&response.allocation.expect("allocation"))
     };
+    let second = tokio::time::timeout(std::time::Duration::from_secs(10), allocate("o-2"))
+        .await
+        .expect("the second order is answered while the first batch waits")
+        .expect("join");
+    assert_eq!(
+        shipped_from(second),
+        [("1".to_owned(), munich.to_string(), 1)]
+    );
+    assert!(!first.is_finished(), "the first batch still waits for room");
+    claim.rollback().await.expect("rollback");
     assert_eq!(
         shipped_from(first.await.expect("join")),
         [("1".to_owned(), potsdam.to_string(), 1)]
-    );
-    assert_eq!(
-        shipped_from(second.await.expect("join")),
-        [("1".to_owned(), munich.to_string(), 1)]
     );
     let holds = holds.lock().expect("holds").clone();
     assert_eq!(
@@ -474,4 +460,101 @@ async fn an_order_held_by_an_attempt_that_rolled_back_while_this_one_waited_is_a
             allocation.lines[0].reason
         );
     }
+}
+
+/// A batch holds in stock before it claims its warehouses' room, and the next batch holds,
+/// records and answers while the first still waits in its transaction for that room. When
+/// the room is gone by then, the first batch lets go of what stock holds for it and its
+/// order is planned again alone, elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_holds_while_the_one_before_waits_for_room_and_one_whose_room_is_gone_lets_go() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let munich = app.warehouse("Munich", MUNICH).await;
+    let (mug, plate) = (app.product("MUG").await, app.product("PLATE").await);
+    app.receive(&mug, &potsdam, 5).await;
+    app.receive(&mug, &munich, 5).await;
+    app.receive(&plate, &munich, 5).await;
+    app.set_profile(&potsdam, Some(10), false)
+        .await
+        .expect("Potsdam takes 10 open lines");
+
+    // Another replica's claim on Potsdam's room, in its transaction.
+    let mut db = app.server.database.connect("allocation").await;
+    let mut claim = sqlx::Connection::begin(&mut db).await.expect("begin");
+    sqlx::query("SELECT 1 FROM warehouse_profiles WHERE warehouse_id = $1::uuid FOR UPDATE")
+        .bind(&potsdam)
+        .execute(&mut *claim)
+        .await
+        .expect("lock Potsdam's profile");
+    let first = tokio::spawn({
+        let mut client = app.client.clone();
+        let request = order("o-1", &[("1", &mug, 1)]);
+        async move { client.allocate_order(request).await }
+    });
+    // Stock holds o-1 in Potsdam (nearest to Berlin) while its batch waits for the room.
+    let mut watcher = app.server.database.connect("allocation").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = 'allocation'
+                AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .expect("activity");
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first batch never waited for Potsdam's room"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        app.stock_level(&mug, &potsdam).await,
+        (5, 1),
+        "held before the room"
+    );
+
+    let second = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.allocate(order("o-2", &[("1", &plate, 1)])),
+    )
+    .await
+    .expect("the second batch is answered while the first waits")
+    .expect("allocated");
+    assert_eq!(sources(&second), [("1".to_owned(), munich.clone(), 1)]);
+    assert!(!first.is_finished(), "the first still waits for the room");
+
+    // The other replica fills Potsdam up and commits.
+    sqlx::query(
+        "UPDATE warehouse_profiles SET open_lines = capacity_lines WHERE warehouse_id = $1::uuid",
+    )
+    .bind(&potsdam)
+    .execute(&mut *claim)
+    .await
+    .expect("fill Potsdam");
+    claim.commit().await.expect("commit");
+    let first = first
+        .await
+        .expect("join")
+        .expect("allocated alone, elsewhere")
+        .into_inner()
+        .allocation
+        .expect("allocation");
+    assert_eq!(sources(&first), [("1".to_owned(), munich.clone(), 1)]);
+    let held: Vec<(String, i64)> = app
+        .reservations("o-1")
+        .await
+        .into_iter()
+        .filter(|r| r.status == stock::ReservationStatus::Active as i32)
+        .map(|r| (r.warehouse_id, r.quantity_held))
+        .collect();
+    assert_eq!(held, [(munich.clone(), 1)], "Potsdam's hold was let go");
+    assert_eq!(app.stock_level(&mug, &potsdam).await, (5, 0));
+    assert_eq!(app.stock_level(&mug, &munich).await, (5, 1));
+    app.assert_ledger_clean().await;
 }
