@@ -51,9 +51,6 @@ const MAX_HOLD_LINES: usize = 10_000;
 /// How long a batch smaller than the ones before it waits for more: callers answered a
 /// moment ago are usually on their way back, and one batch costs less than two.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
-/// Most batches of a lane in their transactions at once: the next one holds in stock while
-/// the one before still holds, records or commits.
-const IN_FLIGHT: usize = 2;
 
 /// What a caller gets back.
 pub enum Batched {
@@ -77,20 +74,47 @@ enum Outcome {
     Alone,
 }
 
+/// How AllocateOrder calls are batched.
+#[derive(Debug, Clone, Copy)]
+pub struct Batches {
+    /// Lane workers; orders are spread over them by order id.
+    pub lanes: usize,
+    /// Most orders in one batch.
+    pub max_batch: usize,
+    /// Most batches of a lane in their transactions at once: the next one holds in stock
+    /// while the one before still holds, records or commits.
+    pub in_flight: usize,
+}
+
+impl Default for Batches {
+    fn default() -> Self {
+        Self {
+            lanes: 1,
+            max_batch: 64,
+            in_flight: 2,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Batcher {
     lanes: Arc<Vec<mpsc::Sender<Pending>>>,
 }
 
 impl Batcher {
-    /// Starts `lanes` lane workers on `api` (one without a batcher of its own).
-    pub fn start(api: AllocationApi, lanes: usize, max_batch: usize) -> Self {
-        let senders = (0..lanes.max(1))
+    /// Starts the lane workers on `api` (one without a batcher of its own).
+    pub fn start(api: AllocationApi, batches: Batches) -> Self {
+        let senders = (0..batches.lanes.max(1))
             .map(|_| {
                 let (sender, receiver) = mpsc::channel(LANE_QUEUE);
+                let batches = Batches {
+                    max_batch: batches.max_batch.clamp(1, MAX_BATCH),
+                    in_flight: batches.in_flight.max(1),
+                    ..batches
+                };
                 tokio::spawn(inventory_telemetry::in_service(
                     crate::app::SPEC.binary,
-                    run_lane(api.clone(), receiver, max_batch.clamp(1, MAX_BATCH)),
+                    run_lane(api.clone(), receiver, batches),
                 ));
                 sender
             })
@@ -135,7 +159,8 @@ struct Flight {
     running: JoinHandle<()>,
 }
 
-async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max_batch: usize) {
+async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, batches: Batches) {
+    let max_batch = batches.max_batch;
     let mut batch = Vec::with_capacity(max_batch);
     // The batches in their transactions, oldest first: the next batch is read from stock
     // meanwhile, and starts its own transaction once the youngest has planned.
@@ -186,7 +211,7 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, max
         } else {
             Some(api.prepare(&work).await)
         };
-        while in_flight.len() >= IN_FLIGHT {
+        while in_flight.len() >= batches.in_flight {
             if let Some(oldest) = in_flight.pop_front() {
                 ended(oldest.running.await);
             }

@@ -5,6 +5,8 @@
 
 mod allocate;
 mod batch;
+
+pub use batch::Batches;
 mod convert;
 mod lifecycle;
 mod parse;
@@ -62,10 +64,10 @@ impl AllocationApi {
         }
     }
 
-    /// Gathers concurrent AllocateOrder calls: `lanes` workers, each planning, reserving and
-    /// recording up to `max_batch` orders in one transaction.
-    pub fn with_batches(self, lanes: usize, max_batch: usize) -> Self {
-        let batcher = batch::Batcher::start(self.clone(), lanes, max_batch);
+    /// Gathers concurrent AllocateOrder calls into batches, each planned, reserved and
+    /// recorded in one transaction.
+    pub fn with_batches(self, batches: Batches) -> Self {
+        let batcher = batch::Batcher::start(self.clone(), batches);
         Self {
             batcher: Some(batcher),
             ..self

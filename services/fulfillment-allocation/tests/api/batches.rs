@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+use fulfillment_allocation_service::api::Batches;
 use fulfillment_allocation_service::app::MIGRATOR;
 use inventory_proto::allocation::v1::allocation_service_server::AllocationService;
 use inventory_stock_client::{StockError, pb as stock};
@@ -166,7 +167,7 @@ async fn an_order_stock_moved_under_in_a_batch_is_planned_again_alone() {
     stock
         .expect_batch_reserve_orders()
         .returning(move |orders| Ok(orders.into_iter().map(|r| reserve(r)).collect()));
-    let api = api_over(&pool, stock).await.with_batches(1, 8);
+    let api = api_over(&pool, stock).await.with_batches(eight_a_batch());
     let response = api
         .allocate_order(tonic::Request::new(order(
             "o-1",
@@ -250,7 +251,7 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
                 .collect())
         });
     stock.expect_reserve_order().never();
-    let api = api_over(&pool, stock).await.with_batches(1, 8);
+    let api = api_over(&pool, stock).await.with_batches(eight_a_batch());
     sqlx::query("INSERT INTO warehouse_profiles (warehouse_id, capacity_lines) VALUES ($1, 10)")
         .bind(potsdam)
         .execute(&pool)
@@ -345,7 +346,7 @@ async fn an_order_stock_held_nothing_for_is_allocated_alone_after_an_unimplement
             .expect_reserve_order()
             .times(1)
             .returning(|_| Ok(stock::ReserveOrderResponse::default()));
-        let api = api_over(&pool, stock).await.with_batches(1, 8);
+        let api = api_over(&pool, stock).await.with_batches(eight_a_batch());
         let response = api
             .allocate_order(tonic::Request::new(order(
                 "o-1",
@@ -401,7 +402,11 @@ async fn an_order_held_by_an_attempt_that_rolled_back_while_this_one_waited_is_a
         stock.expect_batch_reserve_orders().never();
         stock.expect_reserve_order().never();
         let api = api_over(&pool, stock).await;
-        let api = if batched { api.with_batches(1, 8) } else { api };
+        let api = if batched {
+            api.with_batches(eight_a_batch())
+        } else {
+            api
+        };
 
         // The other attempt, in its transaction with the order's lock.
         let mut other = pool.begin().await.expect("begin");
@@ -557,4 +562,12 @@ async fn a_batch_holds_while_the_one_before_waits_for_room_and_one_whose_room_is
     assert_eq!(app.stock_level(&mug, &potsdam).await, (5, 0));
     assert_eq!(app.stock_level(&mug, &munich).await, (5, 1));
     app.assert_ledger_clean().await;
+}
+
+/// One lane, batches of up to 8 orders, the default number in flight.
+fn eight_a_batch() -> Batches {
+    Batches {
+        max_batch: 8,
+        ..Batches::default()
+    }
 }
