@@ -5,10 +5,15 @@
 //! BatchReserveOrders call (each order all or nothing on its own); the allocations, their
 //! answers and the workload are written in a handful of statements and one commit.
 //!
-//! A lane is a two-stage pipeline: while one batch is in its transaction, the next is read
-//! from stock, and it plans on the lower of what stock said and what the batch before left
-//! by its own count (its read may have come before that batch's holds or after). A batch
-//! smaller than the ones before it waits up to a millisecond for callers on their way back.
+//! A lane is a pipeline: while batches are in their transactions (up to `in_flight` of
+//! them), the next is read from stock and its transaction opened, and it starts once the
+//! youngest of them has planned, so it holds in stock while those before it still hold,
+//! record or commit. Its read may have come before their holds or after, so it plans on the
+//! lower of what stock said and what they left by their own count, and on the higher of the
+//! workload it read and what they claimed. A warehouse's room is claimed after the holds (a
+//! batch before may still be claiming the same rows); when it is gone, the batch lets go of
+//! its holds and rolls back. A batch smaller than the ones before it waits up to a
+//! millisecond for callers on their way back.
 //!
 //! A batch finishes only what it can finish cleanly: granted orders, the refusals it can
 //! decide (an order already allocated, one no plan can serve), and a stock error that leaves
@@ -17,12 +22,15 @@
 //! retry (replayed there), an order stock already holds (adopted there), stock refusing the
 //! plan (planned again there, as is an order refused on what such a plan took), any failure.
 //! Any error of the batch itself rolls it back and sends every order there; holds it made in
-//! stock are found and adopted by that path, as after a crash.
+//! stock are released, or found and adopted by that path, as after a crash.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use inventory_core::ServiceError;
 use inventory_proto::allocation::v1 as pb;
@@ -46,6 +54,8 @@ use crate::store;
 const LANE_QUEUE: usize = 4096;
 /// Most orders in a batch: stock lists the holds of at most 1,000 orders per call.
 const MAX_BATCH: usize = 1000;
+/// Most batches of a lane in their transactions at once: each holds a database connection.
+const MAX_IN_FLIGHT: usize = 8;
 /// Most lines in one BatchReserveOrders call (stock's limit).
 const MAX_HOLD_LINES: usize = 10_000;
 /// How long a batch smaller than the ones before it waits for more: callers answered a
@@ -109,7 +119,7 @@ impl Batcher {
                 let (sender, receiver) = mpsc::channel(LANE_QUEUE);
                 let batches = Batches {
                     max_batch: batches.max_batch.clamp(1, MAX_BATCH),
-                    in_flight: batches.in_flight.max(1),
+                    in_flight: batches.in_flight.clamp(1, MAX_IN_FLIGHT),
                     ..batches
                 };
                 tokio::spawn(inventory_telemetry::in_service(
@@ -162,30 +172,19 @@ struct Flight {
 async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, batches: Batches) {
     let max_batch = batches.max_batch;
     let mut batch = Vec::with_capacity(max_batch);
-    // The batches in their transactions, oldest first: the next batch is read from stock
-    // meanwhile, and starts its own transaction once the youngest has planned.
-    let mut in_flight: VecDeque<Flight> = VecDeque::new();
+    // The batches in their transactions, oldest first: the next batch is read from stock and
+    // its transaction opened meanwhile, and it plans once a place is free and every batch it
+    // may have read before has planned.
+    let mut in_flight: Vec<Flight> = Vec::new();
     let mut usual = 0;
     loop {
-        while in_flight.front().is_some_and(|f| f.running.is_finished()) {
-            if let Some(flight) = in_flight.pop_front() {
-                ended(flight.running.await);
-            }
-        }
-        let received = match in_flight.front_mut() {
-            Some(oldest) => tokio::select! {
-                received = receiver.recv_many(&mut batch, max_batch) => received,
-                ran = &mut oldest.running => {
-                    ended(ran);
-                    in_flight.pop_front();
-                    continue;
-                }
-            },
-            None => receiver.recv_many(&mut batch, max_batch).await,
+        let received = tokio::select! {
+            received = receiver.recv_many(&mut batch, max_batch) => received,
+            () = one_ended(&mut in_flight) => continue,
         };
         if received == 0 {
-            for flight in in_flight {
-                ended(flight.running.await);
+            while !in_flight.is_empty() {
+                one_ended(&mut in_flight).await;
             }
             return;
         }
@@ -194,9 +193,9 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, bat
         usual = batch.len().max(usual - usual.div_ceil(8));
         // A caller that gave up (deadline, disconnect) is dropped before it costs anything.
         batch.retain(|p: &Pending| !p.reply.is_closed());
-        // A request id or order seen earlier in the batch, or in a batch in flight, waits
-        // for this batch to end, then goes alone (where it is replayed, or refused as
-        // already allocated).
+        // A request id or order seen earlier in the batch, or an order of a batch in flight,
+        // goes alone once this batch has ended (where the order's lock and the request's
+        // claim wait for the other, then it is replayed or refused as already allocated).
         let (mut requests, mut orders) = (HashSet::new(), HashSet::new());
         let (work, later): (Vec<Pending>, Vec<Pending>) = batch.drain(..).partition(|p| {
             !in_flight.iter().any(|f| f.orders.contains(&p.cmd.order_id))
@@ -205,32 +204,23 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, bat
         });
         // Stock's read below may come before the holds of any batch in flight now.
         let before: Vec<_> = in_flight.iter().map(|f| f.left.clone()).collect();
-        // Read and opened while the batches before are in their transactions.
-        let prepared = if work.is_empty() {
-            None
-        } else {
-            Some(api.prepare(&work).await)
-        };
-        while in_flight.len() >= batches.in_flight {
-            if let Some(oldest) = in_flight.pop_front() {
-                ended(oldest.running.await);
-            }
+        if work.is_empty() {
+            later.into_iter().for_each(Pending::go_alone);
+            continue;
         }
-        let mut prepared = match prepared {
-            Some(Ok(prepared)) => prepared,
-            Some(Err(error)) => {
+        // Read, and its transaction opened, while the batches before are in theirs.
+        let mut prepared = match api.prepare(&work).await {
+            Ok(prepared) => prepared,
+            Err(error) => {
                 failed(&error, work.len());
                 work.into_iter().chain(later).for_each(Pending::go_alone);
                 continue;
             }
-            None => {
-                for flight in in_flight.drain(..) {
-                    ended(flight.running.await);
-                }
-                later.into_iter().for_each(Pending::go_alone);
-                continue;
-            }
         };
+        while in_flight.len() >= batches.in_flight {
+            one_ended(&mut in_flight).await;
+        }
+        // Planned once every batch it may have read before has planned.
         for left in before {
             prepared.view.before.push(planned(left).await);
         }
@@ -260,12 +250,27 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, bat
                 }
             },
         ));
-        in_flight.push_back(Flight {
+        in_flight.push(Flight {
             orders,
             left,
             running,
         });
     }
+}
+
+/// Waits for any batch in flight to end (forever when none is), and drops it.
+async fn one_ended(in_flight: &mut Vec<Flight>) {
+    let (index, ran) = std::future::poll_fn(|cx| {
+        for (index, flight) in in_flight.iter_mut().enumerate() {
+            if let Poll::Ready(ran) = Pin::new(&mut flight.running).poll(cx) {
+                return Poll::Ready((index, ran));
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    ended(ran);
+    in_flight.remove(index);
 }
 
 /// What a batch left once it has planned; nothing if it ended before planning (it holds
@@ -331,8 +336,8 @@ struct Left {
     /// left. A later batch takes the lower of that and stock's number, plus whatever stock
     /// has gained since (a receipt, a release).
     stock: BTreeMap<(Uuid, Uuid), (i64, i64)>,
-    /// Per warehouse with a capacity it added lines to: the open lines it read, and what its
-    /// plans made them. A later batch takes the higher of that and what it read itself, less
+    /// Per warehouse with a capacity whose count it raised (by the batches before it) or
+    /// added lines to: the open lines it read, and what it counted after its plans. A later batch takes the higher of that and what it read itself, less
     /// whatever shipped since.
     workload: BTreeMap<Uuid, (i64, i64)>,
 }
@@ -432,7 +437,7 @@ impl AllocationApi {
     /// Gets `work` ready for its transaction: stock's view and, meanwhile, the transaction
     /// opened with the batch's claims and its orders' locks, as the one-request path takes
     /// them, and then what stock holds for those orders already. All of it runs while the
-    /// batch before is in its own transaction.
+    /// batches before are in their own transactions.
     async fn prepare(&self, work: &[Pending]) -> Result<Prepared, ServiceError> {
         let open = async {
             let mut tx = inventory_runtime::begin(&self.pool).await?;
@@ -539,7 +544,11 @@ impl AllocationApi {
         }
         .await;
         match done {
-            Ok(()) => {
+            Ok(Ending::RollBack) => {
+                tx.rollback().await.map_err(db_error)?;
+                Ok(finish(outcomes))
+            }
+            Ok(Ending::Commit) => {
                 tx.commit().await.map_err(db_error)?;
                 tracing::debug!(
                     size = work.len(),
@@ -592,10 +601,7 @@ impl AllocationApi {
             let plan = planner::plan(&problem);
             if !plan.is_complete()
                 && (problem.available.keys().any(|k| view.capped.contains(k))
-                    || problem
-                        .sites
-                        .iter()
-                        .any(|s| raised.contains(&s.warehouse_id)))
+                    || problem.available.keys().any(|(_, w)| raised.contains(w)))
             {
                 // Short on the lane's own count of a row or a warehouse: decided again
                 // alone, on stock's and the database's.
@@ -660,7 +666,7 @@ impl AllocationApi {
         refused: Vec<usize>,
         outcomes: &mut [Option<Outcome>],
         mut unclaimed: Vec<&'w str>,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Ending, ServiceError> {
         // Every plan held in stock in one call (one stock transaction, mostly), each order
         // all or nothing on its own; traced under the request that opened the batch.
         // Meanwhile every plan is recorded with its answer, as if held: the few stock does
@@ -718,8 +724,17 @@ impl AllocationApi {
             Err(error) => Err(error),
         };
         if let Err(error) = room {
-            self.let_go(work, planned, &results).await;
-            return Err(error);
+            // Nothing of the batch is kept: what stock holds for it is let go first, while
+            // its orders are still locked, and they are planned again alone.
+            tracing::info!(%error, orders = planned.len(), "allocation batch rolls back after holding; its holds are let go");
+            let ended = self.let_go(work, planned, results).await;
+            for (p, outcome) in planned.iter().zip(ended) {
+                outcomes[p.index] = Some(outcome);
+            }
+            for i in refused {
+                outcomes[i] = Some(Outcome::Alone);
+            }
+            return Ok(Ending::RollBack);
         }
 
         // Orders stock did not hold (it moved since the plan; anything else) go alone or are
@@ -747,13 +762,14 @@ impl AllocationApi {
                 outcomes[i] = Some(Outcome::Alone);
             }
         }
-        idempotency::unclaim(tx, &unclaimed).await
+        idempotency::unclaim(tx, &unclaimed).await?;
+        Ok(Ending::Commit)
     }
 
-    /// The room the held plans take, all at once, once stock holds them: a batch before this
-    /// one may still be claiming the same warehouses, and this one waits for its commit
-    /// here, not before holding. Gone (another batch, lane or replica took it since the
-    /// plans): ABORTED, the batch rolls back, and each order is planned again alone.
+    /// The room the held plans take, all at once, once stock holds them: another batch of the
+    /// lane may be claiming the same warehouses, and this one waits for its commit here, not
+    /// before holding. Gone (another batch, lane or replica took it since the plans):
+    /// ABORTED, and the batch lets go of its holds and rolls back.
     async fn claim_room(
         &self,
         tx: &mut Tx,
@@ -784,34 +800,61 @@ impl AllocationApi {
         }
     }
 
-    /// Releases in stock what a batch that is rolling back may hold (an order whose answer
-    /// was unclear included), so its orders are planned again alone from nothing. One stock
-    /// keeps holding (a failed release) is found and adopted there.
-    async fn let_go(&self, work: &[Pending], planned: &[Planned], results: &[Hold]) {
-        for (p, result) in planned.iter().zip(results) {
-            if matches!(result, Hold::Again(_)) {
+    /// Lets go of what stock holds for a batch that rolls back, all orders at once: an
+    /// order released (or holding nothing) goes alone; one whose hold or release answer left
+    /// unknown what stock holds gets that error, as on the one-request path, and its retry
+    /// adopts what stock holds.
+    async fn let_go(
+        &self,
+        work: &[Pending],
+        planned: &[Planned],
+        results: Vec<Hold>,
+    ) -> Vec<Outcome> {
+        let mut ended: Vec<Outcome> = Vec::with_capacity(planned.len());
+        let mut releases = tokio::task::JoinSet::new();
+        for (slot, (p, result)) in planned.iter().zip(results).enumerate() {
+            ended.push(match result {
+                Hold::Again(_) => Outcome::Alone,
+                Hold::Failed(error) => Outcome::Done(Err(error.into())),
+                Hold::Held => {
+                    let (stock, pending) = (self.stock.clone(), &work[p.index]);
+                    let request = stock::ReleaseReservationRequest {
+                        request_id: format!("{}:release", p.reservation_id),
+                        order_id: pending.cmd.order_id.clone(),
+                        reason: "allocation batch rolled back".to_owned(),
+                        actor: crate::app::SPEC.binary.to_owned(),
+                        ..Default::default()
+                    };
+                    releases.spawn(
+                        async move { (slot, stock.release(request).await) }
+                            .instrument(pending.span.clone()),
+                    );
+                    Outcome::Alone
+                }
+            });
+        }
+        while let Some(joined) = releases.join_next().await {
+            let Ok((slot, released)) = joined else {
                 continue;
-            }
-            let cmd = &work[p.index].cmd;
-            let released = self
-                .stock
-                .release(stock::ReleaseReservationRequest {
-                    request_id: format!("{}:release", p.reservation_id),
-                    order_id: cmd.order_id.clone(),
-                    reason: "allocation batch rolled back".to_owned(),
-                    actor: crate::app::SPEC.binary.to_owned(),
-                    ..Default::default()
-                })
-                .instrument(work[p.index].span.clone())
-                .await;
+            };
             match released {
-                Ok(_) | Err(StockError::Refused { .. }) => {}
+                Ok(_) | Err(StockError::Refused { .. } | StockError::NotFound(_)) => {}
                 Err(error) => {
-                    tracing::warn!(order_id = %cmd.order_id, %error, "a rolled-back batch's hold was not released; the order adopts it alone");
+                    let order_id = &work[planned[slot].index].cmd.order_id;
+                    tracing::warn!(%order_id, %error, "a rolled-back batch's hold was not released; the order's retry adopts it");
+                    ended[slot] = Outcome::Done(Err(error.into()));
                 }
             }
         }
+        ended
     }
+}
+
+/// How a batch's transaction ends once its orders are held.
+enum Ending {
+    Commit,
+    /// Nothing of it is kept; its orders' outcomes are decided without it.
+    RollBack,
 }
 
 /// A batch's plans: the orders it will hold, those refused on what earlier orders of the

@@ -204,23 +204,31 @@ async fn an_order_stock_moved_under_in_a_batch_is_planned_again_alone() {
 }
 
 /// A batch is read from stock while the batch before it is still in its transaction, and
-/// cannot tell whether its read came before that batch's holds: it plans on what that batch
-/// left. Stock here keeps showing the last Potsdam unit the first order took; the first
-/// batch is kept in its transaction by a lock on Potsdam's room (another replica's claim),
-/// and the second order goes to Munich in its own batch meanwhile, where it would otherwise
-/// be refused and planned again alone.
+/// cannot tell whether its read came before that batch's holds and room: it plans on what
+/// that batch left. The first batch is kept in its transaction by a lock on Potsdam's room
+/// (another replica's claim), and the second order goes to Munich in its own batch
+/// meanwhile, where it would otherwise be refused (stock) or find no room (capacity), let go
+/// and be planned again alone. Stock: it keeps showing the last Potsdam unit the first order
+/// took. Room: Potsdam takes two open lines; with the first order's line counted, a second
+/// would fill it, and the planner passes it over for Munich.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
+    for (case, potsdam_units, potsdam_capacity) in [("stock", 1, 10), ("room", 5, 2)] {
+        read_while_the_one_before_holds(case, potsdam_units, potsdam_capacity).await;
+    }
+}
+
+async fn read_while_the_one_before_holds(case: &str, potsdam_units: i64, potsdam_capacity: i64) {
     let database = TestDatabase::create().await;
     let pool = database.migrate("allocation", &MIGRATOR).await;
     let (potsdam, munich, mug) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-    // The numbers from before the first hold, every time: one mug in Potsdam, five in Munich.
+    // The numbers from before the first hold, every time.
     let mut stock = scripted_stock(
         vec![
             warehouse(potsdam, "Potsdam", POTSDAM),
             warehouse(munich, "Munich", MUNICH),
         ],
-        move |at| if at == potsdam { 1 } else { 5 },
+        move |at| if at == potsdam { potsdam_units } else { 5 },
     );
     stock
         .expect_list_reservations()
@@ -237,7 +245,7 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
                 .map(|order| {
                     let line = &order.lines[0];
                     let mut taken = potsdam_taken.lock().expect("potsdam");
-                    if line.warehouse_id == potsdam.to_string() && *taken {
+                    if line.warehouse_id == potsdam.to_string() && *taken && potsdam_units == 1 {
                         return Err(StockError::InsufficientStock {
                             product_id: line.product_id.clone(),
                             warehouse_id: line.warehouse_id.clone(),
@@ -251,9 +259,11 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
                 .collect())
         });
     stock.expect_reserve_order().never();
+    stock.expect_release().never();
     let api = api_over(&pool, stock).await.with_batches(eight_a_batch());
-    sqlx::query("INSERT INTO warehouse_profiles (warehouse_id, capacity_lines) VALUES ($1, 10)")
+    sqlx::query("INSERT INTO warehouse_profiles (warehouse_id, capacity_lines) VALUES ($1, $2)")
         .bind(potsdam)
+        .bind(potsdam_capacity)
         .execute(&pool)
         .await
         .expect("Potsdam's capacity");
@@ -272,7 +282,7 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
     while holds.lock().expect("holds").is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
-            "the first order was never held"
+            "{case}: the first order was never held"
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
@@ -283,17 +293,24 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
     };
     let second = tokio::time::timeout(std::time::Duration::from_secs(10), allocate("o-2"))
         .await
-        .expect("the second order is answered while the first batch waits")
+        .unwrap_or_else(|_| {
+            panic!("{case}: the second order is answered while the first batch waits")
+        })
         .expect("join");
     assert_eq!(
         shipped_from(second),
-        [("1".to_owned(), munich.to_string(), 1)]
+        [("1".to_owned(), munich.to_string(), 1)],
+        "{case}"
     );
-    assert!(!first.is_finished(), "the first batch still waits for room");
+    assert!(
+        !first.is_finished(),
+        "{case}: the first batch still waits for room"
+    );
     claim.rollback().await.expect("rollback");
     assert_eq!(
         shipped_from(first.await.expect("join")),
-        [("1".to_owned(), potsdam.to_string(), 1)]
+        [("1".to_owned(), potsdam.to_string(), 1)],
+        "{case}"
     );
     let holds = holds.lock().expect("holds").clone();
     assert_eq!(
@@ -305,7 +322,7 @@ async fn a_batch_read_while_the_one_before_holds_plans_on_what_that_one_left() {
             ("o-1".to_owned(), potsdam.to_string()),
             ("o-2".to_owned(), munich.to_string())
         ],
-        "each order held once, in its batch"
+        "{case}: each order held once, in its batch"
     );
 }
 
