@@ -194,8 +194,9 @@ async fn run_lane(api: AllocationApi, mut receiver: mpsc::Receiver<Pending>, bat
         // A caller that gave up (deadline, disconnect) is dropped before it costs anything.
         batch.retain(|p: &Pending| !p.reply.is_closed());
         // A request id or order seen earlier in the batch, or an order of a batch in flight,
-        // goes alone once this batch has ended (where the order's lock and the request's
-        // claim wait for the other, then it is replayed or refused as already allocated).
+        // goes alone once this batch has ended, or at once when nothing else is waiting
+        // (there the order's lock and the request's claim wait for the other, then it is
+        // replayed or refused as already allocated).
         let (mut requests, mut orders) = (HashSet::new(), HashSet::new());
         let (work, later): (Vec<Pending>, Vec<Pending>) = batch.drain(..).partition(|p| {
             !in_flight.iter().any(|f| f.orders.contains(&p.cmd.order_id))
