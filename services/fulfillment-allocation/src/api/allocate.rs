@@ -6,7 +6,8 @@
 //! transaction stays open across the stock calls, so a concurrent duplicate waits and then
 //! replays). Each stock reservation carries a request id derived from ours and the attempt
 //! number. If the service dies after stock reserved but before the allocation was stored, the
-//! retry finds the order's reservations in stock and adopts them instead of reserving again.
+//! retry finds the order's reservations in stock and adopts them instead of reserving again
+//! (within the warehouses' capacity: where the room is gone, it releases them and plans anew).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -19,6 +20,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::batch::Batched;
+use super::lifecycle::release_order;
 use super::parse::Allocate;
 use super::{AllocationApi, DOMAIN, convert, parse};
 use crate::domain::explain::{distance_km, explain};
@@ -87,8 +89,12 @@ impl AllocationApi {
             let held = self.active_holds(vec![cmd.order_id.clone()]).await?;
             let allocation = if held.is_empty() {
                 self.plan_and_reserve(&mut tx, &cmd, first_look?).await?
+            } else if let Some(adopted) = self.adopt(&mut tx, &cmd, held).await? {
+                adopted
             } else {
-                self.adopt(&mut tx, &cmd, held).await?
+                // Released: the first look predates the release.
+                let fresh = self.problem(&mut tx, &cmd).await?;
+                self.plan_and_reserve(&mut tx, &cmd, fresh).await?
             };
             store::insert_allocation(&mut tx, &allocation).await?;
             let names = self.names().await;
@@ -192,12 +198,14 @@ impl AllocationApi {
 
     /// What stock already holds for this order, left by an earlier attempt that died or
     /// rolled back after reserving: adopted as the allocation, so nothing is reserved twice.
+    /// If a warehouse it is held in has no room left for its lines (other orders filled it
+    /// since), the holds are released instead and `None` says to plan the order afresh.
     async fn adopt(
         &self,
         tx: &mut Tx,
         cmd: &Allocate,
         held: Vec<stock::Reservation>,
-    ) -> Result<store::Allocation, ServiceError> {
+    ) -> Result<Option<store::Allocation>, ServiceError> {
         let warehouses = self.directory.warehouses().await?;
         let located: HashMap<Uuid, GeoPoint> = warehouses
             .iter()
@@ -243,7 +251,19 @@ impl AllocationApi {
         let workload: Vec<(Uuid, i64)> = per_warehouse.into_iter().collect();
         let warehouses: Vec<Uuid> = workload.iter().map(|(w, _)| *w).collect();
         store::lock_warehouses_shared(tx, &warehouses).await?;
-        store::add_open_lines(tx, &workload, false).await?;
+        if !store::add_open_lines(tx, &workload, true).await? {
+            // Nothing was counted; what the holds took goes back to stock.
+            release_order(
+                &*self.stock,
+                &cmd.order_id,
+                format!("{}:release:{}", cmd.request_id, Uuid::now_v7()),
+                "held by an interrupted attempt in a warehouse that filled up since",
+                crate::app::SPEC.binary,
+            )
+            .await?;
+            tracing::warn!(order_id = %cmd.order_id, "released the holds an interrupted attempt left in a warehouse that filled up since; planning again");
+            return Ok(None);
+        }
         tracing::warn!(order_id = %cmd.order_id, lines = lines.len(), "adopted reservations an interrupted attempt left in stock");
         let allocated = |id: &str| -> i64 {
             lines
@@ -263,7 +283,7 @@ impl AllocationApi {
             })
             .collect();
         let at = now();
-        Ok(store::Allocation {
+        Ok(Some(store::Allocation {
             order_id: cmd.order_id.clone(),
             status: Status::Allocated,
             latitude: cmd.destination.point.latitude,
@@ -276,7 +296,7 @@ impl AllocationApi {
             shortfalls,
             create_time: at,
             update_time: at,
-        })
+        }))
     }
 
     /// The planner's input, fresh: warehouses from stock (cached), profiles from here, and

@@ -45,6 +45,7 @@ use uuid::Uuid;
 use super::allocate::{
     MAX_RESERVATION_LINES, not_servable, record, reservation, shipping, sites, workload,
 };
+use super::lifecycle::release_order;
 use super::parse::Allocate;
 use super::{AllocationApi, convert};
 use crate::domain::planner::{self, Plan, Problem, Site};
@@ -601,8 +602,10 @@ impl AllocationApi {
             };
             let plan = planner::plan(&problem);
             if !plan.is_complete()
-                && (problem.available.keys().any(|k| view.capped.contains(k))
-                    || problem.available.keys().any(|(_, w)| raised.contains(w)))
+                && problem
+                    .available
+                    .keys()
+                    .any(|k| view.capped.contains(k) || raised.contains(&k.1))
             {
                 // Short on the lane's own count of a row or a warehouse: decided again
                 // alone, on stock's and the database's.
@@ -819,16 +822,23 @@ impl AllocationApi {
                 Hold::Failed(error) => Outcome::Done(Err(error.into())),
                 Hold::Held => {
                     let (stock, pending) = (self.stock.clone(), &work[p.index]);
-                    let request = stock::ReleaseReservationRequest {
-                        request_id: format!("{}:release", p.reservation_id),
-                        order_id: pending.cmd.order_id.clone(),
-                        reason: "allocation batch rolled back".to_owned(),
-                        actor: crate::app::SPEC.binary.to_owned(),
-                        ..Default::default()
-                    };
+                    let (order_id, request_id) = (
+                        pending.cmd.order_id.clone(),
+                        format!("{}:release", p.reservation_id),
+                    );
                     releases.spawn(
-                        async move { (slot, stock.release(request).await) }
-                            .instrument(pending.span.clone()),
+                        async move {
+                            let released = release_order(
+                                &*stock,
+                                &order_id,
+                                request_id,
+                                "allocation batch rolled back",
+                                crate::app::SPEC.binary,
+                            )
+                            .await;
+                            (slot, released)
+                        }
+                        .instrument(pending.span.clone()),
                     );
                     Outcome::Alone
                 }
@@ -839,7 +849,7 @@ impl AllocationApi {
                 continue;
             };
             match released {
-                Ok(_) | Err(StockError::Refused { .. } | StockError::NotFound(_)) => {}
+                Ok(()) => {}
                 Err(error) => {
                     let order_id = &work[planned[slot].index].cmd.order_id;
                     tracing::warn!(%order_id, %error, "a rolled-back batch's hold was not released; the order's retry adopts it");

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use inventory_core::{ServiceError, Violations};
 use inventory_proto::allocation::v1 as pb;
 use inventory_runtime::{RequestKey, idempotency};
-use inventory_stock_client::{StockError, pb as stock};
+use inventory_stock_client::{StockClient, StockError, pb as stock};
 use uuid::Uuid;
 
 use super::{AllocationApi, DOMAIN, convert, parse};
@@ -15,6 +15,30 @@ use crate::store::{self, Status};
 
 fn not_found(order_id: &str) -> ServiceError {
     ServiceError::not_found("allocation of order", order_id)
+}
+
+/// Releases whatever stock holds for an order. Stock holding nothing for it any more
+/// (shipped, expired, released, or never held) counts as released.
+pub(super) async fn release_order(
+    stock: &dyn StockClient,
+    order_id: &str,
+    request_id: String,
+    reason: &str,
+    actor: &str,
+) -> Result<(), StockError> {
+    let released = stock
+        .release(stock::ReleaseReservationRequest {
+            request_id,
+            order_id: order_id.to_owned(),
+            reason: reason.to_owned(),
+            actor: actor.to_owned(),
+            ..Default::default()
+        })
+        .await;
+    match released {
+        Ok(_) | Err(StockError::Refused { .. } | StockError::NotFound(_)) => Ok(()),
+        Err(other) => Err(other),
+    }
 }
 
 impl AllocationApi {
@@ -97,21 +121,14 @@ impl AllocationApi {
                 }
                 Status::Cancelled => {}
                 Status::Allocated | Status::PartiallyShipped => {
-                    let released = self
-                        .stock
-                        .release(stock::ReleaseReservationRequest {
-                            request_id: format!("{}:release", cmd.request_id),
-                            order_id: cmd.order_id.clone(),
-                            reason: cmd.reason.clone(),
-                            actor: cmd.actor.clone(),
-                            ..Default::default()
-                        })
-                        .await;
-                    match released {
-                        // Nothing held any more (shipped lines, or expired holds).
-                        Ok(_) | Err(StockError::Refused { .. }) => {}
-                        Err(other) => return Err(other.into()),
-                    }
+                    release_order(
+                        &*self.stock,
+                        &cmd.order_id,
+                        format!("{}:release", cmd.request_id),
+                        &cmd.reason,
+                        &cmd.actor,
+                    )
+                    .await?;
                     let mut open: BTreeMap<Uuid, i64> = BTreeMap::new();
                     for line in &allocation.lines {
                         if line.quantity_shipped < line.quantity {

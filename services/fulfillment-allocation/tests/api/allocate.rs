@@ -328,6 +328,68 @@ async fn holds_an_interrupted_attempt_left_in_stock_are_adopted_not_reserved_aga
 }
 
 #[tokio::test]
+async fn a_hold_left_in_a_warehouse_that_filled_up_since_is_released_and_the_order_planned_again() {
+    let app = TestApp::spawn().await;
+    let potsdam = app.warehouse("Potsdam", POTSDAM).await;
+    let munich = app.warehouse("Munich", MUNICH).await;
+    let mug = app.product("MUG").await;
+    app.receive(&mug, &munich, 5).await;
+    app.set_profile(&munich, Some(1), false)
+        .await
+        .expect("room for one line");
+    // An attempt that held o-1 in Munich and died before counting its line there.
+    app.stock
+        .client
+        .clone()
+        .reserve_order(stock::ReserveOrderRequest {
+            request_id: "crashed:reserve:1".to_owned(),
+            order_id: "o-1".to_owned(),
+            lines: vec![stock::ReservationLine {
+                order_line_id: "1".to_owned(),
+                product_id: mug.clone(),
+                warehouse_id: munich.clone(),
+                quantity: 1,
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("held by the interrupted attempt");
+    // Meanwhile another order took Munich's one line of room.
+    let other = app
+        .allocate(order("o-0", &[("1", &mug, 1)]))
+        .await
+        .expect("o-0");
+    assert_eq!(sources(&other), [("1".to_owned(), munich.clone(), 1)]);
+    app.receive(&mug, &potsdam, 5).await;
+
+    let allocation = app
+        .allocate(order("o-1", &[("1", &mug, 1)]))
+        .await
+        .expect("the retry");
+    assert_eq!(sources(&allocation), [("1".to_owned(), potsdam.clone(), 1)]);
+    assert_eq!(
+        app.stock_level(&mug, &munich).await,
+        (5, 1),
+        "the hold left in Munich released, o-0's kept"
+    );
+    assert_eq!(app.stock_level(&mug, &potsdam).await, (5, 1));
+    let active: Vec<String> = app
+        .reservations("o-1")
+        .await
+        .into_iter()
+        .filter(|r| r.status == stock::ReservationStatus::Active as i32)
+        .map(|r| r.warehouse_id)
+        .collect();
+    assert_eq!(active, [potsdam]);
+    let profile = app
+        .set_profile(&munich, Some(1), false)
+        .await
+        .expect("recount");
+    assert_eq!(profile.open_lines, 1, "Munich never passed its capacity");
+    app.assert_ledger_clean().await;
+}
+
+#[tokio::test]
 async fn orders_racing_for_the_last_room_in_a_warehouse_never_pass_its_capacity() {
     let app = TestApp::spawn().await;
     let potsdam = app.warehouse("Potsdam", POTSDAM).await;
