@@ -11,9 +11,11 @@
 //! The lanes share one memory of the rows as their batches left them: an order's lines fall
 //! in rows another lane also writes, and a lane that only knew its own writes would decide
 //! on rows that moved since (the batch then fails its check and runs again under locks).
+//! For the same reason a lane whose batch takes a row another lane's batch is writing waits
+//! for that batch first, and decides on what it left.
 
-use std::collections::BTreeSet;
 use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -111,10 +113,7 @@ impl Coalescer {
     /// Starts `lanes` lanes, each applying up to `max_batch` requests per statement.
     pub fn start(store: Store, lanes: usize, max_batch: usize, log_appended: Arc<Notify>) -> Self {
         let lanes = lanes.max(1);
-        let memory = Arc::new(Memory {
-            rows: Mutex::new(Rows::new()),
-            capacity: REMEMBERED_ROWS_PER_LANE * lanes,
-        });
+        let memory = Arc::new(Memory::new(REMEMBERED_ROWS_PER_LANE * lanes));
         let senders = (0..lanes)
             .map(|_| {
                 let (sender, receiver) = mpsc::channel(LANE_QUEUE);
@@ -187,66 +186,124 @@ pub fn response(reservation: &Reservation, row: &InventoryRow) -> pb::ReserveSto
 /// Rows remembered per lane before the memory starts afresh.
 const REMEMBERED_ROWS_PER_LANE: usize = 65_536;
 
-/// The rows as the lanes' batches last left them (or as last read), shared by the lanes.
+/// The rows as the lanes' batches last left them (or as last read), shared by the lanes,
+/// and the rows a lane's batch is writing now.
 struct Memory {
-    rows: Mutex<Rows>,
+    state: Mutex<Remembered>,
+    /// Woken whenever a batch has finished with its rows.
+    finished: Notify,
     capacity: usize,
 }
 
+#[derive(Default)]
+struct Remembered {
+    rows: Rows,
+    /// Rows batches are writing now, with how many batches are.
+    writing: HashMap<InventoryKey, u32>,
+}
+
 impl Memory {
-    fn rows(&self) -> std::sync::MutexGuard<'_, Rows> {
-        // A lane that panicked mid-update leaves at worst a stale row, which a batch's check
-        // catches.
-        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
+    fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(Remembered::default()),
+            finished: Notify::new(),
+            capacity,
+        }
     }
 
-    /// The rows of `requests` as remembered, reading without locks those not remembered
-    /// yet. A row that does not exist stays unknown, and its request goes to the
-    /// one-request path.
+    fn state(&self) -> std::sync::MutexGuard<'_, Remembered> {
+        // A lane that panicked mid-update leaves at worst a stale row, which a batch's check
+        // catches.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Marks `keys` as written by a batch. If another lane's batch is writing one of them,
+    /// first waits for a batch to finish (once: a lane never waits long behind a busy row):
+    /// deciding on a row while another statement changes it would fail its check and cost a
+    /// second, locked statement. A lane holding marks never waits, so lanes cannot wait on
+    /// each other in a cycle.
+    async fn start_writing(&self, keys: &BTreeSet<InventoryKey>) {
+        let finished = self.finished.notified();
+        tokio::pin!(finished);
+        finished.as_mut().enable();
+        {
+            let mut state = self.state();
+            if !keys.iter().any(|k| state.writing.contains_key(k)) {
+                state.mark(keys);
+                return;
+            }
+        }
+        finished.await;
+        self.state().mark(keys);
+    }
+
+    /// Unmarks `keys` (after the batch's rows are remembered) and wakes waiting lanes.
+    fn finish_writing(&self, keys: &BTreeSet<InventoryKey>) {
+        {
+            let mut state = self.state();
+            for key in keys {
+                if let Some(n) = state.writing.get_mut(key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        state.writing.remove(key);
+                    }
+                }
+            }
+        }
+        self.finished.notify_waiters();
+    }
+
+    /// The rows of `keys` as remembered, reading without locks those not remembered yet. A
+    /// row that does not exist stays unknown, and its request goes to the one-request path.
     async fn rows_of(
         &self,
         store: &Store,
-        requests: &[BatchRequest],
+        keys: &BTreeSet<InventoryKey>,
     ) -> Result<Rows, ServiceError> {
-        let keys: BTreeSet<InventoryKey> = requests
-            .iter()
-            .flat_map(|r| r.lines.iter().map(|l| l.key))
-            .collect();
         let mut known = Rows::new();
         let missing: Vec<InventoryKey> = {
-            let remembered = self.rows();
-            keys.into_iter()
-                .filter(|k| match remembered.get(k) {
+            let state = self.state();
+            keys.iter()
+                .filter(|k| match state.rows.get(k) {
                     Some(row) => {
-                        known.insert(*k, row.clone());
+                        known.insert(**k, row.clone());
                         false
                     }
                     None => true,
                 })
+                .copied()
                 .collect()
         };
         if !missing.is_empty() {
             let read = store.get_inventory_many(&missing).await?;
-            let mut remembered = self.rows();
-            if remembered.len() + read.len() > self.capacity {
-                remembered.clear();
+            let mut state = self.state();
+            if state.rows.len() + read.len() > self.capacity {
+                state.rows.clear();
             }
             for row in read {
                 known.insert(row.key(), row.clone());
-                remembered.insert(row.key(), row);
+                state.rows.insert(row.key(), row);
             }
         }
         Ok(known)
     }
 
     fn update(&self, rows: Rows) {
-        self.rows().extend(rows);
+        self.state().rows.extend(rows);
     }
 
-    fn forget(&self, keys: impl Iterator<Item = InventoryKey>) {
-        let mut remembered = self.rows();
+    fn forget(&self, keys: &BTreeSet<InventoryKey>) {
+        let mut state = self.state();
         for key in keys {
-            remembered.remove(&key);
+            state.rows.remove(key);
+        }
+    }
+}
+
+impl Remembered {
+    fn mark(&mut self, keys: &BTreeSet<InventoryKey>) {
+        for key in keys {
+            *self.writing.entry(*key).or_default() += 1;
         }
     }
 }
@@ -327,7 +384,12 @@ async fn run_lane(
         let (requests, replies): (Vec<BatchRequest>, Vec<oneshot::Sender<Coalesced>>) =
             batch.drain(..).map(|p| (p.request, p.reply)).unzip();
         let started = std::time::Instant::now();
-        let fast = match memory.rows_of(&store, &requests).await {
+        let keys: BTreeSet<InventoryKey> = requests
+            .iter()
+            .flat_map(|r| r.lines.iter().map(|l| l.key))
+            .collect();
+        memory.start_writing(&keys).await;
+        let fast = match memory.rows_of(&store, &keys).await {
             Ok(rows) => {
                 store
                     .reserve_batch_on(&requests, &rows, encode_answer)
@@ -375,12 +437,64 @@ async fn run_lane(
                 }
             }
             Err(error) => {
-                memory.forget(requests.iter().flat_map(|r| r.lines.iter().map(|l| l.key)));
+                memory.forget(&keys);
                 tracing::warn!(%error, size = requests.len(), "reservation batch failed; retrying one by one");
                 for reply in replies {
                     let _ = reply.send(Coalesced::Single);
                 }
             }
         }
+        memory.finish_writing(&keys);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn keys(products: &[u128]) -> BTreeSet<InventoryKey> {
+        products
+            .iter()
+            .map(|p| InventoryKey {
+                product_id: Uuid::from_u128(*p),
+                warehouse_id: Uuid::from_u128(0),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_lane_takes_a_row_another_lanes_batch_is_writing_only_once_that_batch_finishes() {
+        let memory = Arc::new(Memory::new(16));
+        memory.start_writing(&keys(&[1, 2])).await;
+        tokio::time::timeout(Duration::from_secs(5), memory.start_writing(&keys(&[3])))
+            .await
+            .expect("a row no batch writes is taken at once");
+
+        let waiting = tokio::spawn({
+            let memory = memory.clone();
+            async move { memory.start_writing(&keys(&[2, 4])).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "row 2 is being written by the first batch"
+        );
+        memory.finish_writing(&keys(&[1, 2]));
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("taken once the first batch finished")
+            .expect("join");
+
+        let writing = memory.state().writing.clone();
+        let mut writing: Vec<(u128, u32)> = writing
+            .into_iter()
+            .map(|(k, n)| (k.product_id.as_u128(), n))
+            .collect();
+        writing.sort();
+        assert_eq!(writing, [(2, 1), (3, 1), (4, 1)]);
     }
 }
