@@ -28,6 +28,28 @@ pub async fn execute(conn: &mut sqlx::PgConnection, sql: String) -> Result<(), S
         .map_err(|e| e.to_string())
 }
 
+/// WAL readied per second of a measured run: about twice what the busiest case writes on
+/// this machine.
+const WAL_PER_SECOND: u64 = 48 << 20;
+
+/// Readies the server's WAL for a run of `run`, as a server under steady load has it, and
+/// checkpoints: writes that much WAL (logical messages nobody decodes) so the checkpoint
+/// recycles its segments ahead. Otherwise the run writes into segments created and
+/// zero-filled on the spot, and each one stalls every writer for tens of milliseconds, a
+/// tail that belongs to a cold WAL directory, not to what is measured.
+pub async fn ready_wal(conn: &mut sqlx::PgConnection, run: Duration) -> Result<(), String> {
+    let megabytes = (WAL_PER_SECOND * run.as_secs().max(1)) >> 20;
+    execute(
+        conn,
+        format!(
+            "SELECT count(pg_logical_emit_message(false, 'bench-wal', repeat('x', 1048576)))
+               FROM generate_series(1, {megabytes});
+             CHECKPOINT"
+        ),
+    )
+    .await
+}
+
 /// A port nothing listens on now.
 pub fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use inventory_benchkit::{
     PRODUCT_ID_PREFIX, Rng, WAREHOUSE_ID_PREFIX, admin, client_counts, cores, execute, free_port,
     latency_histogram, machine_jiffies, ms, numbered_uuid_sql, pgbench, postgres_cpu_seconds,
-    process_cpu_seconds, seconds, start_service, stop_service, wait_serving, workspace_path,
+    process_cpu_seconds, ready_wal, seconds, start_service, stop_service, wait_serving,
+    workspace_path,
 };
 use inventory_proto::allocation::v1 as pb;
 use inventory_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
@@ -452,8 +453,8 @@ async fn run_case(
             .await?;
         }
         // Each measured run starts on a fresh checkpoint, so none pays for the writes of
-        // the one before it.
-        execute(&mut admin, "CHECKPOINT".to_owned()).await?;
+        // the one before it, with its WAL segments ready.
+        ready_wal(&mut admin, opts.duration).await?;
         let run = drive(
             &url,
             channel,
@@ -480,7 +481,7 @@ async fn run_case(
             "VACUUM ANALYZE stock.inventory, stock.inventory_transactions".to_owned(),
         )
         .await?;
-        execute(&mut admin, "CHECKPOINT".to_owned()).await?;
+        ready_wal(&mut admin, opts.duration).await?;
         pgbench(
             &url,
             "stock",

@@ -38,7 +38,7 @@ use hdrhistogram::Histogram;
 use inventory_benchkit::{
     self as benchkit, PRODUCT_ID_PREFIX, Rng, cores, database_counters, execute, free_port,
     latency_histogram, machine_jiffies, ms, numbered_uuid_sql, postgres_cpu_seconds,
-    process_cpu_seconds, start_service, stop_service, wait_serving,
+    process_cpu_seconds, ready_wal, start_service, stop_service, wait_serving,
 };
 use inventory_proto::stock::v1 as pb;
 use pb::stock_service_client::StockServiceClient;
@@ -268,7 +268,9 @@ async fn seed(url: &str, products: usize) -> Result<(), String> {
     )).await
 }
 
-async fn vacuum(url: &str) -> Result<(), String> {
+/// Vacuums the rows a run writes, then readies the WAL for a run of `run` and checkpoints
+/// (see `ready_wal`).
+async fn vacuum(url: &str, run: Duration) -> Result<(), String> {
     let mut conn = sqlx::PgConnection::connect(url)
         .await
         .map_err(|e| e.to_string())?;
@@ -276,7 +278,8 @@ async fn vacuum(url: &str) -> Result<(), String> {
         &mut conn,
         "VACUUM ANALYZE stock.inventory, stock.inventory_transactions".to_owned(),
     )
-    .await
+    .await?;
+    ready_wal(&mut conn, run).await
 }
 
 struct ServiceRun {
@@ -550,7 +553,7 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
     let outcome = async {
         let channel = wait_serving(&format!("http://127.0.0.1:{port}"), pb::SERVICE_NAME).await?;
         seed(&url, case.products).await?;
-        vacuum(&url).await?;
+        vacuum(&url, opts.duration).await?;
         let run = run_service(case, opts, channel.clone(), service_pid).await?;
         let soaked = match opts.soak {
             Some(minutes) => {
@@ -569,13 +572,13 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
     let (textbook, single) = if opts.baselines {
         // Each baseline starts from vacuumed rows, as the service run did, so the dead row
         // versions the previous run left behind do not count against it.
-        vacuum(&url).await?;
+        vacuum(&url, opts.duration).await?;
         let textbook = pgbench(case, opts, &textbook_script(case.workload))?;
         let single = if case.workload == Workload::Orders {
             // One conditional statement cannot hold three rows all or none.
             f64::NAN
         } else {
-            vacuum(&url).await?;
+            vacuum(&url, opts.duration).await?;
             pgbench(case, opts, &single_statement_script(case.workload))?
         };
         (textbook, single)
