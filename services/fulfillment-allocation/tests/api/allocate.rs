@@ -288,6 +288,33 @@ async fn a_warehouse_created_in_stock_is_used_without_a_restart() {
     assert_eq!(sources(&second)[0].1, potsdam);
 }
 
+/// Holds line "1" of an order in stock as an attempt of AllocateOrder that died before
+/// recording anything would have left it.
+async fn hold_as_an_interrupted_attempt(
+    app: &TestApp,
+    order_id: &str,
+    product_id: &str,
+    warehouse_id: &str,
+    quantity: i64,
+) {
+    app.stock
+        .client
+        .clone()
+        .reserve_order(stock::ReserveOrderRequest {
+            request_id: format!("crashed:reserve:{order_id}"),
+            order_id: order_id.to_owned(),
+            lines: vec![stock::ReservationLine {
+                order_line_id: "1".to_owned(),
+                product_id: product_id.to_owned(),
+                warehouse_id: warehouse_id.to_owned(),
+                quantity,
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("held by the interrupted attempt");
+}
+
 #[tokio::test]
 async fn holds_an_interrupted_attempt_left_in_stock_are_adopted_not_reserved_again() {
     let app = TestApp::spawn().await;
@@ -297,22 +324,7 @@ async fn holds_an_interrupted_attempt_left_in_stock_are_adopted_not_reserved_aga
     app.receive(&mug, &potsdam, 5).await;
     app.receive(&mug, &munich, 5).await;
     // An attempt that reserved in stock (from Munich) and died before recording anything.
-    app.stock
-        .client
-        .clone()
-        .reserve_order(stock::ReserveOrderRequest {
-            request_id: "crashed:reserve:1".to_owned(),
-            order_id: "o-1".to_owned(),
-            lines: vec![stock::ReservationLine {
-                order_line_id: "1".to_owned(),
-                product_id: mug.clone(),
-                warehouse_id: munich.clone(),
-                quantity: 2,
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("held by the interrupted attempt");
+    hold_as_an_interrupted_attempt(&app, "o-1", &mug, &munich, 2).await;
     let allocation = app
         .allocate(order("o-1", &[("1", &mug, 2)]))
         .await
@@ -338,22 +350,7 @@ async fn a_hold_left_in_a_warehouse_that_filled_up_since_is_released_and_the_ord
         .await
         .expect("room for one line");
     // An attempt that held o-1 in Munich and died before counting its line there.
-    app.stock
-        .client
-        .clone()
-        .reserve_order(stock::ReserveOrderRequest {
-            request_id: "crashed:reserve:1".to_owned(),
-            order_id: "o-1".to_owned(),
-            lines: vec![stock::ReservationLine {
-                order_line_id: "1".to_owned(),
-                product_id: mug.clone(),
-                warehouse_id: munich.clone(),
-                quantity: 1,
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("held by the interrupted attempt");
+    hold_as_an_interrupted_attempt(&app, "o-1", &mug, &munich, 1).await;
     // Meanwhile another order took Munich's one line of room.
     let other = app
         .allocate(order("o-0", &[("1", &mug, 1)]))
