@@ -146,6 +146,46 @@ async fn concurrent_retries_of_one_reservation_reserve_once_and_answer_alike() {
     app.assert_ledger_clean().await;
 }
 
+/// One order line asked for under many request ids at once, on two replicas: their batches
+/// race to insert the same reservation, and whichever loses writes nothing and answers
+/// ALREADY_EXISTS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_order_line_raced_under_different_request_ids_is_reserved_once() {
+    let app = TestApp::spawn().await;
+    let replica = app.replica().await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    app.receive(&p, &w, 100).await;
+    let calls: Vec<_> = (0..48)
+        .map(|i| {
+            let mut client = if i % 2 == 0 {
+                app.client.clone()
+            } else {
+                replica.client.clone()
+            };
+            let request = reserve_request("order-1", &p, &w, 2);
+            tokio::spawn(async move { client.reserve_stock(request).await })
+        })
+        .collect();
+    let mut granted = 0;
+    for call in calls {
+        match call.await.expect("join") {
+            Ok(_) => granted += 1,
+            Err(status) => assert_eq!(status.code(), Code::AlreadyExists, "{status:?}"),
+        }
+    }
+    assert_eq!(granted, 1);
+    assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 2);
+    assert_eq!(app.count("SELECT count(*) FROM reservations").await, 1);
+    assert_eq!(app.transaction_count().await, 2, "one receive, one reserve");
+    assert_eq!(
+        app.count("SELECT count(*) FROM idempotency_keys WHERE method = 'ReserveStock'")
+            .await,
+        1,
+        "refused requests leave no request id behind"
+    );
+    app.assert_ledger_clean().await;
+}
+
 /// One request id at once in a coalesced batch under row locks and on the one-request
 /// path: whichever claims the id first answers, the other replays it, and neither waits
 /// for PostgreSQL to break a deadlock (the one-request path claims the id, then locks the
