@@ -83,7 +83,8 @@ impl AllocationApi {
                 });
             }
             // What stock already holds for the order, asked under its lock: the holds of an
-            // attempt that held and then rolled back (or died) are adopted, not reserved again.
+            // attempt that held and then rolled back (or died) are adopted, not reserved again
+            // (or released and the order planned anew where their warehouse filled up since).
             // (A hold stock commits after its caller gave up on it, a deadline say, can still
             // land after this look.)
             let held = self.active_holds(vec![cmd.order_id.clone()]).await?;
@@ -250,8 +251,12 @@ impl AllocationApi {
         }
         let workload: Vec<(Uuid, i64)> = per_warehouse.into_iter().collect();
         let warehouses: Vec<Uuid> = workload.iter().map(|(w, _)| *w).collect();
-        store::lock_warehouses_shared(tx, &warehouses).await?;
-        if !store::add_open_lines(tx, &workload, true).await? {
+        // In a savepoint, as a plan's claim is: if the room is gone, the warehouses' rows are
+        // let go at once, not held through the release and the new plan.
+        let mut claim = sqlx::Connection::begin(&mut **tx).await.map_err(db_error)?;
+        store::lock_warehouses_shared(&mut claim, &warehouses).await?;
+        if !store::add_open_lines(&mut claim, &workload, true).await? {
+            claim.rollback().await.map_err(db_error)?;
             // Nothing was counted; what the holds took goes back to stock.
             release_order(
                 &*self.stock,
@@ -264,6 +269,7 @@ impl AllocationApi {
             tracing::warn!(order_id = %cmd.order_id, "released the holds an interrupted attempt left in a warehouse that filled up since; planning again");
             return Ok(None);
         }
+        claim.commit().await.map_err(db_error)?;
         tracing::warn!(order_id = %cmd.order_id, lines = lines.len(), "adopted reservations an interrupted attempt left in stock");
         let allocated = |id: &str| -> i64 {
             lines

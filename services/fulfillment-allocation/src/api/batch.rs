@@ -19,7 +19,8 @@
 //! decide (an order already allocated, one no plan can serve), and a stock error that leaves
 //! unknown whether stock holds the order (returned, as on the one-request path, so the retry
 //! adopts it). Everything else goes back to the one-request path, which has the full story: a
-//! retry (replayed there), an order stock already holds (adopted there), stock refusing the
+//! retry (replayed there), an order stock already holds (adopted there, or released where
+//! the room is gone), stock refusing the
 //! plan (planned again there, as is an order refused on what such a plan took), any failure.
 //! Any error of the batch itself rolls it back and sends every order there; holds it made in
 //! stock are released, or found and adopted by that path, as after a crash.

@@ -11,8 +11,9 @@
 //! The lanes share one memory of the rows as their batches left them: an order's lines fall
 //! in rows another lane also writes, and a lane that only knew its own writes would decide
 //! on rows that moved since (the batch then fails its check and runs again under locks).
-//! For the same reason a lane whose batch takes a row another lane's batch is writing waits
-//! for that batch first, and decides on what it left.
+//! For the same reason a lane whose batch takes a row another lane's batch is writing first
+//! waits for a batch of another lane to finish (with two lanes, that one), and decides on
+//! what it left.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
@@ -218,23 +219,29 @@ impl Memory {
     }
 
     /// Marks `keys` as written by a batch. If another lane's batch is writing one of them,
-    /// first waits for a batch to finish (once: a lane never waits long behind a busy row):
+    /// first waits once for a batch of another lane to finish (with two lanes, that one; a
+    /// lane never waits long behind a busy row):
     /// deciding on a row while another statement changes it would fail its check and cost a
     /// second, locked statement. A lane holding marks never waits, so lanes cannot wait on
     /// each other in a cycle.
-    async fn start_writing(&self, keys: &BTreeSet<InventoryKey>) {
+    /// The marks go when the returned guard is dropped, a panicking lane's too.
+    async fn start_writing(&self, keys: BTreeSet<InventoryKey>) -> Writing<'_> {
         let finished = self.finished.notified();
         tokio::pin!(finished);
         finished.as_mut().enable();
-        {
+        let conflict = {
             let mut state = self.state();
-            if !keys.iter().any(|k| state.writing.contains_key(k)) {
-                state.mark(keys);
-                return;
+            let conflict = keys.iter().any(|k| state.writing.contains_key(k));
+            if !conflict {
+                state.mark(&keys);
             }
+            conflict
+        };
+        if conflict {
+            finished.await;
+            self.state().mark(&keys);
         }
-        finished.await;
-        self.state().mark(keys);
+        Writing { memory: self, keys }
     }
 
     /// Unmarks `keys` (after the batch's rows are remembered) and wakes waiting lanes.
@@ -297,6 +304,18 @@ impl Memory {
         for key in keys {
             state.rows.remove(key);
         }
+    }
+}
+
+/// A batch's rows marked as being written, until dropped.
+struct Writing<'a> {
+    memory: &'a Memory,
+    keys: BTreeSet<InventoryKey>,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.memory.finish_writing(&self.keys);
     }
 }
 
@@ -376,7 +395,7 @@ async fn run_lane(
                 Err(_) => break,
             }
         }
-        // A caller that gave up (deadline, disconnect) is dropped before it costs a row.
+        // A caller that gave up (deadline, disconnect) by now is dropped before it costs a row.
         batch.retain(|p: &Pending| !p.reply.is_closed());
         if batch.is_empty() {
             continue;
@@ -388,8 +407,9 @@ async fn run_lane(
             .iter()
             .flat_map(|r| r.lines.iter().map(|l| l.key))
             .collect();
-        memory.start_writing(&keys).await;
-        let fast = match memory.rows_of(&store, &keys).await {
+        let writing = memory.start_writing(keys).await;
+        let keys = &writing.keys;
+        let fast = match memory.rows_of(&store, keys).await {
             Ok(rows) => {
                 store
                     .reserve_batch_on(&requests, &rows, encode_answer)
@@ -437,14 +457,14 @@ async fn run_lane(
                 }
             }
             Err(error) => {
-                memory.forget(&keys);
+                memory.forget(keys);
                 tracing::warn!(%error, size = requests.len(), "reservation batch failed; retrying one by one");
                 for reply in replies {
                     let _ = reply.send(Coalesced::Single);
                 }
             }
         }
-        memory.finish_writing(&keys);
+        drop(writing);
     }
 }
 
@@ -469,32 +489,65 @@ mod tests {
     #[tokio::test]
     async fn a_lane_takes_a_row_another_lanes_batch_is_writing_only_once_that_batch_finishes() {
         let memory = Arc::new(Memory::new(16));
-        memory.start_writing(&keys(&[1, 2])).await;
-        tokio::time::timeout(Duration::from_secs(5), memory.start_writing(&keys(&[3])))
+        let first = memory.start_writing(keys(&[1, 2])).await;
+        let _third = tokio::time::timeout(Duration::from_secs(5), memory.start_writing(keys(&[3])))
             .await
             .expect("a row no batch writes is taken at once");
 
+        let (marked, marked_rx) = oneshot::channel();
         let waiting = tokio::spawn({
             let memory = memory.clone();
-            async move { memory.start_writing(&keys(&[2, 4])).await }
+            async move {
+                let _second = memory.start_writing(keys(&[2, 4])).await;
+                let writing = marked_writing(&memory);
+                let _ = marked.send(writing);
+            }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
             !waiting.is_finished(),
             "row 2 is being written by the first batch"
         );
-        memory.finish_writing(&keys(&[1, 2]));
-        tokio::time::timeout(Duration::from_secs(5), waiting)
+        drop(first);
+        let while_second = tokio::time::timeout(Duration::from_secs(5), marked_rx)
             .await
             .expect("taken once the first batch finished")
-            .expect("join");
+            .expect("sent");
+        assert_eq!(while_second, [(2, 1), (3, 1), (4, 1)]);
+        waiting.await.expect("join");
+        assert_eq!(
+            marked_writing(&memory),
+            [(3, 1)],
+            "the second batch's marks gone"
+        );
+    }
 
-        let writing = memory.state().writing.clone();
-        let mut writing: Vec<(u128, u32)> = writing
-            .into_iter()
-            .map(|(k, n)| (k.product_id.as_u128(), n))
+    #[tokio::test]
+    async fn a_lane_that_panics_while_writing_leaves_no_row_marked() {
+        let memory = Arc::new(Memory::new(16));
+        let panicked = tokio::spawn({
+            let memory = memory.clone();
+            async move {
+                let _writing = memory.start_writing(keys(&[1])).await;
+                panic!("a lane's bug");
+            }
+        })
+        .await;
+        assert!(panicked.is_err());
+        assert_eq!(marked_writing(&memory), []);
+        tokio::time::timeout(Duration::from_secs(5), memory.start_writing(keys(&[1])))
+            .await
+            .expect("the row is taken at once");
+    }
+
+    fn marked_writing(memory: &Memory) -> Vec<(u128, u32)> {
+        let mut writing: Vec<(u128, u32)> = memory
+            .state()
+            .writing
+            .iter()
+            .map(|(k, n)| (k.product_id.as_u128(), *n))
             .collect();
         writing.sort();
-        assert_eq!(writing, [(2, 1), (3, 1), (4, 1)]);
+        writing
     }
 }
