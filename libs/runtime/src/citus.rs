@@ -145,8 +145,8 @@ async fn apply(conn: &mut sqlx::PgConnection, layout: &CitusLayout) -> Result<()
     // turned into a coordinator table behind our back, and a table referred to by a local
     // one cannot be distributed.
     let mut tx = conn.begin().await?;
-    // The log's append-only trigger runs on each shard, where it only raises an error and
-    // reads no other table: the case this setting exists to allow.
+    // Stock's triggers (the append-only log, rows never removed) run on each shard, where
+    // they only raise an error and read no other table: the case this setting exists for.
     sqlx::query("SET LOCAL citus.enable_unsafe_triggers = on")
         .execute(&mut *tx)
         .await?;

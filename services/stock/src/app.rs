@@ -73,7 +73,7 @@ pub const POLICY: Policy = Policy {
 
 /// Stock on Citus: everything about a product on one shard group, so each movement,
 /// reservation and the coalesced batch of one product runs on one node; the catalog on every
-/// node for the joins and foreign keys; request ids on the coordinator, where every request
+/// node for the joins and the inventory rows' foreign keys; request ids on the coordinator, where every request
 /// begins, and committed in two phases with the rows a request wrote on a worker.
 pub static CITUS_LAYOUT: CitusLayout = CitusLayout {
     reference: &["products", "warehouses"],
@@ -86,8 +86,6 @@ pub static CITUS_LAYOUT: CitusLayout = CitusLayout {
     foreign_keys: &[
         ("inventory", "inventory_product_id_fkey"),
         ("inventory", "inventory_warehouse_id_fkey"),
-        ("inventory_transactions", "inventory_transactions_row_fk"),
-        ("reservations", "reservations_row_fk"),
     ],
 };
 

@@ -939,6 +939,32 @@ async fn streaming_from_a_negative_cursor_is_invalid() {
     assert_eq!(bad_fields(&status), ["after_sequence"]);
 }
 
+/// An inventory row, once written, stays: the log and the reservations name it (no foreign
+/// key holds them to it), so removing it is refused whether row by row or whole.
+#[tokio::test]
+async fn an_inventory_row_named_by_the_log_and_reservations_cannot_be_removed() {
+    let app = TestApp::spawn().await;
+    let w = app.warehouse("A").await;
+    let p = app.product("STAYS").await;
+    app.receive(&p, &w, 5).await;
+    app.reserve("o-stays", &p, &w, 2).await.expect("reserve");
+
+    let mut db = app.db().await;
+    for sql in ["DELETE FROM inventory", "TRUNCATE inventory"] {
+        let error = sqlx::query(sql).execute(&mut db).await.expect_err(sql);
+        assert!(
+            error
+                .to_string()
+                .contains("inventory rows are never removed"),
+            "{sql}: {error}"
+        );
+    }
+    assert_eq!(app.count("SELECT count(*) FROM inventory").await, 1);
+    assert_eq!(app.count("SELECT count(*) FROM reservations").await, 1);
+    assert_eq!(app.transaction_count().await, 2);
+    app.assert_ledger_clean().await;
+}
+
 /// The ledger check finds each kind of drift: a row whose quantity the log does not add up
 /// to, a log row whose after-values are not the running sums (though the totals agree), and
 /// a reserved quantity its active reservations do not hold; rows that agree are not named.

@@ -41,3 +41,32 @@ async fn with_postgres_gone_mid_load_the_service_is_not_serving_recovers_and_los
     assert_eq!(app.transaction_count().await, total);
     app.assert_ledger_clean().await;
 }
+
+/// Pooled connections are not pinged before each use (a round trip per statement), only
+/// after sitting idle a while. Connections cut while the service was quiet still cost no
+/// caller an error: the requests after the quiet spell succeed.
+#[tokio::test]
+async fn requests_after_connections_were_cut_in_a_quiet_spell_succeed() {
+    let database = Arc::new(TestDatabase::create().await);
+    let (_, after_scheme) = database.url.split_once('@').expect("a URL with a user");
+    let (server, _) = after_scheme.split_once('/').expect("a URL with a database");
+    let proxy = FaultyProxy::start(server.parse().expect("host:port of PostgreSQL")).await;
+    let url = database.url.replacen(server, &proxy.addr.to_string(), 1);
+    let app = TestApp::spawn_on(database, &[("DATABASE_URL", url.as_str())]).await;
+    let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
+    app.receive(&p, &w, 5).await;
+
+    proxy.cut();
+    while proxy.open_connections() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    proxy.restore();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for quantity in [1, 2, 3] {
+        app.receive_stock(crate::helpers::receive_request(&p, &w, quantity))
+            .await
+            .expect("a request after the quiet spell gets a live connection");
+    }
+    assert_eq!(app.inventory(&p, &w).await.quantity_on_hand, 11);
+    app.assert_ledger_clean().await;
+}
