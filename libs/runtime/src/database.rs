@@ -25,9 +25,6 @@ pub fn with_platform(service: &Migrator) -> Migrator {
     }
 }
 
-/// How long a pooled connection may sit idle and still be handed out without a ping first.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
-
 /// Connects (waiting up to the configured timeout for the database to come up), creates the
 /// schema if needed, points every connection's search_path at it, and applies the service's
 /// migrations with the platform's. Their bookkeeping table lands in the same schema, so
@@ -64,19 +61,6 @@ pub async fn connect_database(
     let pool = PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        // A connection in steady use is not pinged before each use (a round trip per
-        // statement on the hot path); one idle a while is, as it may have been cut. A
-        // connection that breaks between uses fails its statement, and the caller's error
-        // (UNAVAILABLE) is retryable.
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for > PING_AFTER_IDLE {
-                    conn.ping().await?;
-                }
-                Ok(true)
-            })
-        })
         .connect_with(options)
         .await?;
     observe_pool(schema, &pool);

@@ -22,11 +22,14 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use inventory_core::ServiceError;
 use inventory_proto::stock::v1 as pb;
+use inventory_runtime::db_error;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prost::Message;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, Postgres};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::convert;
@@ -386,7 +389,23 @@ async fn run_lane(
     log_appended: Arc<Notify>,
 ) {
     let mut batch = Vec::with_capacity(max_batch);
-    while let Some(group) = receiver.recv().await {
+    // The lane's own connection, kept from batch to batch while requests keep coming: the
+    // pool pings a connection each time it is given back, a round trip per batch on the hot
+    // path. One that failed is given back (and tested) and another taken for the next batch.
+    let mut connection: Option<PoolConnection<Postgres>> = None;
+    loop {
+        let group = match receiver.try_recv() {
+            Ok(group) => group,
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                // Idle: the connection goes back, so a service stopping finds it there.
+                connection = None;
+                match receiver.recv().await {
+                    Some(group) => group,
+                    None => break,
+                }
+            }
+        };
         batch.extend(group);
         // Whatever else is waiting, up to `max_batch` requests (a group is never split).
         while batch.len() < max_batch {
@@ -410,13 +429,19 @@ async fn run_lane(
         let writing = memory.start_writing(keys).await;
         let keys = &writing.keys;
         let fast = match memory.rows_of(&store, keys).await {
-            Ok(rows) => {
-                store
-                    .reserve_batch_on(&requests, &rows, encode_answer)
-                    .await
-            }
+            Ok(rows) => match lane_connection(&store, &mut connection).await {
+                Ok(conn) => {
+                    store
+                        .reserve_batch_on(conn, &requests, &rows, encode_answer)
+                        .await
+                }
+                Err(error) => Err(error),
+            },
             Err(error) => Err(error),
         };
+        if matches!(&fast, Err(error) if !matches!(error, ServiceError::Aborted(_))) {
+            connection = None;
+        }
         if let Err(error) = &fast {
             tracing::debug!(%error, "batch on remembered rows did not apply");
         }
@@ -466,6 +491,18 @@ async fn run_lane(
         }
         drop(writing);
     }
+}
+
+/// The lane's connection, taken from the pool if it has none.
+async fn lane_connection<'c>(
+    store: &Store,
+    connection: &'c mut Option<PoolConnection<Postgres>>,
+) -> Result<&'c mut PgConnection, ServiceError> {
+    let conn = match connection.take() {
+        Some(conn) => conn,
+        None => store.pool().acquire().await.map_err(db_error)?,
+    };
+    Ok(&mut **connection.insert(conn))
 }
 
 #[cfg(test)]

@@ -334,12 +334,13 @@ async fn write(
 }
 
 impl Store {
-    /// Applies a batch on rows as last seen, in one autocommit statement. `Ok(None)` when the
-    /// batch needs what only the locked path knows (a refusal to confirm, a retry, a repeat);
-    /// ABORTED when a row moved since. Either way nothing was written.
+    /// Applies a batch on rows as last seen, in one autocommit statement on `conn`. `Ok(None)`
+    /// when the batch needs what only the locked path knows (a refusal to confirm, a retry, a
+    /// repeat); ABORTED when a row moved since. Either way nothing was written.
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn reserve_batch_on(
         &self,
+        conn: &mut PgConnection,
         requests: &[BatchRequest],
         rows: &Rows,
         encode: impl Fn(&BatchRequest, &[InventoryRow]) -> Vec<u8>,
@@ -349,8 +350,7 @@ impl Store {
         if plan.needs_lookups() {
             return Ok(None);
         }
-        let mut conn = self.pool().acquire().await.map_err(db_error)?;
-        write(&mut conn, requests, plan, Claims::ToTake, now, encode)
+        write(conn, requests, plan, Claims::ToTake, now, encode)
             .await
             .map(Some)
     }
