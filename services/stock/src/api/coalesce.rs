@@ -449,6 +449,8 @@ async fn run_lane(
         let result = match fast {
             Ok(Some(result)) => Ok(result),
             Ok(None) | Err(ServiceError::Aborted(_)) => {
+                // The locked path takes its own transaction: one connection per lane at a time.
+                connection = None;
                 store.reserve_batch_locked(&requests, encode_answer).await
             }
             Err(error) => Err(error),

@@ -43,9 +43,8 @@ async fn with_postgres_gone_mid_load_the_service_is_not_serving_recovers_and_los
 }
 
 /// Right after every database connection was cut (a restart or failover), with nothing in
-/// between, requests succeed: the service's connections are tested before use, and a
-/// reservation lane's own connection is given back when it fails. A pool handing out a dead
-/// connection would answer the first calls UNAVAILABLE.
+/// between, requests succeed: the service's connections are tested before they are handed
+/// out. A pool handing out a dead connection answered the first calls UNAVAILABLE.
 #[tokio::test]
 async fn requests_right_after_every_connection_was_cut_succeed() {
     let database = Arc::new(TestDatabase::create().await);
