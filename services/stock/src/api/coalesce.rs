@@ -439,7 +439,9 @@ async fn run_lane(
             },
             Err(error) => Err(error),
         };
-        if matches!(&fast, Err(error) if !matches!(error, ServiceError::Aborted(_))) {
+        // A batch that did not apply gives the connection back: a failed one may be broken,
+        // and the locked path takes its own transaction (one connection per lane at a time).
+        if !matches!(fast, Ok(Some(_))) {
             connection = None;
         }
         if let Err(error) = &fast {
@@ -449,8 +451,6 @@ async fn run_lane(
         let result = match fast {
             Ok(Some(result)) => Ok(result),
             Ok(None) | Err(ServiceError::Aborted(_)) => {
-                // The locked path takes its own transaction: one connection per lane at a time.
-                connection = None;
                 store.reserve_batch_locked(&requests, encode_answer).await
             }
             Err(error) => Err(error),

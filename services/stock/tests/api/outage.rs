@@ -12,14 +12,20 @@ use inventory_proto::stock::v1 as pb;
 use inventory_testkit::{FaultyProxy, ReceiptLoad, contract};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_postgres_gone_mid_load_the_service_is_not_serving_recovers_and_loses_nothing() {
+/// A service whose every database connection goes through a proxy the test can cut.
+async fn app_behind_proxy() -> (TestApp, FaultyProxy) {
     let database = Arc::new(TestDatabase::create().await);
     let (_, after_scheme) = database.url.split_once('@').expect("a URL with a user");
     let (server, _) = after_scheme.split_once('/').expect("a URL with a database");
     let proxy = FaultyProxy::start(server.parse().expect("host:port of PostgreSQL")).await;
     let url = database.url.replacen(server, &proxy.addr.to_string(), 1);
     let app = TestApp::spawn_on(database, &[("DATABASE_URL", url.as_str())]).await;
+    (app, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_postgres_gone_mid_load_the_service_is_not_serving_recovers_and_loses_nothing() {
+    let (app, proxy) = app_behind_proxy().await;
     let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
     contract::expect_status(&app.server, pb::SERVICE_NAME, ServingStatus::Serving).await;
 
@@ -47,12 +53,7 @@ async fn with_postgres_gone_mid_load_the_service_is_not_serving_recovers_and_los
 /// out. A pool handing out a dead connection answered the first calls UNAVAILABLE.
 #[tokio::test]
 async fn requests_right_after_every_connection_was_cut_succeed() {
-    let database = Arc::new(TestDatabase::create().await);
-    let (_, after_scheme) = database.url.split_once('@').expect("a URL with a user");
-    let (server, _) = after_scheme.split_once('/').expect("a URL with a database");
-    let proxy = FaultyProxy::start(server.parse().expect("host:port of PostgreSQL")).await;
-    let url = database.url.replacen(server, &proxy.addr.to_string(), 1);
-    let app = TestApp::spawn_on(database, &[("DATABASE_URL", url.as_str())]).await;
+    let (app, proxy) = app_behind_proxy().await;
     let (p, w) = (app.product("SKU-1").await, app.warehouse("A").await);
     app.receive(&p, &w, 50).await;
     for i in 0..4 {
