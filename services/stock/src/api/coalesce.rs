@@ -19,6 +19,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use inventory_core::ServiceError;
 use inventory_proto::stock::v1 as pb;
@@ -263,11 +264,13 @@ impl Memory {
         self.finished.notify_waiters();
     }
 
-    /// The rows of `keys` as remembered, reading without locks those not remembered yet. A
-    /// row that does not exist stays unknown, and its request goes to the one-request path.
+    /// The rows of `keys` as remembered, reading without locks (on the lane's connection)
+    /// those not remembered yet. A row that does not exist stays unknown, and its request
+    /// goes to the one-request path.
     async fn rows_of(
         &self,
         store: &Store,
+        conn: &mut PgConnection,
         keys: &BTreeSet<InventoryKey>,
     ) -> Result<Rows, ServiceError> {
         let mut known = Rows::new();
@@ -285,7 +288,7 @@ impl Memory {
                 .collect()
         };
         if !missing.is_empty() {
-            let read = store.get_inventory_many(&missing).await?;
+            let read = store.get_inventory_many_on(conn, &missing).await?;
             let mut state = self.state();
             if state.rows.len() + read.len() > self.capacity {
                 state.rows.clear();
@@ -390,19 +393,27 @@ async fn run_lane(
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     // The lane's own connection, kept from batch to batch while requests keep coming: the
-    // pool pings a connection each time it is given back, a round trip per batch on the hot
+    // pool pings a connection each time it hands it out, a round trip per batch on the hot
     // path. One that failed is given back (and tested) and another taken for the next batch.
-    let mut connection: Option<PoolConnection<Postgres>> = None;
+    let mut connection: Option<LaneConnection> = None;
     loop {
         let group = match receiver.try_recv() {
             Ok(group) => group,
             Err(mpsc::error::TryRecvError::Disconnected) => break,
             Err(mpsc::error::TryRecvError::Empty) => {
-                // Idle: the connection goes back, so a service stopping finds it there.
-                connection = None;
-                match receiver.recv().await {
-                    Some(group) => group,
-                    None => break,
+                // A closed loop's next request is usually a round trip away: the connection
+                // waits a moment for it, then goes back, so an idle lane (or a service
+                // stopping) holds none.
+                match tokio::time::timeout(LANE_IDLE, receiver.recv()).await {
+                    Ok(Some(group)) => group,
+                    Ok(None) => break,
+                    Err(_) => {
+                        connection = None;
+                        match receiver.recv().await {
+                            Some(group) => group,
+                            None => break,
+                        }
+                    }
                 }
             }
         };
@@ -421,16 +432,16 @@ async fn run_lane(
         }
         let (requests, replies): (Vec<BatchRequest>, Vec<oneshot::Sender<Coalesced>>) =
             batch.drain(..).map(|p| (p.request, p.reply)).unzip();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let keys: BTreeSet<InventoryKey> = requests
             .iter()
             .flat_map(|r| r.lines.iter().map(|l| l.key))
             .collect();
         let writing = memory.start_writing(keys).await;
         let keys = &writing.keys;
-        let fast = match memory.rows_of(&store, keys).await {
-            Ok(rows) => match lane_connection(&store, &mut connection).await {
-                Ok(conn) => {
+        let fast = match lane_connection(&store, &mut connection).await {
+            Ok(conn) => match memory.rows_of(&store, conn, keys).await {
+                Ok(rows) => {
                     store
                         .reserve_batch_on(conn, &requests, &rows, encode_answer)
                         .await
@@ -441,7 +452,13 @@ async fn run_lane(
         };
         // A batch that did not apply gives the connection back: a failed one may be broken,
         // and the locked path takes its own transaction (one connection per lane at a time).
-        if !matches!(fast, Ok(Some(_))) {
+        // One held for a while goes back too, so the pool's lifetime and health checks
+        // still reach it under constant load.
+        if !matches!(fast, Ok(Some(_)))
+            || connection
+                .as_ref()
+                .is_some_and(|c| c.taken.elapsed() >= LANE_CONNECTION_TURN)
+        {
             connection = None;
         }
         if let Err(error) = &fast {
@@ -495,21 +512,36 @@ async fn run_lane(
     }
 }
 
+/// How long an idle lane keeps its connection: longer than a client's round trip between
+/// one answer and its next request, short enough that a stopping service does not wait.
+const LANE_IDLE: Duration = Duration::from_millis(50);
+
+/// How long a lane keeps one connection under constant load before giving it back.
+const LANE_CONNECTION_TURN: Duration = Duration::from_secs(30);
+
+/// A connection a lane holds, and since when.
+struct LaneConnection {
+    conn: PoolConnection<Postgres>,
+    taken: Instant,
+}
+
 /// The lane's connection, taken from the pool if it has none.
 async fn lane_connection<'c>(
     store: &Store,
-    connection: &'c mut Option<PoolConnection<Postgres>>,
+    connection: &'c mut Option<LaneConnection>,
 ) -> Result<&'c mut PgConnection, ServiceError> {
-    let conn = match connection.take() {
-        Some(conn) => conn,
-        None => store.pool().acquire().await.map_err(db_error)?,
+    let held = match connection.take() {
+        Some(held) => held,
+        None => LaneConnection {
+            conn: store.pool().acquire().await.map_err(db_error)?,
+            taken: Instant::now(),
+        },
     };
-    Ok(&mut **connection.insert(conn))
+    Ok(&mut *connection.insert(held).conn)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use uuid::Uuid;
 

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
-use sqlx::FromRow;
+use sqlx::{FromRow, PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::catalog::ensure_catalog;
@@ -80,50 +80,17 @@ impl Store {
         &self,
         keys: &[InventoryKey],
     ) -> Result<Vec<InventoryRow>, ServiceError> {
-        let wanted: BTreeSet<InventoryKey> = keys.iter().copied().collect();
-        let products: BTreeSet<Uuid> = wanted.iter().map(|k| k.product_id).collect();
-        let warehouses: BTreeSet<Uuid> = wanted.iter().map(|k| k.warehouse_id).collect();
-        if products.len() * warehouses.len() <= 2 * wanted.len() {
-            // Mostly every warehouse of every product asked (allocation's reads): one index
-            // range per product holds them, where a probe per pair walks the index once for
-            // each (~7x the time for 50 products in 8 warehouses). The few extra pairs read
-            // are dropped here.
-            let sql = format!(
-                "SELECT {INVENTORY_COLUMNS} FROM inventory
-                  WHERE product_id = ANY($1) AND warehouse_id = ANY($2)"
-            );
-            let rows = sqlx::query_as::<_, InventoryRow>(&sql)
-                .bind(products.into_iter().collect::<Vec<_>>())
-                .bind(warehouses.into_iter().collect::<Vec<_>>())
-                .fetch_all(self.pool())
-                .await
-                .map_err(db_error)?;
-            return Ok(rows
-                .into_iter()
-                .filter(|row| wanted.contains(&row.key()))
-                .collect());
-        }
-        let (products, warehouses): (Vec<Uuid>, Vec<Uuid>) = wanted
-            .iter()
-            .map(|k| (k.product_id, k.warehouse_id))
-            .unzip();
-        let distinct: BTreeSet<Uuid> = products.iter().copied().collect();
-        // The products alone as well: an index range per product (and on Citus only their
-        // shards), where the pairs alone get a hash join over the whole table once there
-        // are a few hundred of them.
-        let sql = format!(
-            "SELECT {INVENTORY_COLUMNS} FROM inventory
-              WHERE product_id = ANY($3)
-                AND (product_id, warehouse_id) IN
-                    (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
-        );
-        sqlx::query_as::<_, InventoryRow>(&(sql))
-            .bind(products)
-            .bind(warehouses)
-            .bind(distinct.into_iter().collect::<Vec<_>>())
-            .fetch_all(self.pool())
-            .await
-            .map_err(db_error)
+        read_inventory_many(self.pool(), keys).await
+    }
+
+    /// [`Self::get_inventory_many`] on a connection the caller holds.
+    #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
+    pub async fn get_inventory_many_on(
+        &self,
+        conn: &mut PgConnection,
+        keys: &[InventoryKey],
+    ) -> Result<Vec<InventoryRow>, ServiceError> {
+        read_inventory_many(conn, keys).await
     }
 
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
@@ -284,4 +251,55 @@ impl Store {
         let mut conn = self.pool().acquire().await.map_err(db_error)?;
         ensure_catalog(&mut conn, keys).await
     }
+}
+
+/// The rows that exist among `keys`, in one round trip on `db`.
+async fn read_inventory_many<'e>(
+    db: impl PgExecutor<'e>,
+    keys: &[InventoryKey],
+) -> Result<Vec<InventoryRow>, ServiceError> {
+    let wanted: BTreeSet<InventoryKey> = keys.iter().copied().collect();
+    let products: BTreeSet<Uuid> = wanted.iter().map(|k| k.product_id).collect();
+    let warehouses: BTreeSet<Uuid> = wanted.iter().map(|k| k.warehouse_id).collect();
+    if products.len() * warehouses.len() <= 2 * wanted.len() {
+        // Mostly every warehouse of every product asked (allocation's reads): one index
+        // range per product holds them, where a probe per pair walks the index once for
+        // each (~7x the time for 50 products in 8 warehouses). The few extra pairs read
+        // are dropped here.
+        let sql = format!(
+            "SELECT {INVENTORY_COLUMNS} FROM inventory
+              WHERE product_id = ANY($1) AND warehouse_id = ANY($2)"
+        );
+        let rows = sqlx::query_as::<_, InventoryRow>(&sql)
+            .bind(products.into_iter().collect::<Vec<_>>())
+            .bind(warehouses.into_iter().collect::<Vec<_>>())
+            .fetch_all(db)
+            .await
+            .map_err(db_error)?;
+        return Ok(rows
+            .into_iter()
+            .filter(|row| wanted.contains(&row.key()))
+            .collect());
+    }
+    let (products, warehouses): (Vec<Uuid>, Vec<Uuid>) = wanted
+        .iter()
+        .map(|k| (k.product_id, k.warehouse_id))
+        .unzip();
+    let distinct: BTreeSet<Uuid> = products.iter().copied().collect();
+    // The products alone as well: an index range per product (and on Citus only their
+    // shards), where the pairs alone get a hash join over the whole table once there
+    // are a few hundred of them.
+    let sql = format!(
+        "SELECT {INVENTORY_COLUMNS} FROM inventory
+          WHERE product_id = ANY($3)
+            AND (product_id, warehouse_id) IN
+                (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
+    );
+    sqlx::query_as::<_, InventoryRow>(&(sql))
+        .bind(products)
+        .bind(warehouses)
+        .bind(distinct.into_iter().collect::<Vec<_>>())
+        .fetch_all(db)
+        .await
+        .map_err(db_error)
 }
