@@ -207,8 +207,8 @@ enum Claims {
 
 /// Writes a plan in one statement: the rows (only if they still hold the levels the plan
 /// assumed), one log row, one reservation and one stored answer per granted request. If
-/// anything does not match, the statement fails with a serialization failure (ABORTED) and
-/// writes nothing.
+/// anything does not match (or, claims to take, an id or order line is taken), the statement
+/// fails with ABORTED and writes nothing.
 async fn write(
     conn: &mut PgConnection,
     requests: &[BatchRequest],
@@ -273,11 +273,12 @@ async fn write(
         reservations = reservation_insert(20),
         answers = match claims {
             Claims::ToTake => {
-                // In request-id order, as every claim of several ids is made.
+                // In request-id order, as every claim of several ids is made. A plain insert:
+                // an id already taken fails the statement (see below), where ON CONFLICT
+                // would probe each id's index entry once more and insert speculatively.
                 "INSERT INTO idempotency_keys (request_id, method, request_fingerprint, response)
                  SELECT * FROM unnest($28::text[], $29::text[], $30::bytea[], $31::bytea[])
-                  ORDER BY 1
-                 ON CONFLICT (request_id) DO NOTHING"
+                  ORDER BY 1"
             }
             Claims::Held => {
                 "UPDATE idempotency_keys k SET response = t.response
@@ -326,17 +327,32 @@ async fn write(
         .bind(i64::try_from(movements.len()).unwrap_or(i64::MAX))
         .bind(i64::try_from(changes.len()).unwrap_or(i64::MAX))
         .bind(i64::try_from(granted.len()).unwrap_or(i64::MAX));
-    query.fetch_one(&mut *conn).await.map_err(db_error)?;
+    query
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|error| match claims {
+            // A request id (a retry) or an order line already taken: nothing was written, and
+            // the locked path finds which and answers it.
+            Claims::ToTake if is_unique_violation(&error) => ServiceError::Aborted(
+                "a request id or order line of the batch is already taken".to_owned(),
+            ),
+            _ => db_error(error),
+        })?;
     for (i, rows) in granted {
         outcomes[i] = BatchOutcome::Granted(requests[i].lines.iter().cloned().zip(rows).collect());
     }
     Ok(BatchResult { outcomes, rows })
 }
 
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
 impl Store {
     /// Applies a batch on rows as last seen, in one autocommit statement on `conn`. `Ok(None)`
     /// when the batch needs what only the locked path knows (a refusal to confirm, a retry, a
-    /// repeat); ABORTED when a row moved since. Either way nothing was written.
+    /// repeat); ABORTED when a row moved since, or a request id or order line turned out to be
+    /// taken. Either way nothing was written.
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn reserve_batch_on(
         &self,
