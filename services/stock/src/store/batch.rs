@@ -207,8 +207,8 @@ enum Claims {
 
 /// Writes a plan in one statement: the rows (only if they still hold the levels the plan
 /// assumed), one log row, one reservation and one stored answer per granted request. If
-/// anything does not match (or, claims to take, an id or order line is taken), the statement
-/// fails with ABORTED and writes nothing.
+/// anything does not match, or an id or order line is taken, the statement fails with
+/// ABORTED and writes nothing.
 async fn write(
     conn: &mut PgConnection,
     requests: &[BatchRequest],
@@ -327,17 +327,19 @@ async fn write(
         .bind(i64::try_from(movements.len()).unwrap_or(i64::MAX))
         .bind(i64::try_from(changes.len()).unwrap_or(i64::MAX))
         .bind(i64::try_from(granted.len()).unwrap_or(i64::MAX));
-    query
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|error| match claims {
-            // A request id (a retry) or an order line already taken: nothing was written, and
-            // the locked path finds which and answers it.
-            Claims::ToTake if is_unique_violation(&error) => ServiceError::Aborted(
+    query.fetch_one(&mut *conn).await.map_err(|error| {
+        if is_unique_violation(&error) {
+            // A request id (a retry) or an order line already taken, by a batch that
+            // committed since the lookups if on the locked path: nothing was written,
+            // and the locked path (or the one-request path after it) finds which and
+            // answers it.
+            ServiceError::Aborted(
                 "a request id or order line of the batch is already taken".to_owned(),
-            ),
-            _ => db_error(error),
-        })?;
+            )
+        } else {
+            db_error(error)
+        }
+    })?;
     for (i, rows) in granted {
         outcomes[i] = BatchOutcome::Granted(requests[i].lines.iter().cloned().zip(rows).collect());
     }

@@ -61,6 +61,16 @@ impl TryFrom<ReservationRow> for Reservation {
 
 /// Inserts new active reservations from the eight arrays of [`ReservationRows`], bound as
 /// parameters `first`..`first + 7`; an order line that already has one is skipped.
+pub(crate) fn reservation_insert_skipping_taken(first: usize) -> String {
+    format!(
+        "{} ON CONFLICT (order_id, order_line_id, warehouse_id, product_id) DO NOTHING",
+        reservation_insert(first)
+    )
+}
+
+/// [`reservation_insert_skipping_taken`], but an order line that already has a reservation
+/// fails the statement (a unique violation): no second probe of the index per row, and no
+/// speculative insert.
 pub(crate) fn reservation_insert(first: usize) -> String {
     let p: Vec<String> = (first..first + 8).map(|n| format!("${n}")).collect();
     format!(
@@ -70,8 +80,7 @@ pub(crate) fn reservation_insert(first: usize) -> String {
          SELECT id, o, l, p, w, 'ACTIVE', q, q, e, c, c
            FROM unnest({}::uuid[], {}::text[], {}::text[], {}::uuid[], {}::uuid[],
                        {}::int8[], {}::timestamptz[], {}::timestamptz[])
-                AS t(id, o, l, p, w, q, e, c)
-         ON CONFLICT (order_id, order_line_id, warehouse_id, product_id) DO NOTHING",
+                AS t(id, o, l, p, w, q, e, c)",
         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
     )
 }
@@ -143,7 +152,10 @@ impl Store {
         tx: &mut Tx,
         reservations: &[Reservation],
     ) -> Result<(), ServiceError> {
-        let sql = format!("{} RETURNING reservation_id", reservation_insert(1));
+        let sql = format!(
+            "{} RETURNING reservation_id",
+            reservation_insert_skipping_taken(1)
+        );
         let query = sqlx::query_as::<_, (Uuid,)>(&(sql));
         let inserted: Vec<Uuid> = ReservationRows::new(reservations)
             .bind(query)
