@@ -158,7 +158,9 @@ impl Store {
 
     /// Replays the whole log against every inventory row, in one consistent snapshot: the
     /// sums of the deltas must equal the stored quantities, the after-values must be the
-    /// running sums, and the active reservations must hold exactly what is reserved.
+    /// running sums, and the active reservations must hold exactly what is reserved. A log
+    /// row or reservation naming no inventory row is drift too (nothing but the code keeps
+    /// them from existing, the rows carrying no foreign key).
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn check_ledger(&self) -> Result<LedgerReport, ServiceError> {
         let mut tx = self.begin().await?;
@@ -191,23 +193,25 @@ impl Store {
                                             OR reserved_after <> running_reserved) AS broken
                    FROM replay GROUP BY product_id, warehouse_id
              ), held AS (
-                 SELECT product_id, warehouse_id, sum(quantity_held)::bigint AS held
-                   FROM reservations WHERE status = 'ACTIVE' GROUP BY product_id, warehouse_id
+                 SELECT product_id, warehouse_id,
+                        sum(quantity_held) FILTER (WHERE status = 'ACTIVE')::bigint AS held
+                   FROM reservations GROUP BY product_id, warehouse_id
              )
-             SELECT i.product_id, i.warehouse_id,
-                    i.quantity_on_hand AS recorded_on_hand,
-                    i.quantity_reserved AS recorded_reserved,
+             SELECT product_id, warehouse_id,
+                    COALESCE(i.quantity_on_hand, 0) AS recorded_on_hand,
+                    COALESCE(i.quantity_reserved, 0) AS recorded_reserved,
                     COALESCE(l.on_hand, 0) AS ledger_on_hand,
                     COALESCE(l.reserved, 0) AS ledger_reserved,
                     COALESCE(h.held, 0) AS reservations_held
                FROM inventory i
-               LEFT JOIN ledger l USING (product_id, warehouse_id)
-               LEFT JOIN held h USING (product_id, warehouse_id)
-              WHERE i.quantity_on_hand <> COALESCE(l.on_hand, 0)
+               FULL JOIN ledger l USING (product_id, warehouse_id)
+               FULL JOIN held h USING (product_id, warehouse_id)
+              WHERE i.product_id IS NULL
+                 OR i.quantity_on_hand <> COALESCE(l.on_hand, 0)
                  OR i.quantity_reserved <> COALESCE(l.reserved, 0)
                  OR i.quantity_reserved <> COALESCE(h.held, 0)
                  OR COALESCE(l.broken, 0) > 0
-              ORDER BY i.product_id, i.warehouse_id",
+              ORDER BY product_id, warehouse_id",
         )
         .fetch_all(&mut *tx)
         .await

@@ -965,6 +965,57 @@ async fn an_inventory_row_named_by_the_log_and_reservations_cannot_be_removed() 
     app.assert_ledger_clean().await;
 }
 
+/// A log row or a reservation that names no inventory row (nothing in the schema forbids
+/// one) is drift, even when it adds up to nothing.
+#[tokio::test]
+async fn the_ledger_check_names_log_rows_and_reservations_without_an_inventory_row() {
+    let app = TestApp::spawn().await;
+    let w = app.warehouse("A").await;
+    let fine = app.product("FINE").await;
+    app.receive(&fine, &w, 5).await;
+    let (logged, reserved) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+
+    let mut db = app.db().await;
+    sqlx::query(
+        "INSERT INTO inventory_transactions (txn_id, product_id, warehouse_id, txn_type,
+             quantity, on_hand_delta, reserved_delta, on_hand_after, reserved_after, request_id)
+         VALUES (gen_random_uuid(), $1, $2::uuid, 'RECEIVE', 1, 1, 0, 1, 0, 'forged'),
+                (gen_random_uuid(), $1, $2::uuid, 'ADJUST', 1, -1, 0, 0, 0, 'forged')",
+    )
+    .bind(logged)
+    .bind(&w)
+    .execute(&mut db)
+    .await
+    .expect("log rows without an inventory row");
+    sqlx::query(
+        "INSERT INTO reservations (reservation_id, order_id, order_line_id, product_id,
+             warehouse_id, status, quantity_requested, quantity_held, quantity_released)
+         VALUES (gen_random_uuid(), 'o-orphan', 'l-1', $1, $2::uuid, 'RELEASED', 1, 0, 1)",
+    )
+    .bind(reserved)
+    .bind(&w)
+    .execute(&mut db)
+    .await
+    .expect("a reservation without an inventory row");
+
+    let report = app.check_ledger().await.expect("check ledger");
+    let mut named: Vec<String> = report
+        .drifts
+        .iter()
+        .map(|d| d.product_id.clone())
+        .collect();
+    named.sort_unstable();
+    let mut expected = vec![logged.to_string(), reserved.to_string()];
+    expected.sort_unstable();
+    assert_eq!(named, expected, "{:?}", report.drifts);
+    assert!(
+        report.drifts.iter().all(|d| d.warehouse_id == w
+            && (d.recorded_on_hand, d.ledger_on_hand, d.reservations_held) == (0, 0, 0)),
+        "{:?}",
+        report.drifts
+    );
+}
+
 /// The ledger check finds each kind of drift: a row whose quantity the log does not add up
 /// to, a log row whose after-values are not the running sums (though the totals agree), and
 /// a reserved quantity its active reservations do not hold; rows that agree are not named.
