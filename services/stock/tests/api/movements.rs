@@ -999,11 +999,7 @@ async fn the_ledger_check_names_log_rows_and_reservations_without_an_inventory_r
     .expect("a reservation without an inventory row");
 
     let report = app.check_ledger().await.expect("check ledger");
-    let mut named: Vec<String> = report
-        .drifts
-        .iter()
-        .map(|d| d.product_id.clone())
-        .collect();
+    let mut named: Vec<String> = report.drifts.iter().map(|d| d.product_id.clone()).collect();
     named.sort_unstable();
     let mut expected = vec![logged.to_string(), reserved.to_string()];
     expected.sort_unstable();
