@@ -393,8 +393,9 @@ async fn run_lane(
 ) {
     let mut batch = Vec::with_capacity(max_batch);
     // The lane's own connection, kept from batch to batch while requests keep coming: the
-    // pool pings a connection each time it hands it out, a round trip per batch on the hot
-    // path. One that failed is given back (and tested) and another taken for the next batch.
+    // pool tests a connection when it is handed out (a round trip on the lane's path) and
+    // when it is given back. One that failed is given back and another taken for the next
+    // batch.
     let mut connection: Option<LaneConnection> = None;
     loop {
         let group = match receiver.try_recv() {

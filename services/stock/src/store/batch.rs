@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::movements::{INVENTORY_COLUMNS, InventoryRow, LOG_INSERT, LogRows};
 use super::reservations::{ReservationRows, reservation_insert};
-use super::{Store, db_error};
+use super::{Store, db_error, violated_constraint};
 use crate::domain::movement::{
     Grant, InventoryKey, Level, Movement, grant_in_arrival_order, insufficient_stock,
 };
@@ -328,11 +328,11 @@ async fn write(
         .bind(i64::try_from(changes.len()).unwrap_or(i64::MAX))
         .bind(i64::try_from(granted.len()).unwrap_or(i64::MAX));
     query.fetch_one(&mut *conn).await.map_err(|error| {
-        if is_unique_violation(&error) {
-            // A request id (a retry) or an order line already taken, by a batch that
-            // committed since the lookups if on the locked path: nothing was written,
-            // and the locked path (or the one-request path after it) finds which and
-            // answers it.
+        if takes_a_taken_id_or_line(&error) {
+            // A request id (a retry) or an order line (a second reservation for it) already
+            // taken; on the locked path, committed since its lookups. Nothing was written:
+            // the lane runs the batch again under locks, or after the locked path one
+            // request at a time, and that path answers it.
             ServiceError::Aborted(
                 "a request id or order line of the batch is already taken".to_owned(),
             )
@@ -346,8 +346,15 @@ async fn write(
     Ok(BatchResult { outcomes, rows })
 }
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+/// Whether the write failed on a request id or an order line that already exists. Other
+/// unique keys (log sequence numbers, generated ids) are not retried: their violation is a
+/// fault to surface. By prefix, as Citus may name the shard's constraint.
+fn takes_a_taken_id_or_line(error: &sqlx::Error) -> bool {
+    violated_constraint(error).is_some_and(|name| {
+        ["idempotency_keys_pkey", "reservations_order_line_key"]
+            .iter()
+            .any(|key| name.starts_with(key))
+    })
 }
 
 impl Store {

@@ -159,8 +159,8 @@ impl Store {
     /// Replays the whole log against every inventory row, in one consistent snapshot: the
     /// sums of the deltas must equal the stored quantities, the after-values must be the
     /// running sums, and the active reservations must hold exactly what is reserved. A log
-    /// row or reservation naming no inventory row is drift too (nothing but the code keeps
-    /// them from existing, the rows carrying no foreign key).
+    /// row or active reservation naming no inventory row is drift too (nothing but the code
+    /// keeps them from existing, the rows carrying no foreign key).
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
     pub async fn check_ledger(&self) -> Result<LedgerReport, ServiceError> {
         let mut tx = self.begin().await?;
@@ -193,9 +193,8 @@ impl Store {
                                             OR reserved_after <> running_reserved) AS broken
                    FROM replay GROUP BY product_id, warehouse_id
              ), held AS (
-                 SELECT product_id, warehouse_id,
-                        sum(quantity_held) FILTER (WHERE status = 'ACTIVE')::bigint AS held
-                   FROM reservations GROUP BY product_id, warehouse_id
+                 SELECT product_id, warehouse_id, sum(quantity_held)::bigint AS held
+                   FROM reservations WHERE status = 'ACTIVE' GROUP BY product_id, warehouse_id
              )
              SELECT product_id, warehouse_id,
                     COALESCE(i.quantity_on_hand, 0) AS recorded_on_hand,

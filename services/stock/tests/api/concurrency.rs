@@ -683,6 +683,88 @@ async fn a_batch_holds_each_order_all_or_none_and_a_retry_replays_its_answer() {
     app.assert_ledger_clean().await;
 }
 
+/// On remembered rows, a batch naming a request id already taken (a retry) or an order line
+/// already held writes nothing and is ABORTED, so the lane runs it again under locks, which
+/// answers it. Any other failure would send each of its requests down the one-request path.
+/// (On Citus reservations are not coalesced, so there is no such batch to run.)
+#[tokio::test]
+async fn a_batch_on_remembered_rows_with_a_taken_id_or_line_is_aborted_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let (p, w) = (app.product("MUG").await, app.warehouse("A").await);
+    app.receive(&p, &w, 10).await;
+    let store = Store::open(
+        app.database
+            .migrate("stock", &stock_service::app::MIGRATOR)
+            .await,
+    )
+    .await
+    .expect("store");
+    if store.is_distributed() {
+        return;
+    }
+    let key = InventoryKey {
+        product_id: p.parse().expect("uuid"),
+        warehouse_id: w.parse().expect("uuid"),
+    };
+    let request = |request_id: &str, order_line_id: &str| BatchRequest {
+        request_id: request_id.to_owned(),
+        method: "ReserveStock",
+        fingerprint: request_id.as_bytes().to_vec(),
+        actor: "test".to_owned(),
+        lines: vec![Reservation::new(
+            "o-1".to_owned(),
+            order_line_id.to_owned(),
+            key,
+            1,
+            None,
+            chrono::Utc::now(),
+        )],
+    };
+    let rows = store
+        .get_inventory_many(&[key])
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|row| (row.key(), row))
+        .collect();
+    let mut conn = store.pool().acquire().await.expect("connection");
+    let first = store
+        .reserve_batch_on(
+            &mut conn,
+            &[request("r-1", "l-1")],
+            &rows,
+            stock_service::api::encode_answer,
+        )
+        .await
+        .expect("the batch applies")
+        .expect("nothing to look up");
+    for (again, what) in [
+        (request("r-1", "l-2"), "a taken request id"),
+        (request("r-2", "l-1"), "a held order line"),
+    ] {
+        let result = store
+            .reserve_batch_on(
+                &mut conn,
+                &[again],
+                &first.rows,
+                stock_service::api::encode_answer,
+            )
+            .await;
+        assert!(
+            matches!(result, Err(inventory_core::ServiceError::Aborted(_))),
+            "{what}: {:?}",
+            result.err()
+        );
+    }
+    assert_eq!(
+        app.transaction_count().await,
+        2,
+        "a receipt and one reservation"
+    );
+    assert_eq!(app.inventory(&p, &w).await.quantity_reserved, 1);
+    app.assert_ledger_clean().await;
+}
+
 /// Many two-line orders over a few products at once, through the coalescer: more demand
 /// than stock, so some orders are refused; every order is held whole or not at all, no row
 /// goes past its stock, and (on one server) the orders shared transactions.
