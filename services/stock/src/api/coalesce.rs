@@ -543,7 +543,6 @@ async fn lane_connection<'c>(
 
 #[cfg(test)]
 mod tests {
-
     use uuid::Uuid;
 
     use super::*;
