@@ -58,3 +58,31 @@ async fn over_the_concurrency_limit_calls_are_shed_with_resource_exhausted_but_h
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_purge_forgets_request_ids_older_than_the_retention_and_keeps_the_rest() {
+    let database = inventory_testkit::TestDatabase::create().await;
+    let pool = database
+        .migrate("stock", &stock_service::app::MIGRATOR)
+        .await;
+    for (request_id, age_hours) in [("old-1", 49), ("old-2", 25), ("recent", 1)] {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (request_id, method, request_fingerprint, create_time)
+             VALUES ($1, 'ReserveStock', '', now() - make_interval(hours => $2))",
+        )
+        .bind(request_id)
+        .bind(age_hours)
+        .execute(&pool)
+        .await
+        .expect("key");
+    }
+    let purged = inventory_runtime::idempotency::purge(&pool, chrono::Duration::hours(24))
+        .await
+        .expect("purge");
+    assert_eq!(purged, 2);
+    let left: Vec<String> = sqlx::query_scalar("SELECT request_id FROM idempotency_keys")
+        .fetch_all(&pool)
+        .await
+        .expect("read");
+    assert_eq!(left, ["recent"]);
+}
