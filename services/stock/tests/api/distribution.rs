@@ -125,3 +125,64 @@ async fn on_citus_rows_live_with_their_product_and_request_ids_on_the_coordinato
     assert_eq!(placement.len(), worker_count(), "shards on every worker");
     app.assert_ledger_clean().await;
 }
+
+/// A deployment upgraded after its tables were distributed applies the new migrations to
+/// tables Citus holds, and Citus passes a migration's text on to its nodes as one command,
+/// refusing several statements in it. Each migration from the platform's 1000004 on (the
+/// first written knowing this) is applied to a database distributed just before it.
+#[tokio::test]
+async fn each_migration_since_the_citus_rule_applies_where_the_tables_are_already_distributed() {
+    const EARLIEST_CUT: i64 = 1_000_004;
+    if worker_count() == 0 {
+        return;
+    }
+    let all = inventory_runtime::database::with_platform(&stock_service::app::MIGRATOR);
+    for cut in all.iter().map(|m| m.version).filter(|v| *v >= EARLIEST_CUT) {
+        let database = inventory_testkit::TestDatabase::create().await;
+        let mut conn = database.connect("stock").await;
+        sqlx::query("CREATE SCHEMA stock")
+            .execute(&mut conn)
+            .await
+            .expect("schema");
+        let earlier = sqlx::migrate::Migrator {
+            migrations: all
+                .iter()
+                .filter(|m| m.version < cut)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        earlier
+            .run(&mut conn)
+            .await
+            .expect("the earlier migrations");
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&format!("{}?options=-csearch_path%3Dstock", database.url))
+            .await
+            .expect("pool");
+        let distributed = inventory_runtime::citus::distribute(
+            &pool,
+            inventory_runtime::Distribution::Citus,
+            &stock_service::app::CITUS_LAYOUT,
+        )
+        .await
+        .expect("distributed");
+        assert!(distributed);
+        pool.close().await;
+        // Every migration from `cut` on, as a service upgraded in place applies them.
+        let upgraded = database
+            .migrate("stock", &stock_service::app::MIGRATOR)
+            .await;
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(&upgraded)
+            .await
+            .expect("applied");
+        assert_eq!(
+            applied,
+            i64::try_from(all.iter().count()).expect("count"),
+            "from {cut} on"
+        );
+    }
+}

@@ -1,0 +1,2 @@
+-- Replaced by the BRIN index of the migration before.
+DROP INDEX IF EXISTS idempotency_keys_create_time_idx;
