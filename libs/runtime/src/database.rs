@@ -6,10 +6,11 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use inventory_core::{PageTokens, ServiceError};
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{Migration, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgPool};
 
+use crate::migration_text::as_one_command;
 use crate::{Config, RuntimeError};
 
 /// Tables every service has in its own schema (idempotency keys, service keys, feed
@@ -17,10 +18,23 @@ use crate::{Config, RuntimeError};
 static PLATFORM: Migrator = sqlx::migrate!("./migrations");
 
 /// A service's migrations followed by the platform's, as one set: one bookkeeping table,
-/// one lock, applied in this order.
+/// one lock, applied in this order. Each runs as one command (see [`as_one_command`]); its
+/// checksum stays that of its file, so databases migrated before still validate.
 pub fn with_platform(service: &Migrator) -> Migrator {
+    let migrations = service
+        .iter()
+        .chain(PLATFORM.iter())
+        .map(|migration| Migration {
+            sql: match as_one_command(&migration.sql) {
+                // Outside a transaction (CREATE INDEX CONCURRENTLY) a DO block cannot run it.
+                Cow::Owned(block) if !migration.no_tx => Cow::Owned(block),
+                _ => migration.sql.clone(),
+            },
+            ..migration.clone()
+        })
+        .collect();
     Migrator {
-        migrations: Cow::Owned(service.iter().chain(PLATFORM.iter()).cloned().collect()),
+        migrations: Cow::Owned(migrations),
         ..Migrator::DEFAULT
     }
 }

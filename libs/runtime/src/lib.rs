@@ -26,6 +26,7 @@ pub mod failpoint;
 pub mod host;
 pub mod idempotency;
 pub mod metrics_server;
+mod migration_text;
 pub mod observe;
 pub mod probe;
 pub mod server;
