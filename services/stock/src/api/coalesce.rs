@@ -5,8 +5,9 @@
 //! a transaction per order into one per batch.
 //!
 //! Fairness: a lane takes requests in arrival order and a batch holds whatever was waiting
-//! when the previous one finished (up to a cap), so no request waits longer than the batches
-//! ahead of it. Rows are spread over lanes by key, so one hot row never blocks another lane.
+//! when the previous one finished (up to a cap; when few were, what arrives within a short
+//! bounded wait, see [`gather_wait`]), so no request waits longer than the batches ahead of
+//! it and that wait. Rows are spread over lanes by key, so one hot row never blocks another lane.
 //!
 //! The lanes share one memory of the rows as their batches left them: an order's lines fall
 //! in rows another lane also writes, and a lane that only knew its own writes would decide
@@ -397,6 +398,9 @@ async fn run_lane(
     // when it is given back. One that failed is given back and another taken for the next
     // batch.
     let mut connection: Option<LaneConnection> = None;
+    // The size and duration of the lane's last batch.
+    let mut answered_last = 0;
+    let mut last_elapsed = Duration::ZERO;
     loop {
         let group = match receiver.try_recv() {
             Ok(group) => group,
@@ -424,6 +428,15 @@ async fn run_lane(
             match receiver.try_recv() {
                 Ok(group) => batch.extend(group),
                 Err(_) => break,
+            }
+        }
+        if let Some(wait) = gather_wait(batch.len(), answered_last, last_elapsed) {
+            let deadline = tokio::time::Instant::now() + wait;
+            while batch.len() < answered_last.min(max_batch) {
+                match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(Some(group)) => batch.extend(group),
+                    _ => break,
+                }
             }
         }
         // A caller that gave up (deadline, disconnect) by now is dropped before it costs a row.
@@ -510,8 +523,25 @@ async fn run_lane(
             }
         }
         drop(writing);
+        answered_last = requests.len();
+        last_elapsed = started.elapsed();
     }
 }
+
+/// How long a lane holding `waiting` requests waits for more before its batch, if at all.
+/// Callers in a closed loop (a checkout flow, a router) ask again about a round trip after
+/// their answer: when the last batch answered more than twice what is waiting now, most of
+/// them are on their way. Running the few alone costs a statement's fixed cost and leaves
+/// the rest for the next one, so the lanes settled into a big batch and a small one in turn
+/// (on the hot product at 64 clients, about 40% of batches held fewer than 8). Waiting as long
+/// as the last batch took, at most [`GATHER_WAIT`], lets them join, as PostgreSQL's
+/// commit_delay lets commits share a flush. A lane with all its callers waiting never waits.
+fn gather_wait(waiting: usize, answered_last: usize, last_elapsed: Duration) -> Option<Duration> {
+    (waiting * 2 < answered_last).then(|| last_elapsed.min(GATHER_WAIT))
+}
+
+/// The longest a lane waits for answered callers to ask again (one tick of tokio's timer).
+const GATHER_WAIT: Duration = Duration::from_millis(1);
 
 /// How long an idle lane keeps its connection: longer than a client's round trip between
 /// one answer and its next request, short enough that a stopping service does not wait.
@@ -555,6 +585,27 @@ mod tests {
                 warehouse_id: Uuid::from_u128(0),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_lane_waits_for_answered_callers_only_when_few_are_waiting_and_never_past_the_bound() {
+        let last = Duration::from_micros(300);
+        assert_eq!(
+            gather_wait(3, 40, last),
+            Some(last),
+            "few waiting: as long as the last took"
+        );
+        assert_eq!(
+            gather_wait(3, 40, Duration::from_secs(1)),
+            Some(GATHER_WAIT)
+        );
+        assert_eq!(gather_wait(20, 40, last), None, "half are waiting already");
+        assert_eq!(
+            gather_wait(1, 1, last),
+            None,
+            "one caller: never waits for itself"
+        );
+        assert_eq!(gather_wait(1, 0, last), None, "the first batch");
     }
 
     #[tokio::test]
