@@ -2,6 +2,7 @@
 //! once migrated, JSON logs on request, a clean exit on SIGTERM, and the database password
 //! in no log line or error.
 
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,15 @@ fn with_secret(url: &str) -> String {
     let (user_info, host) = rest.split_once('@').expect("a user in the test URL");
     let user = user_info.split(':').next().unwrap_or(user_info);
     format!("{scheme}://{user}:{SECRET}@{host}")
+}
+
+/// Everything `pipe` yields until it closes, read on a thread of its own.
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }
 
 fn free_port() -> u16 {
@@ -47,6 +57,10 @@ async fn the_binary_serves_after_migrating_logs_json_and_exits_cleanly_on_sigter
         .stderr(Stdio::piped())
         .spawn()
         .expect("start stock-service");
+    // Read as it is written: a debug log fills a pipe's buffer long before shutdown (on Citus
+    // for certain), and a child blocked writing its log never exits.
+    let stdout = drain(child.stdout.take().expect("stdout piped"));
+    let stderr = drain(child.stderr.take().expect("stderr piped"));
 
     let endpoint = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -121,8 +135,8 @@ async fn the_binary_serves_after_migrating_logs_json_and_exits_cleanly_on_sigter
         Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}"),
         Ok(message) => assert!(message.is_none(), "no transactions were written"),
     }
-    let output = child.wait_with_output().expect("output");
-    let logs = String::from_utf8_lossy(&output.stdout);
+    let stdout = stdout.join().expect("stdout read");
+    let logs = String::from_utf8_lossy(&stdout);
     let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty(), "logs written");
     assert!(
@@ -130,7 +144,8 @@ async fn the_binary_serves_after_migrating_logs_json_and_exits_cleanly_on_sigter
         "every log line is a JSON object: {logs}"
     );
     assert!(logs.contains("shutting down"), "shutdown is logged: {logs}");
-    let errors = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr.join().expect("stderr read");
+    let errors = String::from_utf8_lossy(&stderr);
     assert!(
         !logs.contains(SECRET) && !errors.contains(SECRET),
         "the database password reached the output"
