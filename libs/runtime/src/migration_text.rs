@@ -52,6 +52,19 @@ fn statements(sql: &str) -> Vec<&str> {
                 i = block_comment_end(bytes, i);
                 continue;
             }
+            b';' => {
+                if has_code {
+                    out.push(&sql[start..i]);
+                }
+                start = i + 1;
+                has_code = false;
+                i += 1;
+                continue;
+            }
+            b if b.is_ascii_whitespace() => {
+                i += 1;
+                continue;
+            }
             b'\'' => {
                 // E'...' takes backslash escapes; a standard string only doubled quotes.
                 let escapes = i > 0
@@ -67,20 +80,9 @@ fn statements(sql: &str) -> Vec<&str> {
                 }
                 None => i += 1,
             },
-            b';' => {
-                if has_code {
-                    out.push(&sql[start..i]);
-                }
-                start = i + 1;
-                has_code = false;
-                i += 1;
-                continue;
-            }
             _ => i += 1,
         }
-        if !bytes[i.saturating_sub(1)].is_ascii_whitespace() {
-            has_code = true;
-        }
+        has_code = true;
     }
     if has_code {
         out.push(&sql[start..]);
