@@ -255,7 +255,28 @@ fn constraint_in_message(message: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::constraint_in_message;
+    use super::{PLATFORM, constraint_in_message, with_platform};
+
+    #[test]
+    fn migrations_run_as_one_block_keep_the_checksum_of_their_file() {
+        let as_run = with_platform(&sqlx::migrate::Migrator::DEFAULT);
+        let mut blocks = 0;
+        for (run, file) in as_run.iter().zip(PLATFORM.iter()) {
+            assert_eq!(
+                (run.version, &run.checksum),
+                (file.version, &file.checksum),
+                "a database migrated with the file's text must still validate"
+            );
+            if run.sql != file.sql {
+                blocks += 1;
+            }
+        }
+        assert_eq!(as_run.iter().count(), PLATFORM.iter().count());
+        assert!(
+            blocks > 0,
+            "the platform's first migration has several statements"
+        );
+    }
 
     #[test]
     fn a_constraint_is_named_by_its_message_without_a_shard_id() {
