@@ -214,20 +214,56 @@ pub fn postgres_cpu_seconds() -> f64 {
         .sum()
 }
 
-/// (busy, total) jiffies of the whole machine, from /proc/stat.
-pub fn machine_jiffies() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let values: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: f64 = values.iter().sum();
-    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
-    (total - idle, total)
+/// The whole machine's CPU time so far, in jiffies, from the first line of /proc/stat.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MachineCpu {
+    /// Neither idle nor waiting for I/O; time the hypervisor took is included.
+    pub busy: f64,
+    /// Taken by the hypervisor for other guests while this machine had work to run. On a
+    /// shared virtual machine this is what makes the same run differ from hour to hour, so a
+    /// report shows it beside the figures it lowered.
+    pub steal: f64,
+    pub total: f64,
+}
+
+impl MachineCpu {
+    pub fn now() -> Self {
+        Self::parse(&std::fs::read_to_string("/proc/stat").unwrap_or_default())
+    }
+
+    /// From /proc/stat's text: user, nice, system, idle, iowait, irq, softirq, steal (the
+    /// guest columns after them are already counted in user and nice).
+    pub fn parse(stat: &str) -> Self {
+        let values: Vec<f64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let at = |i: usize| values.get(i).copied().unwrap_or(0.0);
+        let total: f64 = values.iter().sum();
+        Self {
+            busy: total - at(3) - at(4),
+            steal: at(7),
+            total,
+        }
+    }
+
+    /// The cores busy and the cores stolen, on average, from `earlier` to `self`.
+    pub fn cores_since(&self, earlier: &MachineCpu) -> (f64, f64) {
+        let total = self.total - earlier.total;
+        if total <= 0.0 {
+            return (0.0, 0.0);
+        }
+        let per_jiffy = cores() / total;
+        (
+            (self.busy - earlier.busy) * per_jiffy,
+            (self.steal - earlier.steal) * per_jiffy,
+        )
+    }
 }
 
 pub fn cores() -> f64 {
@@ -309,4 +345,30 @@ pub const WAREHOUSE_ID_PREFIX: &str = "10000000-0000-4000-8000-";
 /// SQL for the uuid `prefix` followed by the SQL expression `n` as 12 hex digits.
 pub fn numbered_uuid_sql(prefix: &str, n: &str) -> String {
     format!("('{prefix}' || lpad(to_hex({n}), 12, '0'))::uuid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_cpu_counts_steal_as_busy_and_on_its_own_and_guest_time_once() {
+        let earlier = MachineCpu::parse("cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 1 2 3\n");
+        assert_eq!(
+            earlier,
+            MachineCpu {
+                busy: 190.0,
+                steal: 35.0,
+                total: 1000.0
+            }
+        );
+        // Guest time (the ninth column) is part of user time already.
+        let later = MachineCpu::parse("cpu  200 0 100 1300 10 0 10 135 40 0\n");
+        assert_eq!(later.total, 1755.0);
+        let (busy, steal) = later.cores_since(&earlier);
+        let cores = cores();
+        assert!((busy - 255.0 / 755.0 * cores).abs() < 1e-9, "{busy}");
+        assert!((steal - 100.0 / 755.0 * cores).abs() < 1e-9, "{steal}");
+        assert_eq!(earlier.cores_since(&earlier), (0.0, 0.0));
+    }
 }

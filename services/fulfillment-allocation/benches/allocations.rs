@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use inventory_benchkit::{
-    PRODUCT_ID_PREFIX, Rng, WAREHOUSE_ID_PREFIX, admin, client_counts, cores, execute, free_port,
-    latency_histogram, machine_jiffies, ms, numbered_uuid_sql, pgbench, postgres_cpu_seconds,
+    MachineCpu, PRODUCT_ID_PREFIX, Rng, WAREHOUSE_ID_PREFIX, admin, client_counts, execute,
+    free_port, latency_histogram, ms, numbered_uuid_sql, pgbench, postgres_cpu_seconds,
     process_cpu_seconds, ready_wal, seconds, start_service, stop_service, wait_serving,
     workspace_path,
 };
@@ -196,6 +196,7 @@ struct Run {
     postgres_cpu: f64,
     generator_cpu: f64,
     busy_cores: f64,
+    steal_cores: f64,
 }
 
 async fn drive(
@@ -214,7 +215,7 @@ async fn drive(
         process_cpu_seconds(pids.1),
         postgres_cpu_seconds(),
         process_cpu_seconds(std::process::id()),
-        machine_jiffies(),
+        MachineCpu::now(),
     );
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -283,7 +284,7 @@ async fn drive(
             .map_err(|e| e.to_string())?;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let machine = machine_jiffies();
+    let machine = MachineCpu::now();
     let mut conn = sqlx::PgConnection::connect(url)
         .await
         .map_err(|e| e.to_string())?;
@@ -293,7 +294,7 @@ async fn drive(
             .fetch_one(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
-    let (busy, total) = (machine.0 - before.4.0, machine.1 - before.4.1);
+    let (busy_cores, steal_cores) = machine.cores_since(&before.4);
     Ok(Run {
         allocations: u64::try_from(stored).unwrap_or(0),
         successes: counts[0].load(Ordering::Relaxed),
@@ -305,11 +306,8 @@ async fn drive(
         allocation_cpu: process_cpu_seconds(pids.1) - before.1,
         postgres_cpu: postgres_cpu_seconds() - before.2,
         generator_cpu: process_cpu_seconds(std::process::id()) - before.3,
-        busy_cores: if total > 0.0 {
-            busy / total * cores()
-        } else {
-            0.0
-        },
+        busy_cores,
+        steal_cores,
     })
 }
 
@@ -522,6 +520,7 @@ async fn run_case(
         "postgres_cpu_cores": run.postgres_cpu / run.seconds,
         "load_generator_cpu_cores": run.generator_cpu / run.seconds,
         "machine_busy_cores": run.busy_cores,
+        "machine_steal_cores": run.steal_cores,
     }))
 }
 
@@ -542,7 +541,7 @@ async fn main() -> std::process::ExitCode {
         }
     };
     println!(
-        "{:>7} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>6} {:>9} {:>7} {:>7} {:>7} {:>7} {:>6}",
+        "{:>7} {:>9} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>6} {:>9} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6}",
         "clients",
         "orders/s",
         "p50 ms",
@@ -557,7 +556,8 @@ async fn main() -> std::process::ExitCode {
         "stock",
         "pg",
         "gen",
-        "busy"
+        "busy",
+        "steal"
     );
     let mut results = Vec::new();
     let mut failed = false;
@@ -566,7 +566,7 @@ async fn main() -> std::process::ExitCode {
             Ok(r) => {
                 let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
                 println!(
-                    "{:>7} {:>9.0} {:>8.2} {:>8.2} {:>9.0} {:>8.2} {:>8} {:>6} {:>6} {:>9} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>6.2}",
+                    "{:>7} {:>9.0} {:>8.2} {:>8.2} {:>9.0} {:>8.2} {:>8} {:>6} {:>6} {:>9} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>6.2} {:>6.2}",
                     clients,
                     f("orders_per_sec"),
                     f("p50_ms"),
@@ -582,6 +582,7 @@ async fn main() -> std::process::ExitCode {
                     f("postgres_cpu_cores"),
                     f("load_generator_cpu_cores"),
                     f("machine_busy_cores"),
+                    f("machine_steal_cores"),
                 );
                 if r["oversold"].as_i64() != Some(0)
                     || r["ledger_drift"].as_u64() != Some(0)

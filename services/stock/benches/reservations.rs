@@ -36,9 +36,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use inventory_benchkit::{
-    self as benchkit, PRODUCT_ID_PREFIX, Rng, cores, database_counters, execute, free_port,
-    latency_histogram, machine_jiffies, ms, numbered_uuid_sql, postgres_cpu_seconds,
-    process_cpu_seconds, ready_wal, start_service, stop_service, wait_serving,
+    self as benchkit, MachineCpu, PRODUCT_ID_PREFIX, Rng, database_counters, execute, free_port,
+    latency_histogram, ms, numbered_uuid_sql, postgres_cpu_seconds, process_cpu_seconds, ready_wal,
+    start_service, stop_service, wait_serving,
 };
 use inventory_proto::stock::v1 as pb;
 use pb::stock_service_client::StockServiceClient;
@@ -293,6 +293,7 @@ struct ServiceRun {
     postgres_cpu_seconds: f64,
     load_generator_cpu_seconds: f64,
     machine_busy_cores: f64,
+    machine_steal_cores: f64,
     commits_per_sec: f64,
     wal_syncs_per_sec: f64,
 }
@@ -314,7 +315,7 @@ async fn run_service(
     let errors = Arc::new(AtomicU64::new(0));
     let run_tag = Uuid::now_v7().simple().to_string();
 
-    let (cpu_before, machine_before) = (process_cpu_seconds(service_pid), machine_jiffies());
+    let (cpu_before, machine_before) = (process_cpu_seconds(service_pid), MachineCpu::now());
     let (pg_before, own_before) = (
         postgres_cpu_seconds(),
         process_cpu_seconds(std::process::id()),
@@ -386,7 +387,7 @@ async fn run_service(
             .map_err(|e| e.to_string())?;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let (cpu_after, machine_after) = (process_cpu_seconds(service_pid), machine_jiffies());
+    let (cpu_after, machine_after) = (process_cpu_seconds(service_pid), MachineCpu::now());
     let (pg_after, own_after) = (
         postgres_cpu_seconds(),
         process_cpu_seconds(std::process::id()),
@@ -401,8 +402,7 @@ async fn run_service(
     .fetch_one(&mut stats)
     .await
     .map_err(|e| e.to_string())?;
-    let busy = machine_after.0 - machine_before.0;
-    let total = machine_after.1 - machine_before.1;
+    let (machine_busy_cores, machine_steal_cores) = machine_after.cores_since(&machine_before);
     Ok(ServiceRun {
         reservations_in_log: u64::try_from(in_log).unwrap_or(0),
         client_successes: successes.load(Ordering::Relaxed),
@@ -413,11 +413,8 @@ async fn run_service(
         service_cpu_seconds: cpu_after - cpu_before,
         postgres_cpu_seconds: pg_after - pg_before,
         load_generator_cpu_seconds: own_after - own_before,
-        machine_busy_cores: if total > 0.0 {
-            busy / total * cores()
-        } else {
-            0.0
-        },
+        machine_busy_cores,
+        machine_steal_cores,
         commits_per_sec: (commits_after - commits_before) / seconds,
         wal_syncs_per_sec: (syncs_after - syncs_before) / seconds,
     })
@@ -442,15 +439,18 @@ async fn check(url: &str, channel: Channel) -> Result<(i64, usize), String> {
     Ok((oversold, ledger.drifts.len()))
 }
 
-fn pgbench(case: &Case, opts: &Options, script: &str) -> Result<f64, String> {
-    benchkit::pgbench(
+/// Transactions per second of `script`, and the cores the hypervisor took meanwhile.
+fn pgbench(case: &Case, opts: &Options, script: &str) -> Result<(f64, f64), String> {
+    let before = MachineCpu::now();
+    let tps = benchkit::pgbench(
         &case.url(&opts.server_url),
         "stock",
         case.clients,
         opts.duration,
         &[("products", case.products.to_string())],
         script,
-    )
+    )?;
+    Ok((tps, MachineCpu::now().cores_since(&before).1))
 }
 
 /// The pgbench scripts' row condition, after `product_id = `.
@@ -576,15 +576,16 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
         let textbook = pgbench(case, opts, &textbook_script(case.workload))?;
         let single = if case.workload == Workload::Orders {
             // One conditional statement cannot hold three rows all or none.
-            f64::NAN
+            (f64::NAN, f64::NAN)
         } else {
             vacuum(&url, opts.duration).await?;
             pgbench(case, opts, &single_statement_script(case.workload))?
         };
         (textbook, single)
     } else {
-        (f64::NAN, f64::NAN)
+        ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN))
     };
+    let ((textbook, textbook_steal), (single, single_steal)) = (textbook, single);
     inventory_testkit::drop_database(&admin, &case.database, workers).await;
 
     // Requests (reservations, or orders of three) per second, as the baselines count them.
@@ -619,6 +620,9 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
         "postgres_cpu_cores": run.postgres_cpu_seconds / run.seconds,
         "load_generator_cpu_cores": run.load_generator_cpu_seconds / run.seconds,
         "machine_busy_cores": run.machine_busy_cores,
+        "machine_steal_cores": run.machine_steal_cores,
+        "baseline_textbook_steal_cores": textbook_steal,
+        "baseline_single_statement_steal_cores": single_steal,
         "db_commits_per_sec": run.commits_per_sec,
         "wal_syncs_per_sec": run.wal_syncs_per_sec,
         "soak": soaked,
@@ -768,7 +772,7 @@ async fn main() -> std::process::ExitCode {
     let mut results = Vec::new();
     let mut failed = false;
     println!(
-        "{:<8} {:>7} {:>12} {:>8} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7}",
+        "{:<8} {:>7} {:>12} {:>8} {:>8} {:>10} {:>10} {:>9} {:>9} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8}",
         "workload",
         "clients",
         "service/s",
@@ -783,7 +787,9 @@ async fn main() -> std::process::ExitCode {
         "svc cpu",
         "pg cpu",
         "gen cpu",
-        "busy"
+        "busy",
+        "steal",
+        "tb steal"
     );
     for &workload in &opts.workloads {
         for &clients in &opts.clients {
@@ -801,7 +807,7 @@ async fn main() -> std::process::ExitCode {
                 Ok(r) => {
                     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
                     println!(
-                        "{:<8} {:>7} {:>12.0} {:>8.2} {:>8.2} {:>10.0} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>6} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+                        "{:<8} {:>7} {:>12.0} {:>8.2} {:>8.2} {:>10.0} {:>10.0} {:>9.2} {:>9.2} {:>8} {:>6} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>8.2}",
                         workload.name(),
                         clients,
                         f("service_reservations_per_sec"),
@@ -816,7 +822,9 @@ async fn main() -> std::process::ExitCode {
                         f("service_cpu_cores"),
                         f("postgres_cpu_cores"),
                         f("load_generator_cpu_cores"),
-                        f("machine_busy_cores")
+                        f("machine_busy_cores"),
+                        f("machine_steal_cores"),
+                        f("baseline_textbook_steal_cores")
                     );
                     if r["oversold"].as_i64() != Some(0) || r["ledger_drift"].as_u64() != Some(0) {
                         eprintln!(
