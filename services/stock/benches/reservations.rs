@@ -569,7 +569,7 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
     stop_service(service);
     let (run, soaked, oversold, drift) = outcome?;
 
-    let (textbook, single) = if opts.baselines {
+    let ((textbook, textbook_steal), (single, single_steal)) = if opts.baselines {
         // Each baseline starts from vacuumed rows, as the service run did, so the dead row
         // versions the previous run left behind do not count against it.
         vacuum(&url, opts.duration).await?;
@@ -585,7 +585,6 @@ async fn run_case(case: &Case, opts: &Options) -> Result<serde_json::Value, Stri
     } else {
         ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN))
     };
-    let ((textbook, textbook_steal), (single, single_steal)) = (textbook, single);
     inventory_testkit::drop_database(&admin, &case.database, workers).await;
 
     // Requests (reservations, or orders of three) per second, as the baselines count them.
