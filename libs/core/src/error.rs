@@ -45,6 +45,9 @@ pub enum ServiceError {
     Unavailable(String),
     #[error("resource exhausted: {0}")]
     ResourceExhausted(String),
+    /// The caller's deadline passed before the work was done; nothing was changed.
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(String),
     /// Anything unexpected; the detail is logged, never sent to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -104,6 +107,7 @@ impl ServiceError {
             Self::Aborted(_) => Code::Aborted,
             Self::Unavailable(_) => Code::Unavailable,
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
+            Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Internal(_) => Code::Internal,
         }
     }

@@ -162,6 +162,10 @@ pub struct Config {
     /// `REQUEST_TIMEOUT_MS`: upper bound on any unary request; a shorter client deadline wins
     /// (default 10000).
     pub request_timeout: Duration,
+    /// `LOCK_TIMEOUT_MS`: the longest a statement waits for a row or table lock another
+    /// transaction holds (default 2000); then the request fails ABORTED, naming what was
+    /// held, and changes nothing. Migrations wait without bound.
+    pub lock_timeout: Duration,
     /// `MAX_CONCURRENT_REQUESTS`: requests in flight per replica before new ones are refused
     /// with RESOURCE_EXHAUSTED instead of queueing without bound (default 1024).
     pub max_concurrent_requests: usize,
@@ -196,6 +200,7 @@ impl std::fmt::Debug for Config {
             .field("database_max_connections", &self.database_max_connections)
             .field("database_connect_timeout", &self.database_connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("lock_timeout", &self.lock_timeout)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("request_id_retention", &self.request_id_retention)
             .field("distribution", &self.distribution)
@@ -227,6 +232,16 @@ impl Config {
                 settings.get("DATABASE_CONNECT_TIMEOUT_SECS", 30)?,
             ),
             request_timeout: settings.millis("REQUEST_TIMEOUT_MS", 10_000)?,
+            lock_timeout: match settings.millis("LOCK_TIMEOUT_MS", 2_000)? {
+                timeout if timeout.is_zero() => {
+                    return Err(RuntimeError::Config(
+                        "LOCK_TIMEOUT_MS: 0 would let a request wait for a lock forever; \
+                         give a bound in milliseconds"
+                            .to_owned(),
+                    ));
+                }
+                timeout => timeout,
+            },
             rpc_log: settings.get("RPC_LOG", RpcLog::All)?,
             reflection: settings.flag("REFLECTION", true)?,
             max_message_bytes: match settings.get("MAX_MESSAGE_BYTES", 4 * 1024 * 1024)? {

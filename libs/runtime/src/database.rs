@@ -72,16 +72,21 @@ pub async fn connect_database(
         }
     }
 
+    if config.run_migrations {
+        // On a connection of their own: a migration waits for its locks as long as it takes.
+        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        with_platform(migrator).run(&mut conn).await?;
+        conn.close().await?;
+        tracing::info!(schema, "migrations applied");
+    }
+    let lock_timeout = format!("{}ms", config.lock_timeout.as_millis());
     let pool = PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
+        .after_release(|conn, _| Box::pin(async move { Ok(connection_is_clean(conn)) }))
+        .connect_with(options.options([("lock_timeout", lock_timeout.as_str())]))
         .await?;
     observe_pool(schema, &pool);
-    if config.run_migrations {
-        with_platform(migrator).run(&pool).await?;
-        tracing::info!(schema, "migrations applied");
-    }
     Ok(pool)
 }
 
@@ -161,9 +166,18 @@ async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), s
 
 /// A transaction on `pool`; the wait for its connection goes to the pool's metrics
 /// (`db_pool_acquire_seconds`), named by the schema the pool serves.
+///
+/// Cancel-safe: sqlx 0.8's BEGIN is not (a future dropped during its round trip leaves the
+/// session inside a transaction nothing rolls back, and the pool hands it to the next
+/// borrower, launchbadge/sqlx#4393). So the BEGIN runs to its end in a task of its own: if
+/// the caller is gone by then, the task drops the transaction, which rolls it back before the
+/// connection is used again.
 pub async fn begin(pool: &PgPool) -> Result<crate::Tx, ServiceError> {
     let started = Instant::now();
-    let tx = pool.begin().await.map_err(db_error)?;
+    let conn = pool.acquire().await.map_err(db_error)?;
+    let tx = run_to_end(sqlx::Transaction::begin(conn, None))
+        .await?
+        .map_err(db_error)?;
     let options = pool.connect_options();
     let schema = options
         .get_application_name()
@@ -174,6 +188,49 @@ pub async fn begin(pool: &PgPool) -> Result<crate::Tx, ServiceError> {
         .get_or_create(&inventory_telemetry::metrics::PoolNameLabels { pool: schema })
         .observe(started.elapsed().as_secs_f64());
     Ok(tx)
+}
+
+/// Commits `tx`, unless the request it serves is past its deadline: then it rolls back and
+/// answers DEADLINE_EXCEEDED, so no caller is told of a failure whose work was done.
+///
+/// Cancel-safe: once sent, the COMMIT runs to its end in a task of its own, so a caller
+/// dropped meanwhile (a client hanging up) neither leaves the connection mid-COMMIT nor has
+/// a ROLLBACK queued behind a COMMIT that went through. A commit already sent when the caller
+/// goes away is done; its answer is stored under the request id, where a retry finds it.
+pub async fn commit(tx: crate::Tx) -> Result<(), ServiceError> {
+    if crate::deadline::deadline_passed() {
+        drop(tx);
+        return Err(ServiceError::DeadlineExceeded(
+            "the request's deadline passed before its work was committed; nothing was changed"
+                .to_owned(),
+        ));
+    }
+    run_to_end(tx.commit()).await?.map_err(db_error)
+}
+
+/// Runs `work` in a task of its own, so that dropping the caller does not drop it midway.
+async fn run_to_end<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|error| ServiceError::Internal(format!("database task: {error}")))
+}
+
+/// What the pool checks as each connection comes back: one sqlx still counts inside a
+/// transaction (work leaked past its end) is closed, never handed out again.
+fn connection_is_clean(conn: &mut sqlx::PgConnection) -> bool {
+    let depth =
+        <sqlx::postgres::PgTransactionManager as sqlx::TransactionManager>::get_transaction_depth(
+            conn,
+        );
+    if depth != 0 {
+        tracing::warn!(
+            depth,
+            "a connection came back inside a transaction; closing it"
+        );
+    }
+    depth == 0
 }
 
 /// The deployment's page-token signer, from the key the platform migration made.
@@ -199,6 +256,11 @@ pub fn db_error(error: sqlx::Error) -> ServiceError {
             Some("40001" | "40P01") => {
                 ServiceError::Aborted("lost a race with a concurrent update; retry".to_owned())
             }
+            Some("55P03") => ServiceError::Aborted(format!(
+                "{} is held by another transaction for longer than the lock timeout \
+                 (LOCK_TIMEOUT_MS); nothing was changed, retry",
+                held_resource(db.as_ref())
+            )),
             // Connection failures, operator intervention, insufficient resources (too many
             // connections, out of memory or disk).
             Some(code)
@@ -223,6 +285,26 @@ pub fn db_error(error: sqlx::Error) -> ServiceError {
             ServiceError::Unavailable("database unavailable".to_owned())
         }
         _ => ServiceError::Internal(error.to_string()),
+    }
+}
+
+/// What a lock timeout waited for, from the error's context ("while updating tuple (0,7) in
+/// relation \"inventory\""): a row of that relation, or "a lock" when PostgreSQL did not say.
+fn held_resource(error: &dyn sqlx::error::DatabaseError) -> String {
+    let context = error
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .and_then(|pg| pg.r#where())
+        .unwrap_or_default();
+    lock_in_context(context)
+}
+
+fn lock_in_context(context: &str) -> String {
+    match context
+        .split_once(" relation \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+    {
+        Some((relation, _)) => format!("a row of {relation}"),
+        None => "a lock".to_owned(),
     }
 }
 
@@ -276,6 +358,21 @@ mod tests {
             blocks > 0,
             "the platform's first migration has several statements"
         );
+    }
+
+    #[test]
+    fn a_lock_timeout_names_the_relation_it_waited_on() {
+        assert_eq!(
+            super::lock_in_context("while updating tuple (0,7) in relation \"inventory\""),
+            "a row of inventory"
+        );
+        assert_eq!(
+            super::lock_in_context(
+                "while inserting index tuple (0,2) in relation \"idempotency_keys\"\nSQL statement"
+            ),
+            "a row of idempotency_keys"
+        );
+        assert_eq!(super::lock_in_context(""), "a lock");
     }
 
     #[test]

@@ -77,7 +77,7 @@ where
                     .execute(&mut *tx)
                     .await
                     .map_err(db_error)?;
-                tx.commit().await.map_err(db_error)?;
+                crate::database::commit(tx).await?;
                 Ok(response)
             }
         }

@@ -4,6 +4,7 @@
 //! - [`database`]: the PostgreSQL pool confined to the service's schema, its migrations with
 //!   the platform's, and the one mapping of database errors;
 //! - [`citus`]: a service's tables spread over a Citus cluster, after its migrations;
+//! - [`deadline`]: each request's deadline, which no commit outlives;
 //! - [`idempotency`]: AIP-155 request ids for every mutating RPC;
 //! - [`background`]: long-lived tasks, stopped on shutdown;
 //! - [`server`]: the gRPC server with health, reflection, request timeouts, load shedding,
@@ -22,6 +23,7 @@ mod catch_panic;
 pub mod citus;
 pub mod config;
 pub mod database;
+pub mod deadline;
 pub mod failpoint;
 pub mod host;
 pub mod idempotency;
@@ -37,7 +39,8 @@ pub use auth::{CallerIdentity, Policy, Role};
 pub use background::{Background, Stopping};
 pub use citus::{CitusLayout, Distribution};
 pub use config::{Config, Settings};
-pub use database::{begin, connect_database, db_error, violated_constraint};
+pub use database::{begin, commit, connect_database, db_error, violated_constraint};
+pub use deadline::{DeadlineLayer, deadline_passed, request_deadline};
 pub use failpoint::failpoint;
 pub use host::{App, ServiceHost, run_main};
 pub use idempotency::{RequestKey, Tx, idempotent};

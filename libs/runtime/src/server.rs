@@ -178,6 +178,7 @@ impl GrpcServer {
             .layer(AuthLayer::new(self.auth, self.spec.name, self.spec.policy))
             .layer(ShedLoadLayer::new(self.max_concurrent_requests))
             .layer(CatchPanicLayer)
+            .layer(crate::DeadlineLayer::new(self.request_timeout))
             .add_service(health_service)
             .add_optional_service(reflection_v1)
             .add_optional_service(reflection_v1alpha)

@@ -16,9 +16,25 @@ use tracing::Instrument;
 
 use crate::{RetryPolicy, StockError};
 
-/// Stock's transaction log from a cursor: history, then live, in sequence order.
-pub type TransactionStream =
-    Pin<Box<dyn Stream<Item = Result<pb::InventoryTransaction, StockError>> + Send>>;
+/// Stock's transaction log from a cursor: history, then live, each committed transaction once.
+pub type TransactionStream = Pin<Box<dyn Stream<Item = Result<FeedEvent, StockError>> + Send>>;
+
+/// One transaction of the feed, with the feed's position after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEvent {
+    pub transaction: pb::InventoryTransaction,
+    /// Opaque: stored with what was derived from the transaction, to resume after it.
+    pub cursor: String,
+}
+
+/// Where a feed starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedStart {
+    /// After a cursor the feed gave.
+    Cursor(String),
+    /// After a sequence stored from the feed before cursors (0: from the beginning).
+    Sequence(i64),
+}
 
 /// What the other services ask of stock. Every mutation carries its own `request_id` (and a
 /// reference: order, PO or count id), so a retry of the same request is safe.
@@ -94,11 +110,8 @@ pub trait StockClient: Send + Sync {
     ) -> Result<Vec<pb::Reservation>, StockError>;
     /// Replays the log against every inventory row.
     async fn check_ledger(&self) -> Result<pb::CheckLedgerResponse, StockError>;
-    /// The log after `after_sequence`. No deadline: a feed stays open until either side ends it.
-    async fn stream_transactions(
-        &self,
-        after_sequence: i64,
-    ) -> Result<TransactionStream, StockError>;
+    /// The log after `from`. No deadline: a feed stays open until either side ends it.
+    async fn stream_transactions(&self, from: FeedStart) -> Result<TransactionStream, StockError>;
 }
 
 /// How the gRPC client behaves.
@@ -427,28 +440,38 @@ impl StockClient for GrpcStockClient {
         .await
     }
 
-    async fn stream_transactions(
-        &self,
-        after_sequence: i64,
-    ) -> Result<TransactionStream, StockError> {
-        let request = pb::StreamTransactionsRequest { after_sequence };
+    async fn stream_transactions(&self, from: FeedStart) -> Result<TransactionStream, StockError> {
+        let request = match from {
+            FeedStart::Cursor(after_cursor) => pb::StreamTransactionsRequest {
+                after_cursor,
+                after_sequence: 0,
+            },
+            FeedStart::Sequence(after_sequence) => pb::StreamTransactionsRequest {
+                after_sequence,
+                after_cursor: String::new(),
+            },
+        };
         // Opening the stream is retried like a unary call; the stream itself has no deadline.
         let stream = self
             .retry
             .run("StreamTransactions", || {
                 let mut inner = self.inner.clone();
+                let request = request.clone();
                 async move { inner.stream_transactions(request).await }
             })
             .await
             .map_err(StockError::from)?
             .into_inner();
-        Ok(Box::pin(stream.map(|item| {
-            match item {
-                Ok(message) => message
-                    .transaction
-                    .ok_or_else(|| missing("StreamTransactionsResponse.transaction")),
-                Err(status) => Err(StockError::from(status)),
-            }
+        Ok(Box::pin(stream.map(|item| match item {
+            Ok(message) => match message.transaction {
+                Some(transaction) if !message.cursor.is_empty() => Ok(FeedEvent {
+                    transaction,
+                    cursor: message.cursor,
+                }),
+                Some(_) => Err(missing("StreamTransactionsResponse.cursor")),
+                None => Err(missing("StreamTransactionsResponse.transaction")),
+            },
+            Err(status) => Err(StockError::from(status)),
         })))
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! Exactly once, across restarts and replicas: each batch of events is applied by the
 //! [`FeedHandler`] and the cursor (`feed_cursors`, a platform table in the consumer's own
-//! schema) moves in the same database transaction. The cursor row is locked first and events
-//! at or below it are skipped, so a crash between events, a reconnect that replays some, or a
-//! second replica consuming the same feed never counts an event twice or skips one.
+//! schema) moves in the same database transaction. The cursor row is locked first and must
+//! still be where this consumer's stream started from (or its last batch left it): if another
+//! replica moved it meanwhile, nothing is applied and the consumer resumes from the stored
+//! cursor. So a crash between events, a reconnect, or a second replica consuming the same
+//! feed never counts an event twice or skips one.
 //!
 //! When stock goes away (a replica shutting down ends its feeds with UNAVAILABLE) or a batch
 //! fails, the consumer reconnects from its stored cursor with backoff. Its progress (last
@@ -23,7 +25,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
-use crate::{RetryPolicy, StockClient, StockError};
+use crate::{FeedEvent, FeedStart, RetryPolicy, StockClient, StockError};
 
 /// Most events applied in one transaction.
 const MAX_BATCH: usize = 500;
@@ -31,8 +33,9 @@ const MAX_BATCH: usize = 500;
 /// What a service derives from the log, inside the consumer's transaction.
 #[tonic::async_trait]
 pub trait FeedHandler: Send + Sync + 'static {
-    /// Applies `events` (in sequence order, none seen before) to the service's own tables
-    /// in `tx`. An error rolls the batch back with the cursor; it is retried later.
+    /// Applies `events` (in the feed's order, none seen before) to the service's own tables
+    /// in `tx`. The feed's order is not sequence order, but one inventory row's movements
+    /// come in sequence order. An error rolls the batch back with the cursor; it is retried later.
     async fn apply(
         &self,
         tx: &mut Tx,
@@ -43,7 +46,7 @@ pub trait FeedHandler: Send + Sync + 'static {
 /// Where a consumer stands, for health and metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FeedStatus {
-    /// The last sequence applied (and stored).
+    /// The sequence of the last event applied (and stored).
     pub last_sequence: i64,
     /// When stock logged that event.
     pub last_event_time: Option<DateTime<Utc>>,
@@ -113,15 +116,9 @@ impl FeedConsumer {
         self.status.subscribe()
     }
 
-    /// The stored cursor of feed `name`: the last sequence applied, 0 before the first.
+    /// The sequence of the last event feed `name` applied, 0 before the first.
     pub async fn cursor(pool: &PgPool, name: &str) -> Result<i64, ServiceError> {
-        let stored: Option<i64> =
-            sqlx::query_scalar("SELECT last_sequence FROM feed_cursors WHERE feed = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await
-                .map_err(db_error)?;
-        Ok(stored.unwrap_or(0))
+        Ok(Stored::read(pool, name).await?.last_sequence)
     }
 
     /// Follows the feed until `stopping` completes, reconnecting after every failure.
@@ -153,11 +150,11 @@ impl FeedConsumer {
     /// Opens the feed at the stored cursor and applies batches until it ends or fails.
     /// Returns how many events were applied.
     async fn follow(&self) -> Result<u64, FeedError> {
-        let after = Self::cursor(&self.pool, &self.name).await?;
-        let mut stream = self.client.stream_transactions(after).await?;
+        let mut at = Stored::read(&self.pool, &self.name).await?;
+        let mut stream = self.client.stream_transactions(at.start()).await?;
         self.status.send_modify(|s| {
             s.connected = true;
-            s.last_sequence = s.last_sequence.max(after);
+            s.last_sequence = at.last_sequence;
         });
         let mut applied = 0;
         while let Some(first) = stream.next().await {
@@ -182,8 +179,9 @@ impl FeedConsumer {
                 }
             }
             tracing::debug!(feed = %self.name, events = batch.len(), "applying a batch");
-            applied += self.apply(&batch).await? as u64;
-            if let Some(last) = batch.last() {
+            at = self.apply(&at, &batch).await?;
+            applied += batch.len() as u64;
+            if let Some(last) = batch.last().map(|e| &e.transaction) {
                 let event_time = last
                     .create_time
                     .as_ref()
@@ -208,42 +206,79 @@ impl FeedConsumer {
         Ok(applied)
     }
 
-    /// Applies the events past the stored cursor and moves it, in one transaction. Returns
-    /// how many were new.
-    async fn apply(&self, batch: &[pb::InventoryTransaction]) -> Result<usize, FeedError> {
+    /// Applies `batch`, which follows `at`, and moves the stored cursor past it, in one
+    /// transaction; returns where the cursor now stands. If the stored cursor is no longer
+    /// `at` (another replica applied events meanwhile), applies nothing and fails, so the
+    /// consumer resumes from the stored cursor.
+    async fn apply(&self, at: &Stored, batch: &[FeedEvent]) -> Result<Stored, FeedError> {
+        let Some(last) = batch.last() else {
+            return Ok(at.clone());
+        };
         let mut tx = inventory_runtime::begin(&self.pool).await?;
         sqlx::query("INSERT INTO feed_cursors (feed) VALUES ($1) ON CONFLICT (feed) DO NOTHING")
             .bind(&self.name)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        // The lock serialises replicas consuming the same feed; what another already
-        // applied is skipped.
-        let stored: i64 =
-            sqlx::query_scalar("SELECT last_sequence FROM feed_cursors WHERE feed = $1 FOR UPDATE")
-                .bind(&self.name)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_error)?;
-        let fresh: Vec<pb::InventoryTransaction> = batch
-            .iter()
-            .filter(|e| e.sequence > stored)
-            .cloned()
-            .collect();
-        let Some(last) = fresh.last().map(|e| e.sequence) else {
-            return Ok(0);
-        };
-        self.handler.apply(&mut tx, &fresh).await?;
-        sqlx::query(
-            "UPDATE feed_cursors SET last_sequence = $2, update_time = now() WHERE feed = $1",
+        // The lock serialises replicas consuming the same feed.
+        let stored: Stored = sqlx::query_as(
+            "SELECT last_sequence, position FROM feed_cursors WHERE feed = $1 FOR UPDATE",
         )
         .bind(&self.name)
-        .bind(last)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if stored != *at {
+            return Err(FeedError::Moved);
+        }
+        let events: Vec<pb::InventoryTransaction> =
+            batch.iter().map(|e| e.transaction.clone()).collect();
+        self.handler.apply(&mut tx, &events).await?;
+        let next = Stored {
+            last_sequence: last.transaction.sequence,
+            position: last.cursor.clone(),
+        };
+        sqlx::query(
+            "UPDATE feed_cursors SET last_sequence = $2, position = $3, update_time = now()
+              WHERE feed = $1",
+        )
+        .bind(&self.name)
+        .bind(next.last_sequence)
+        .bind(&next.position)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(fresh.len())
+        inventory_runtime::commit(tx).await?;
+        Ok(next)
+    }
+}
+
+/// A consumer's stored cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+struct Stored {
+    /// The sequence of the last event applied (0 before the first).
+    last_sequence: i64,
+    /// The feed's cursor after it; empty if only a sequence from before cursors is stored.
+    position: String,
+}
+
+impl Stored {
+    async fn read(pool: &PgPool, name: &str) -> Result<Self, ServiceError> {
+        let stored: Option<Stored> =
+            sqlx::query_as("SELECT last_sequence, position FROM feed_cursors WHERE feed = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+                .map_err(db_error)?;
+        Ok(stored.unwrap_or_default())
+    }
+
+    fn start(&self) -> FeedStart {
+        if self.position.is_empty() {
+            FeedStart::Sequence(self.last_sequence)
+        } else {
+            FeedStart::Cursor(self.position.clone())
+        }
     }
 }
 
@@ -254,4 +289,6 @@ enum FeedError {
     Stock(#[from] StockError),
     #[error("applying events: {0}")]
     Apply(#[from] ServiceError),
+    #[error("another consumer of the same feed moved the cursor; resuming from it")]
+    Moved,
 }

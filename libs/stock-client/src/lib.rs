@@ -16,7 +16,9 @@ pub mod retry;
 
 #[cfg(any(test, feature = "mock"))]
 pub use client::MockStockClient;
-pub use client::{GrpcStockClient, StockClient, StockClientOptions, TransactionStream};
+pub use client::{
+    FeedEvent, FeedStart, GrpcStockClient, StockClient, StockClientOptions, TransactionStream,
+};
 pub use error::StockError;
 pub use feed::{FeedConsumer, FeedHandler, FeedStatus};
 pub use inventory_proto::stock::v1 as pb;

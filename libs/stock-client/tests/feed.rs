@@ -1,12 +1,14 @@
 //! The feed consumer's cursor, against a real database and a scripted feed: killed between
-//! events and restarted, or run twice at once, it counts every event exactly once.
+//! events and restarted, or run twice at once, it counts every event exactly once. The
+//! scripted feed, like stock's, is not in sequence order (each pair of neighbours swapped).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use inventory_runtime::{Background, Tx, db_error};
 use inventory_stock_client::{
-    FeedConsumer, FeedHandler, MockStockClient, StockError, TransactionStream, pb,
+    FeedConsumer, FeedEvent, FeedHandler, FeedStart, MockStockClient, StockError,
+    TransactionStream, pb,
 };
 use inventory_testkit::TestDatabase;
 use sqlx::PgPool;
@@ -39,24 +41,45 @@ impl FeedHandler for Counter {
     }
 }
 
-fn event(sequence: i64) -> pb::InventoryTransaction {
-    pb::InventoryTransaction {
-        sequence,
-        quantity: 1,
-        txn_type: pb::TransactionType::Ship.into(),
-        ..Default::default()
+/// The event at `position` of the scripted feed (positions 1, 2, 3, 4 carry sequences 2, 1,
+/// 4, 3), with the feed's cursor after it.
+fn event(position: i64) -> FeedEvent {
+    let sequence = if position % 2 == 1 {
+        position + 1
+    } else {
+        position - 1
+    };
+    FeedEvent {
+        transaction: pb::InventoryTransaction {
+            sequence,
+            quantity: 1,
+            txn_type: pb::TransactionType::Ship.into(),
+            ..Default::default()
+        },
+        cursor: format!("at-{position}"),
     }
 }
 
-/// A feed of events 1..=total, one every millisecond, from any cursor.
+/// A feed of `total` events (an even number), one every millisecond, from any cursor.
 fn scripted_stock(total: i64) -> Arc<MockStockClient> {
     let mut stock = MockStockClient::new();
-    stock.expect_stream_transactions().returning(move |after| {
+    stock.expect_stream_transactions().returning(move |from| {
+        let after = match from {
+            // Sequences up to an even n are exactly positions up to n.
+            FeedStart::Sequence(n) => {
+                assert_eq!(n % 2, 0, "a sequence this feed's old form stood at");
+                n
+            }
+            FeedStart::Cursor(cursor) => cursor
+                .strip_prefix("at-")
+                .and_then(|p| p.parse().ok())
+                .expect("a cursor of this feed"),
+        };
         let (sender, receiver) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
-            for sequence in after + 1..=total {
+            for position in after + 1..=total {
                 tokio::time::sleep(Duration::from_millis(1)).await;
-                if sender.send(Ok(event(sequence))).await.is_err() {
+                if sender.send(Ok(event(position))).await.is_err() {
                     return;
                 }
             }
@@ -80,9 +103,22 @@ fn start(pool: &PgPool, stock: &Arc<MockStockClient>, background: &mut Backgroun
     background.spawn(|stopping| consumer.run(stopping));
 }
 
+/// The position the consumer stored (0 before the first event).
+async fn stored_position(pool: &PgPool) -> i64 {
+    let position: Option<String> =
+        sqlx::query_scalar("SELECT position FROM feed_cursors WHERE feed = $1")
+            .bind(FEED)
+            .fetch_optional(pool)
+            .await
+            .expect("stored cursor");
+    position
+        .and_then(|p| p.strip_prefix("at-").and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
 async fn wait_for_cursor(pool: &PgPool, total: i64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while FeedConsumer::cursor(pool, FEED).await.expect("cursor") < total {
+    while stored_position(pool).await < total {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the consumer stalled"
@@ -111,7 +147,7 @@ async fn a_consumer_killed_between_events_and_restarted_counts_every_event_once(
         // Killed: the task is dropped wherever it is, mid-batch included.
         drop(background);
     }
-    let cursor_after_kills = FeedConsumer::cursor(&pool, FEED).await.expect("cursor");
+    let cursor_after_kills = stored_position(&pool).await;
     assert!(
         cursor_after_kills < TOTAL,
         "the kills came before the end of the feed ({cursor_after_kills})"
@@ -148,13 +184,42 @@ async fn the_status_reports_the_last_sequence_applied() {
     background.spawn(|stopping| consumer.run(stopping));
     let reached = tokio::time::timeout(
         Duration::from_secs(30),
-        status.wait_for(|s| s.last_sequence == TOTAL),
+        // The last event of the feed carries sequence TOTAL - 1 (see `event`).
+        status.wait_for(|s| s.last_sequence == TOTAL - 1),
     )
     .await
     .expect("status reaches the end of the feed")
     .expect("status channel open")
     .clone();
     background.stop().await;
-    assert_eq!(reached.last_sequence, TOTAL);
+    assert_eq!(reached.last_sequence, TOTAL - 1);
+    assert_eq!(
+        FeedConsumer::cursor(&pool, FEED).await.expect("cursor"),
+        TOTAL - 1
+    );
     assert!(reached.seconds_behind >= 0.0);
+}
+
+#[tokio::test]
+async fn a_consumer_that_stored_only_a_sequence_resumes_after_it_then_stores_cursors() {
+    const TOTAL: i64 = 60;
+    let database = TestDatabase::create().await;
+    let pool = consumer_database(&database).await;
+    // Where a consumer of the feed before cursors stood: sequence 20, no cursor.
+    sqlx::query("INSERT INTO feed_cursors (feed, last_sequence) VALUES ($1, 20)")
+        .bind(FEED)
+        .execute(&pool)
+        .await
+        .expect("stored sequence");
+    let stock = scripted_stock(TOTAL);
+    let mut background = Background::new();
+    start(&pool, &stock, &mut background);
+    wait_for_cursor(&pool, TOTAL).await;
+    background.stop().await;
+    assert_eq!(counts(&pool).await, (TOTAL - 20, TOTAL - 20));
+    let first: i64 = sqlx::query_scalar("SELECT min(sequence) FROM counted")
+        .fetch_one(&pool)
+        .await
+        .expect("first counted");
+    assert_eq!(first, 21, "nothing at or below the stored sequence again");
 }

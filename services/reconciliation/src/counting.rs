@@ -297,7 +297,7 @@ impl Counting {
             }
         }
         store::mark_applied(&mut tx, &applied).await?;
-        tx.commit().await.map_err(db_error)?;
+        inventory_runtime::commit(tx).await?;
         Ok(alone)
     }
 
@@ -367,7 +367,7 @@ impl Counting {
                     // Judged again and committed before anything is sent again, so a crash
                     // never leaves stock holding a request this service does not know.
                     rejudge(&mut tx, &line, evaluation).await?;
-                    tx.commit().await.map_err(db_error)?;
+                    inventory_runtime::commit(tx).await?;
                 }
                 Err(
                     refused @ (StockError::Refused { .. }
@@ -380,7 +380,7 @@ impl Counting {
                         return self.applied(tx, line_id, &txn).await;
                     }
                     store::mark_blocked(&mut tx, line_id, &refused.to_string()).await?;
-                    return tx.commit().await.map_err(db_error);
+                    return inventory_runtime::commit(tx).await;
                 }
                 Err(other) => return Err(other.into()),
             }
@@ -400,7 +400,7 @@ impl Counting {
             ServiceError::Internal(format!("stock answered txn id {:?}", txn.txn_id))
         })?;
         store::mark_applied(&mut tx, &[(line_id, txn_id, txn.sequence)]).await?;
-        tx.commit().await.map_err(db_error)
+        inventory_runtime::commit(tx).await
     }
 
     /// The line's ADJUST in stock's log, found by its request id, if stock has one.

@@ -33,7 +33,14 @@ impl FeedHandler for MovementFeed {
             else {
                 continue;
             };
-            positions.insert((product, warehouse), (e.on_hand_after, e.sequence));
+            // The feed is not in sequence order, but one row's movements are (each draws its
+            // sequence under the row's lock): the highest sequence is the row's latest state.
+            let latest = positions
+                .entry((product, warehouse))
+                .or_insert((e.on_hand_after, e.sequence));
+            if e.sequence > latest.1 {
+                *latest = (e.on_hand_after, e.sequence);
+            }
             let kind = stock::TransactionType::try_from(e.txn_type).ok();
             let (shipped, adjusted) = match kind {
                 Some(stock::TransactionType::Ship) => (e.quantity, 0),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use inventory_core::ServiceError;
-use inventory_runtime::{RecurringFailure, Stopping, db_error, failpoint};
+use inventory_runtime::{RecurringFailure, Stopping, failpoint};
 use inventory_stock_client::StockClient;
 use sqlx::PgPool;
 use tokio::sync::Notify;
@@ -152,7 +152,7 @@ impl Outbox {
         if purchase_order::mark_sent(status).is_err() {
             // Cancelled (or otherwise moved on) while queued: nothing to send.
             store::dequeue(&mut tx, po.po_id).await?;
-            tx.commit().await.map_err(db_error)?;
+            inventory_runtime::commit(tx).await?;
             return Ok(Some(false));
         }
         let supplier = store::supplier(&mut tx, po.supplier_id)
@@ -176,7 +176,7 @@ impl Outbox {
                 false
             }
         };
-        tx.commit().await.map_err(db_error)?;
+        inventory_runtime::commit(tx).await?;
         Ok(Some(delivered))
     }
 

@@ -231,7 +231,7 @@ impl Planner {
         self.ensure_policies().await?;
         let mut tx = inventory_runtime::begin(&self.pool).await?;
         let decisions = planning::run_scan(&mut tx, auto_approve_below_micros, Utc::now()).await?;
-        tx.commit().await.map_err(db_error)?;
+        inventory_runtime::commit(tx).await?;
         Ok(decisions)
     }
 }

@@ -89,6 +89,9 @@ pub static CITUS_LAYOUT: CitusLayout = CitusLayout {
     ],
 };
 
+/// How often the feed's holdback is sampled (see [`crate::feed_watch`]).
+const FEED_HOLDBACK_SAMPLE: Duration = Duration::from_secs(5);
+
 /// Settings of the stock service beyond the shared ones.
 #[derive(Debug, Clone)]
 pub struct StockSettings {
@@ -148,8 +151,12 @@ impl App for StockApp {
         }
         let api = StockApi::new(store.clone(), &stock, &host);
         let log_appended = api.log_appended();
+        let watched = store.clone();
         host.background.every(stock.expiry_interval, move || {
             crate::expiry::release_all_expired(store.clone(), log_appended.clone())
+        });
+        host.background.every(FEED_HOLDBACK_SAMPLE, move || {
+            crate::feed_watch::sample_holdback(watched.clone())
         });
         Ok(Self { host, api })
     }

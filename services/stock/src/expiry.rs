@@ -40,7 +40,7 @@ pub async fn release_expired(store: &Store) -> Result<usize, ServiceError> {
         .apply_movements(&mut tx, &movements, None, &request_id, EXPIRY_ACTOR)
         .await?;
     store.save_reservations(&mut tx, &changed).await?;
-    tx.commit().await.map_err(inventory_runtime::db_error)?;
+    inventory_runtime::commit(tx).await?;
     Ok(changed.len())
 }
 

@@ -5,12 +5,14 @@
 //! - [`store`]: PostgreSQL queries, one conditional statement per row, in one lock order;
 //! - [`api`]: the gRPC layer (validation, idempotency, conversion);
 //! - [`expiry`]: the background release of expired reservations;
+//! - [`feed_watch`]: what holds the transaction feed back, sampled;
 //! - [`app`]: wiring, used by the binary and by the tests.
 
 pub mod api;
 pub mod app;
 pub mod domain;
 pub mod expiry;
+pub mod feed_watch;
 pub mod store;
 
 pub use app::{StockApp, StockSettings};

@@ -552,7 +552,7 @@ impl AllocationApi {
                 Ok(finish(outcomes))
             }
             Ok(Ending::Commit) => {
-                tx.commit().await.map_err(db_error)?;
+                inventory_runtime::commit(tx).await?;
                 tracing::debug!(
                     size = work.len(),
                     read_us = view.read_us,

@@ -29,10 +29,13 @@ pub async fn apply_feed(
                 event.sequence
             )));
         };
-        positions.insert(
-            (product, warehouse),
-            (event.on_hand_after - event.reserved_after, event.sequence),
-        );
+        // The feed is not in sequence order, but one row's movements are (each draws its
+        // sequence under the row's lock): the highest sequence is the row's latest state.
+        let position = (event.on_hand_after - event.reserved_after, event.sequence);
+        let latest = positions.entry((product, warehouse)).or_insert(position);
+        if position.1 > latest.1 {
+            *latest = position;
+        }
         if event.txn_type() == stock::TransactionType::Ship {
             let day = event
                 .create_time

@@ -107,6 +107,15 @@ impl Coalesced {
 struct Pending {
     request: BatchRequest,
     reply: oneshot::Sender<Coalesced>,
+    /// The request's deadline: past it, its work must not be committed.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Pending {
+    /// Whether its caller gave up (hung up) or its deadline has passed.
+    fn abandoned(&self, now: tokio::time::Instant) -> bool {
+        self.reply.is_closed() || self.deadline.is_some_and(|deadline| now >= deadline)
+    }
 }
 
 #[derive(Clone)]
@@ -152,12 +161,17 @@ impl Coalescer {
     /// their own connections. One answer each, in their order.
     pub async fn submit_together(&self, requests: Vec<BatchRequest>) -> Vec<Coalesced> {
         let mut groups: Vec<Vec<Pending>> = (0..self.lanes.len()).map(|_| Vec::new()).collect();
+        let deadline = inventory_runtime::request_deadline();
         let answers: Vec<oneshot::Receiver<Coalesced>> = requests
             .into_iter()
             .map(|request| {
                 let lane = self.lane_of(&request);
                 let (reply, answer) = oneshot::channel();
-                groups[lane].push(Pending { request, reply });
+                groups[lane].push(Pending {
+                    request,
+                    reply,
+                    deadline,
+                });
                 answer
             })
             .collect();
@@ -439,8 +453,11 @@ async fn run_lane(
                 }
             }
         }
-        // A caller that gave up (deadline, disconnect) by now is dropped before it costs a row.
-        batch.retain(|p: &Pending| !p.reply.is_closed());
+        // A caller that gave up (deadline, disconnect) by now is dropped before it costs a row;
+        // it answers on the one-request path, which refuses past the deadline. (A batch is one
+        // statement, committed as it ends: this is the check before commit.)
+        let now = tokio::time::Instant::now();
+        batch.retain(|p: &Pending| !p.abandoned(now));
         if batch.is_empty() {
             continue;
         }

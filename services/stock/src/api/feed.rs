@@ -11,6 +11,7 @@ use tonic::Status;
 use tracing::Instrument;
 
 use super::{StockApi, convert};
+use crate::domain::feed::FeedPosition;
 use crate::store::FeedReader;
 
 /// Transactions fetched per feed query.
@@ -22,17 +23,15 @@ pub type FeedStream =
     Pin<Box<dyn Stream<Item = Result<pb::StreamTransactionsResponse, Status>> + Send>>;
 
 impl StockApi {
-    /// Streams the log from `after_sequence`. A task reads in batches and feeds a bounded
+    /// Streams the log from `after_cursor` (or a sequence from before cursors). A task reads in batches and feeds a bounded
     /// channel, so a slow client slows only its own reader.
     pub(super) fn stream(
         &self,
         req: pb::StreamTransactionsRequest,
     ) -> Result<FeedStream, ServiceError> {
-        let mut v = Violations::new();
-        v.non_negative("after_sequence", req.after_sequence);
-        v.finish()?;
+        let position = start_position(&req)?;
         let (sender, receiver) = mpsc::channel(FEED_BUFFER);
-        let mut reader = FeedReader::new(self.store.clone(), req.after_sequence);
+        let mut reader = FeedReader::new(self.store.clone(), position);
         let log_appended = self.log_appended.clone();
         let poll = self.feed_poll;
         let mut stopping = self.stopping.clone();
@@ -49,9 +48,10 @@ impl StockApi {
                             }
                         }
                         Ok(batch) => {
-                            for txn in &batch {
+                            for (txn, position) in &batch {
                                 let message = pb::StreamTransactionsResponse {
                                     transaction: Some(convert::transaction(txn)),
+                                    cursor: position.token(),
                                 };
                                 if sender.send(Ok(message)).await.is_err() {
                                     return;
@@ -59,7 +59,7 @@ impl StockApi {
                             }
                         }
                         Err(error) => {
-                            tracing::warn!(%error, cursor = reader.cursor(), "transaction feed stopped");
+                            tracing::warn!(%error, cursor = reader.position().token(), "transaction feed stopped");
                             let _ = sender.send(Err(Status::from(error))).await;
                             return;
                         }
@@ -81,4 +81,19 @@ impl StockApi {
         .instrument(tracing::Span::current()));
         Ok(Box::pin(ReceiverStream::new(receiver)))
     }
+}
+
+/// Where a feed starts: after its cursor, or after a sequence read from the feed before
+/// cursors; from the beginning when neither is set.
+fn start_position(req: &pb::StreamTransactionsRequest) -> Result<FeedPosition, ServiceError> {
+    let mut v = Violations::new();
+    v.non_negative("after_sequence", req.after_sequence);
+    v.finish()?;
+    if req.after_cursor.is_empty() {
+        return Ok(FeedPosition::after_sequence(req.after_sequence));
+    }
+    FeedPosition::parse(&req.after_cursor).map_err(|problem| {
+        let shown = inventory_core::validate::excerpt(&req.after_cursor);
+        ServiceError::invalid("after_cursor", format!("{shown} {problem}"))
+    })
 }

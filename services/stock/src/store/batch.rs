@@ -486,7 +486,7 @@ impl Store {
             inventory_runtime::idempotency::unclaim(&mut tx, &ids).await?;
         }
         let result = write(&mut tx, requests, plan, Claims::Held, now, encode).await?;
-        tx.commit().await.map_err(db_error)?;
+        inventory_runtime::commit(tx).await?;
         Ok(result)
     }
 }

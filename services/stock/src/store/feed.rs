@@ -1,146 +1,114 @@
-//! Reading the log as a feed: in sequence order, with no gaps that could still fill.
+//! Reading the log as a feed: every committed row exactly once, in an order that never
+//! changes once read.
 //!
-//! Sequence numbers are drawn before commit, so a transaction holding sequence 9 may commit
-//! after one holding 10. A reader that sees 10 but not 9 must not move past 9 until 9 either
-//! commits or is known never to. Every writer takes the log's insert lock and its xid before
-//! its sequence number (see `next_transaction_sequence` in the migration), so whoever holds 9
-//! had both before the read that showed 10: at any time after that read it still holds them,
-//! or it has ended. So at a gap the reader notes the xids of the log's writers and, once all
-//! of them have ended, any number still missing below 10 belongs to a rollback and is
-//! skipped for good. (The migration's comment on that function speaks of a snapshot's
-//! in-progress transactions: the first way this was done.)
+//! Sequence numbers are drawn before commit, so sequence order is not commit order: a row
+//! with sequence 9 may become visible after one with 10. The feed therefore does not deliver
+//! in sequence order. Each row records the transaction that wrote it (`writer_xid`, its
+//! `pg_current_xact_id()`), and a read delivers, in (writer_xid, sequence) order, only rows
+//! whose writer is below the xmin of a snapshot taken for it. PostgreSQL documents a
+//! snapshot's xmin as the lowest transaction id still active, every id below it being
+//! either committed and visible or rolled back (the `pg_snapshot` functions, "Snapshot
+//! Information"), and ids are handed out in increasing order. So once a read has taken
+//! xmin X, no row with a writer below X can ever appear or vanish: the rows the read
+//! delivers are final, and every row delivered later has a writer at or above X, past the
+//! read's last position. No skip, no repeat; nothing rests on monitoring views or timing.
 //!
-//! (Not a snapshot's list of running xids: a snapshot lists only xids below the newest that
-//! has ended, so a writer newer than every finished transaction is missing from it though
-//! it is still running.)
+//! The cost: a transaction holding an xid holds back every row written by transactions that
+//! started after it, until it ends, whatever it is (in this database or another of the same
+//! server). Stock's own transactions are bounded by the request deadline; the stock service
+//! reports the oldest running one (`stock_feed_holdback_seconds`) and names it in a warning
+//! when it holds the feed back for long.
 //!
-//! On Citus the log is sharded over the workers, but sequence numbers are still drawn on the
-//! coordinator, from one sequence, by transactions that start there; so the rule holds with
-//! one more wait. A transaction that wrote on a worker commits in two phases: prepared on
-//! the worker, committed on the coordinator (where it stops being in progress), then
-//! committed on the worker. Between the last two its row is not yet visible, so once the
-//! coordinator's writers are done the reader also waits for the transactions prepared on the
-//! workers at that moment (including any left in doubt by a lost connection, until Citus's
-//! recovery resolves them).
+//! On Citus the log is sharded over the workers, but its rows' writer ids and the snapshot's
+//! xmin are both the coordinator's: defaults are evaluated there, where every transaction
+//! starts. A transaction that wrote on several workers commits in two phases: prepared on the
+//! workers, committed on the coordinator (where its id stops being active), then committed on
+//! the workers. Between the last two its rows are not yet visible there, so after taking xmin
+//! the reader waits for the transactions prepared on the workers at that moment to be
+//! resolved (including any left in doubt by a lost connection, until Citus's recovery
+//! resolves them), then reads.
 
 use std::time::Duration;
 
 use inventory_core::ServiceError;
+use sqlx::FromRow;
 
 use super::movements::{TXN_COLUMNS, TxnRecord};
 use super::{Store, db_error};
+use crate::domain::feed::FeedPosition;
 
-/// How often a reader re-checks whether the writers it waits on have finished.
-const GAP_POLL: Duration = Duration::from_millis(2);
+/// How often a reader re-checks whether the transactions prepared on the workers have been
+/// resolved (Citus only).
+const PREPARED_POLL: Duration = Duration::from_millis(2);
 
-/// A cursor over the log that yields each transaction exactly once, in sequence order.
+/// A row as the feed reads it: the log row and the transaction that wrote it.
+#[derive(Debug, Clone, FromRow)]
+pub struct FeedRow {
+    #[sqlx(flatten)]
+    pub record: TxnRecord,
+    pub writer_xid: i64,
+}
+
+/// A cursor over the log that yields each committed transaction exactly once.
 #[derive(Debug)]
 pub struct FeedReader {
     store: Store,
-    /// The last sequence delivered.
-    cursor: i64,
-    /// Sequences at or below this that are still missing never will appear.
-    settled_upto: i64,
+    position: FeedPosition,
 }
 
 impl FeedReader {
-    pub fn new(store: Store, after_sequence: i64) -> Self {
-        Self {
-            store,
-            cursor: after_sequence,
-            settled_upto: after_sequence,
-        }
+    pub fn new(store: Store, position: FeedPosition) -> Self {
+        Self { store, position }
     }
 
-    pub fn cursor(&self) -> i64 {
-        self.cursor
+    /// Where the reader stands: after the last row it returned.
+    pub fn position(&self) -> FeedPosition {
+        self.position
     }
 
-    /// The next transactions after the cursor, at most `limit`; empty when caught up.
+    /// The next rows after the position, at most `limit`, each with the position after it;
+    /// empty when caught up.
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-    pub async fn next_batch(&mut self, limit: i64) -> Result<Vec<TxnRecord>, ServiceError> {
-        loop {
-            let rows = self.read(limit).await?;
-            let highest_seen = rows.last().map_or(self.cursor, |r| r.sequence);
-            let mut batch = Vec::with_capacity(rows.len());
-            let mut blocked_by_gap = false;
-            for row in rows {
-                if row.sequence == self.cursor + 1 || row.sequence <= self.settled_upto {
-                    self.cursor = row.sequence;
-                    batch.push(row);
-                } else {
-                    blocked_by_gap = true;
-                    break;
-                }
-            }
-            if !blocked_by_gap || !batch.is_empty() {
-                return Ok(batch);
-            }
-            // Whoever holds a number missing below the highest row read drew it before the
-            // read, under the log's insert lock: it is one of the writers holding that lock
-            // now (after the read), or it has ended. Once they are done, whatever is still
-            // missing there never will appear.
-            let writers = self.log_writers().await?;
-            self.wait_for_writers(&writers).await?;
-            if self.store.is_distributed() {
-                self.wait_for_prepared_on_workers().await?;
-            }
-            self.settled_upto = highest_seen;
+    pub async fn next_batch(
+        &mut self,
+        limit: i64,
+    ) -> Result<Vec<(TxnRecord, FeedPosition)>, ServiceError> {
+        let horizon = self.horizon().await?;
+        if horizon <= self.position.writer_xid {
+            return Ok(Vec::new());
         }
-    }
-
-    /// The rows after the cursor, at most `limit`, in sequence order.
-    async fn read(&self, limit: i64) -> Result<Vec<TxnRecord>, ServiceError> {
+        if self.store.is_distributed() {
+            self.wait_for_prepared_on_workers().await?;
+        }
         let sql = format!(
-            "SELECT {TXN_COLUMNS} FROM inventory_transactions
-              WHERE sequence > $1 ORDER BY sequence LIMIT $2"
+            "SELECT {TXN_COLUMNS}, writer_xid FROM inventory_transactions
+              WHERE (writer_xid, sequence) > ($1, $2) AND sequence > $3 AND writer_xid < $4
+              ORDER BY writer_xid, sequence LIMIT $5"
         );
-        sqlx::query_as::<_, TxnRecord>(&sql)
-            .bind(self.cursor)
+        let rows = sqlx::query_as::<_, FeedRow>(&sql)
+            .bind(self.position.writer_xid)
+            .bind(self.position.sequence)
+            .bind(self.position.floor)
+            .bind(horizon)
             .bind(limit)
             .fetch_all(self.store.pool())
             .await
-            .map_err(db_error)
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                self.position = self.position.after(row.writer_xid, row.record.sequence);
+                (row.record, self.position)
+            })
+            .collect())
     }
 
-    /// The xids of the transactions holding the log's insert lock now. (Asked after a read,
-    /// not before: on Citus the workers read with snapshots of their own, taken later.) Only
-    /// they can hold a missing number, so unrelated transactions, in other schemas, idle in
-    /// a session or only reading the log, never stall the feed.
-    async fn log_writers(&self) -> Result<Vec<String>, ServiceError> {
-        sqlx::query_scalar(
-            "SELECT DISTINCT a.backend_xid::text
-               FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-              WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock'
-                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                AND l.relation = 'inventory_transactions'::regclass
-                AND a.backend_xid IS NOT NULL",
-        )
-        .fetch_all(self.store.pool())
-        .await
-        .map_err(db_error)
-    }
-
-    /// Waits until none of `writers` is running: a backend's xid is cleared as its
-    /// transaction ends, before its locks go, and from then on its rows are visible or gone.
-    async fn wait_for_writers(&self, writers: &[String]) -> Result<(), ServiceError> {
-        if writers.is_empty() {
-            return Ok(());
-        }
-        loop {
-            let done: bool = sqlx::query_scalar(
-                "SELECT NOT EXISTS (
-                     SELECT 1 FROM pg_stat_activity WHERE backend_xid::text = ANY($1))",
-            )
-            .bind(writers)
+    /// The lowest transaction id still active: rows written below it are final.
+    async fn horizon(&self) -> Result<i64, ServiceError> {
+        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
             .fetch_one(self.store.pool())
             .await
-            .map_err(db_error)?;
-            if done {
-                return Ok(());
-            }
-            tokio::time::sleep(GAP_POLL).await;
-        }
+            .map_err(db_error)
     }
 
     /// Waits until every transaction prepared on a worker now has been committed or rolled
@@ -151,7 +119,7 @@ impl FeedReader {
             return Ok(());
         }
         loop {
-            tokio::time::sleep(GAP_POLL).await;
+            tokio::time::sleep(PREPARED_POLL).await;
             let now = self.prepared_on_workers().await?;
             if pending.iter().all(|gid| !now.contains(gid)) {
                 return Ok(());
@@ -187,4 +155,27 @@ impl FeedReader {
         }
         Ok(gids)
     }
+}
+
+/// The oldest transaction holding an xid on the server, which holds the feed back: its age
+/// in seconds and who it is (for the warning), or none.
+pub async fn oldest_writer(
+    db: impl sqlx::PgExecutor<'_>,
+) -> Result<Option<(f64, String)>, ServiceError> {
+    // Prepared transactions hold an xid too, with no backend.
+    sqlx::query_as(
+        "SELECT extract(epoch FROM now() - since)::float8, who FROM (
+             SELECT xact_start AS since,
+                    format('pid %s (%s, database %s, %s): %s', pid, application_name, datname,
+                           state, left(query, 120)) AS who
+               FROM pg_stat_activity
+              WHERE backend_xid IS NOT NULL AND xact_start IS NOT NULL
+             UNION ALL
+             SELECT prepared, format('prepared transaction %s (database %s)', gid, database)
+               FROM pg_prepared_xacts) holding
+          ORDER BY since LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await
+    .map_err(db_error)
 }

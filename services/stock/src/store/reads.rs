@@ -215,7 +215,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        inventory_runtime::commit(tx).await?;
         Ok(LedgerReport {
             rows_checked,
             transactions_replayed,

@@ -449,14 +449,26 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
-    /// The transaction feed after `after_sequence`.
+    /// The transaction feed after `after_sequence` (a sequence from the feed before cursors).
     pub async fn stream_transactions(
         &self,
         after_sequence: i64,
     ) -> Result<tonic::Streaming<pb::StreamTransactionsResponse>, tonic::Status> {
+        self.stream_from(pb::StreamTransactionsRequest {
+            after_sequence,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// The transaction feed from `request`'s cursor.
+    pub async fn stream_from(
+        &self,
+        request: pb::StreamTransactionsRequest,
+    ) -> Result<tonic::Streaming<pb::StreamTransactionsResponse>, tonic::Status> {
         self.client
             .clone()
-            .stream_transactions(pb::StreamTransactionsRequest { after_sequence })
+            .stream_transactions(request)
             .await
             .map(tonic::Response::into_inner)
     }

@@ -106,7 +106,7 @@ async fn the_binary_serves_after_migrating_logs_json_and_exits_cleanly_on_sigter
 
     // A consumer holds the transaction feed open: shutdown must not wait for it forever.
     let mut feed = client
-        .stream_transactions(pb::StreamTransactionsRequest { after_sequence: 0 })
+        .stream_transactions(pb::StreamTransactionsRequest::default())
         .await
         .expect("open feed")
         .into_inner();
