@@ -8,10 +8,13 @@
 //! - [`FaultyProxy`]: a TCP line to cut or slow down between a service and its database
 //!   or a peer;
 //! - [`bad_fields`], [`error_info`], [`assert_idempotent`]: the answers every API gives;
+//! - [`cancel`]: requests cancelled at random points, and the checks that none left a
+//!   connection inside a transaction;
 //! - [`contract`]: the platform contract (health, both reflection versions, load shedding);
 //! - [`fuzz`]: mutated requests for fuzzing a service's validation;
 //! - [`init_logs`]: quiet unless `TEST_LOG` is set.
 
+pub mod cancel;
 pub mod contract;
 mod database;
 pub mod fuzz;

@@ -3,6 +3,7 @@
 
 mod allocate;
 mod batches;
+mod cancelled;
 mod crashes;
 mod helpers;
 mod lifecycle;

@@ -2,6 +2,7 @@
 //! database, beside a real stock service on the same database (see `helpers`).
 
 mod api_suppliers;
+mod cancelled;
 mod crashes;
 mod helpers;
 mod orders;

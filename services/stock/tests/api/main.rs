@@ -2,6 +2,7 @@
 //! a fresh database (see `helpers`, built on the shared test kit).
 
 mod batch_orders;
+mod cancelled;
 mod catalog;
 mod concurrency;
 mod distribution;
