@@ -216,6 +216,7 @@ impl StockApi {
                 .drifts
                 .into_iter()
                 .map(|d| pb::LedgerDrift {
+                    problems: drift_problems(&d),
                     product_id: d.product_id.to_string(),
                     warehouse_id: d.warehouse_id.to_string(),
                     recorded_on_hand: d.recorded_on_hand,
@@ -223,6 +224,8 @@ impl StockApi {
                     ledger_on_hand: d.ledger_on_hand,
                     ledger_reserved: d.ledger_reserved,
                     reservations_held: d.reservations_held,
+                    inventory_row_missing: d.inventory_row_missing,
+                    transactions_out_of_step: d.out_of_step,
                 })
                 .collect(),
         })
@@ -259,4 +262,42 @@ impl StockApi {
             as_of: Some(timestamp(as_of)),
         })
     }
+}
+
+/// What is wrong with a pair the ledger check reports, in words.
+fn drift_problems(d: &crate::store::LedgerDriftRow) -> Vec<String> {
+    let mut problems = Vec::new();
+    if d.inventory_row_missing {
+        problems.push(format!(
+            "no inventory row for this product and warehouse, though the log nets {} on hand \
+             and {} reserved and active reservations hold {}",
+            d.ledger_on_hand, d.ledger_reserved, d.reservations_held
+        ));
+    } else {
+        if d.recorded_on_hand != d.ledger_on_hand {
+            problems.push(format!(
+                "on hand is {} but the log nets {}",
+                d.recorded_on_hand, d.ledger_on_hand
+            ));
+        }
+        if d.recorded_reserved != d.ledger_reserved {
+            problems.push(format!(
+                "reserved is {} but the log nets {}",
+                d.recorded_reserved, d.ledger_reserved
+            ));
+        }
+        if d.recorded_reserved != d.reservations_held {
+            problems.push(format!(
+                "reserved is {} but active reservations hold {}",
+                d.recorded_reserved, d.reservations_held
+            ));
+        }
+    }
+    if d.out_of_step > 0 {
+        problems.push(format!(
+            "{} log rows record after-values that disagree with the log's running sums",
+            d.out_of_step
+        ));
+    }
+    problems
 }

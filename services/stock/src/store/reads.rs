@@ -39,6 +39,10 @@ pub struct LedgerDriftRow {
     pub ledger_on_hand: i64,
     pub ledger_reserved: i64,
     pub reservations_held: i64,
+    /// No inventory row exists for the pair (the recorded quantities read as 0).
+    pub inventory_row_missing: bool,
+    /// Log rows whose after-values disagree with the log's running sums.
+    pub out_of_step: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -201,7 +205,9 @@ impl Store {
                     COALESCE(i.quantity_reserved, 0) AS recorded_reserved,
                     COALESCE(l.on_hand, 0) AS ledger_on_hand,
                     COALESCE(l.reserved, 0) AS ledger_reserved,
-                    COALESCE(h.held, 0) AS reservations_held
+                    COALESCE(h.held, 0) AS reservations_held,
+                    i.product_id IS NULL AS inventory_row_missing,
+                    COALESCE(l.broken, 0) AS out_of_step
                FROM inventory i
                FULL JOIN ledger l USING (product_id, warehouse_id)
                FULL JOIN held h USING (product_id, warehouse_id)

@@ -856,3 +856,66 @@ async fn racing_orders_over_many_products_are_held_whole_or_not_at_all_in_shared
     }
     app.assert_ledger_clean().await;
 }
+
+/// A row held by another transaction (a long report, an operator's session) does not make a
+/// request wait without bound: after LOCK_TIMEOUT_MS it answers ABORTED, retryable, naming
+/// what was held, and changes nothing; the same request id succeeds once the row is free.
+#[tokio::test]
+async fn a_request_blocked_behind_a_held_row_answers_aborted_naming_it_and_changes_nothing() {
+    for coalescing in ["true", "false"] {
+        let app = TestApp::spawn_with(&[
+            ("LOCK_TIMEOUT_MS", "200"),
+            ("RESERVE_COALESCING", coalescing),
+        ])
+        .await;
+        let (p, w) = (app.product("HELD").await, app.warehouse("A").await);
+        app.receive(&p, &w, 10).await;
+        let before = app.inventory(&p, &w).await;
+
+        let mut holder = app.db().await;
+        let mut held = sqlx::Connection::begin(&mut holder).await.expect("begin");
+        sqlx::query("SELECT 1 FROM inventory WHERE product_id = $1::uuid FOR UPDATE")
+            .bind(&p)
+            .execute(&mut *held)
+            .await
+            .expect("hold the row");
+
+        let receipt = crate::helpers::receive_request(&p, &w, 5);
+        let reservation = crate::helpers::reserve_request("o-held", &p, &w, 2);
+        for status in [
+            app.receive_stock(receipt.clone())
+                .await
+                .expect_err("blocked receipt"),
+            app.reserve_stock(reservation.clone())
+                .await
+                .expect_err("blocked reservation"),
+        ] {
+            assert_eq!(
+                status.code(),
+                tonic::Code::Aborted,
+                "{coalescing}: {status:?}"
+            );
+            assert!(
+                status.message().contains("a row of inventory")
+                    && status.message().contains("LOCK_TIMEOUT_MS"),
+                "{status:?}"
+            );
+        }
+        held.rollback().await.expect("free the row");
+        assert_eq!(app.inventory(&p, &w).await, before, "nothing changed");
+
+        app.receive_stock(receipt)
+            .await
+            .expect("the same receipt, retried");
+        app.reserve_stock(reservation)
+            .await
+            .expect("the same reservation, retried");
+        let after = app.inventory(&p, &w).await;
+        assert_eq!(
+            (after.quantity_on_hand, after.quantity_reserved),
+            (15, 2),
+            "{coalescing}"
+        );
+        app.assert_ledger_clean().await;
+    }
+}

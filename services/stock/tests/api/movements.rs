@@ -1019,6 +1019,13 @@ async fn the_ledger_check_names_log_rows_and_reservations_without_an_inventory_r
             ),
             (w.as_str(), 0, 0, held)
         );
+        assert!(drift.inventory_row_missing, "{drift:?}");
+        assert_eq!(drift.problems.len(), 1, "{drift:?}");
+        assert!(
+            drift.problems[0].starts_with("no inventory row for this product and warehouse")
+                && drift.problems[0].ends_with(&format!("active reservations hold {held}")),
+            "{drift:?}"
+        );
     }
 }
 
@@ -1091,6 +1098,11 @@ async fn the_ledger_check_names_every_row_that_drifted_and_no_other() {
         (counted_drift.recorded_on_hand, counted_drift.ledger_on_hand),
         (11, 10)
     );
+    assert!(!counted_drift.inventory_row_missing);
+    assert_eq!(
+        counted_drift.problems,
+        ["on hand is 11 but the log nets 10"]
+    );
     let unheld_drift = report
         .drifts
         .iter()
@@ -1102,5 +1114,12 @@ async fn the_ledger_check_names_every_row_that_drifted_and_no_other() {
             unheld_drift.reservations_held
         ),
         (2, 0)
+    );
+    assert_eq!(
+        unheld_drift.problems,
+        [
+            "reserved is 2 but the log nets 0",
+            "reserved is 2 but active reservations hold 0"
+        ]
     );
 }
