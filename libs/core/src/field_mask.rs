@@ -26,24 +26,49 @@ pub fn mask_paths<'a>(
     }
     let mut seen = HashSet::new();
     let mut known = Vec::with_capacity(paths.len());
+    let (mut unknown, mut twice) = (Vec::new(), Vec::new());
     for path in paths {
         match all.iter().find(|field| **field == path.as_str()) {
-            None => v.add(
-                "update_mask.paths",
-                format!(
-                    "unknown field {}; expected one of {}",
-                    excerpt(path),
-                    all.join(", ")
-                ),
-            ),
-            Some(_) if !seen.insert(path.as_str()) => v.add(
-                "update_mask.paths",
-                format!("{} is listed twice", excerpt(path)),
-            ),
+            None => unknown.push(path.as_str()),
+            Some(_) if !seen.insert(path.as_str()) => twice.push(path.as_str()),
             Some(field) => known.push(*field),
         }
     }
+    // One violation per kind, naming a few: a mask of hundreds of bad paths still makes a
+    // small error.
+    if !unknown.is_empty() {
+        v.add(
+            "update_mask.paths",
+            format!(
+                "unknown {} {}; expected one of {}",
+                if unknown.len() == 1 {
+                    "field"
+                } else {
+                    "fields"
+                },
+                some_of(&unknown),
+                all.join(", ")
+            ),
+        );
+    }
+    if !twice.is_empty() {
+        v.add(
+            "update_mask.paths",
+            format!("listed twice: {}", some_of(&twice)),
+        );
+    }
     known
+}
+
+/// Paths shown in an error: the first few, and how many more.
+const SHOWN_PATHS: usize = 5;
+
+fn some_of(paths: &[&str]) -> String {
+    let shown: Vec<String> = paths.iter().take(SHOWN_PATHS).map(|p| excerpt(p)).collect();
+    match paths.len().saturating_sub(SHOWN_PATHS) {
+        0 => shown.join(", "),
+        more => format!("{} (and {more} more)", shown.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -80,6 +105,25 @@ mod tests {
             };
             assert_eq!(violations[0].field, field);
         }
+    }
+
+    #[test]
+    fn hundreds_of_unknown_paths_make_one_small_error() {
+        let paths: Vec<String> = (0..200).map(|i| format!("no_such_field_{i}")).collect();
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let mut v = Violations::new();
+        mask_paths(&mut v, Some(&mask(&refs)), &ALL);
+        let Err(error) = v.finish() else {
+            panic!("accepted")
+        };
+        let status = tonic::Status::from(error);
+        assert!(
+            status.message().contains("(and 195 more)"),
+            "{}",
+            status.message()
+        );
+        let size = status.message().len() + status.details().len();
+        assert!(size < 1024, "{size} bytes: {}", status.message());
     }
 
     /// Update masks fuzzed: whatever the paths, the answer names only known fields, each

@@ -80,6 +80,9 @@ impl StockApi {
         &self,
         req: pb::ListProductsRequest,
     ) -> Result<pb::ListProductsResponse, ServiceError> {
+        let mut v = inventory_core::Violations::new();
+        v.optional_text("category", &req.category);
+        v.finish()?;
         let page = self.pages.request(
             req.page_size,
             &req.page_token,

@@ -1123,3 +1123,40 @@ async fn the_ledger_check_names_every_row_that_drifted_and_no_other() {
         ]
     );
 }
+
+/// Found by fuzzing every RPC: values the database cannot hold are refused naming the field,
+/// never INTERNAL.
+#[tokio::test]
+async fn a_nul_in_a_filter_and_a_time_outside_timestamps_range_are_refused_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let status = app
+        .client
+        .clone()
+        .list_products(pb::ListProductsRequest {
+            category: "\u{0}".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a NUL category");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(bad_fields(&status), ["category"]);
+    for (start, end, field) in [
+        (Some(-1_099_511_627_776), None, "start_time"),
+        (None, Some(-1_099_511_627_776), "end_time"),
+        (None, Some(253_402_300_800), "end_time"),
+    ] {
+        let at = |seconds: Option<i64>| {
+            seconds.map(|seconds| prost_types::Timestamp { seconds, nanos: 0 })
+        };
+        let status = app
+            .list_transactions(pb::ListTransactionsRequest {
+                start_time: at(start),
+                end_time: at(end),
+                ..Default::default()
+            })
+            .await
+            .expect_err("a time no timestamp holds");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert_eq!(bad_fields(&status), [field]);
+    }
+}
