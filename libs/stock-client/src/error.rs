@@ -153,8 +153,9 @@ impl From<Status> for StockError {
 }
 
 /// How a service answers its own caller when stock refused or failed: stock's refusal stays
-/// a refusal (with stock's reason and numbers), stock being down is UNAVAILABLE, and an
-/// invalid request to stock is our own bug (INTERNAL).
+/// a refusal (with stock's reason and numbers), stock being down is UNAVAILABLE, and a value
+/// stock refused as invalid is INVALID_ARGUMENT naming stock's field (and logged: the
+/// caller's checks should have caught it).
 impl From<StockError> for ServiceError {
     fn from(error: StockError) -> Self {
         match error {
@@ -205,6 +206,26 @@ impl From<StockError> for ServiceError {
                 resource: "stock record",
                 id: message,
             },
+            StockError::InvalidArgument { message, fields } => {
+                // What this service sent broke a limit of stock's: its own checks should have
+                // caught it (logged, to be fixed), and the caller learns which value.
+                tracing::warn!(%message, "stock refused a request as invalid");
+                if fields.is_empty() {
+                    ServiceError::invalid("stock", message)
+                } else {
+                    ServiceError::InvalidArgument(
+                        fields
+                            .into_iter()
+                            .map(|(field, description)| {
+                                tonic_types::FieldViolation::new(
+                                    format!("stock.{field}"),
+                                    format!("stock refused it: {description}"),
+                                )
+                            })
+                            .collect(),
+                    )
+                }
+            }
             StockError::Aborted(message) => ServiceError::Aborted(format!("stock: {message}")),
             StockError::Unavailable(message) | StockError::DeadlineExceeded(message) => {
                 ServiceError::Unavailable(format!("stock: {message}"))

@@ -146,7 +146,8 @@ impl AllocationApi {
             }
             // A fresh id per attempt: a stock request that failed, or one a crashed run made,
             // never answers for another plan. Holds a crashed run left are found by `adopt`.
-            let reservation_id = format!("{}:reserve:{}", cmd.request_id, Uuid::now_v7());
+            let reservation_id =
+                super::stock_request_id(&cmd.request_id, &format!("reserve:{}", Uuid::now_v7()));
             failpoint("allocation.before_reserve").await;
             match self
                 .stock
@@ -261,7 +262,7 @@ impl AllocationApi {
             release_order(
                 &*self.stock,
                 &cmd.order_id,
-                format!("{}:release:{}", cmd.request_id, Uuid::now_v7()),
+                super::stock_request_id(&cmd.request_id, &format!("release:{}", Uuid::now_v7())),
                 "held by an interrupted attempt in a warehouse that filled up since",
                 crate::app::SPEC.binary,
             )
@@ -297,7 +298,7 @@ impl AllocationApi {
             postal_code: cmd.destination.postal_code.clone(),
             country: cmd.destination.country.clone(),
             // The run that made these holds died before recording its stock request id.
-            reservation_request_id: format!("{}:adopted", cmd.request_id),
+            reservation_request_id: super::stock_request_id(&cmd.request_id, "adopted"),
             lines,
             shortfalls,
             create_time: at,

@@ -638,7 +638,10 @@ impl AllocationApi {
             }
             plans.planned.push(Planned {
                 index: i,
-                reservation_id: format!("{}:reserve:{}", cmd.request_id, Uuid::now_v7()),
+                reservation_id: super::stock_request_id(
+                    &cmd.request_id,
+                    &format!("reserve:{}", Uuid::now_v7()),
+                ),
                 problem,
                 plan,
             });

@@ -124,7 +124,7 @@ impl AllocationApi {
                     release_order(
                         &*self.stock,
                         &cmd.order_id,
-                        format!("{}:release", cmd.request_id),
+                        super::stock_request_id(&cmd.request_id, "release"),
                         &cmd.reason,
                         &cmd.actor,
                     )
@@ -235,7 +235,7 @@ impl AllocationApi {
                 let row = &mut allocation.lines[*index];
                 self.stock
                     .ship(stock::ShipReservationRequest {
-                        request_id: format!("{}:ship:{i}", cmd.request_id),
+                        request_id: super::stock_request_id(&cmd.request_id, &format!("ship:{i}")),
                         order_id: cmd.order_id.clone(),
                         order_line_id: row.order_line_id.clone(),
                         warehouse_id: cmd.warehouse_id.to_string(),

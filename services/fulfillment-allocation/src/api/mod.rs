@@ -31,6 +31,18 @@ use crate::domain::planner::CostModel;
 /// The ErrorInfo domain of this service's refusals.
 pub const DOMAIN: &str = "allocation";
 
+/// The request id allocation sends stock for `purpose` ("reserve:<uuid>", "release",
+/// "ship:0") within the caller's request `request_id`: the purpose, then a digest of the
+/// caller's id. The same for every retry of the caller's request, and short whatever the
+/// caller's id (up to the 128 characters both services accept): at most 77 characters for
+/// the longest purpose.
+pub fn stock_request_id(request_id: &str, purpose: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(request_id.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{purpose}:{hex}")
+}
+
 #[derive(Clone)]
 pub struct AllocationApi {
     pool: PgPool,

@@ -70,7 +70,9 @@ pub fn allocate(req: &pb::AllocateOrderRequest) -> Result<Allocate, ServiceError
     let request_id = v.request_id("request_id", &req.request_id);
     let order_id = v.key("order_id", &req.order_id);
     let destination = destination(&mut v, req.destination.as_ref());
-    let actor = v.optional_text("actor", &req.actor);
+    let actor = v
+        .optional_key("actor", &req.actor)
+        .map(Option::unwrap_or_default);
     v.item_count("lines", req.lines.len(), MAX_LINES, "lines");
     let mut seen = HashSet::new();
     let mut lines = Vec::with_capacity(req.lines.len());
@@ -146,7 +148,9 @@ pub fn cancel(req: &pb::CancelAllocationRequest) -> Result<Cancel, ServiceError>
     let request_id = v.request_id("request_id", &req.request_id);
     let order_id = v.key("order_id", &req.order_id);
     let reason = v.optional_text("reason", &req.reason);
-    let actor = v.optional_text("actor", &req.actor);
+    let actor = v
+        .optional_key("actor", &req.actor)
+        .map(Option::unwrap_or_default);
     let parsed = (|| {
         Some(Cancel {
             request_id: request_id?,
@@ -171,7 +175,9 @@ pub fn ship(req: &pb::ConfirmShipmentRequest) -> Result<Ship, ServiceError> {
     let request_id = v.request_id("request_id", &req.request_id);
     let order_id = v.key("order_id", &req.order_id);
     let warehouse_id = v.uuid("warehouse_id", &req.warehouse_id);
-    let actor = v.optional_text("actor", &req.actor);
+    let actor = v
+        .optional_key("actor", &req.actor)
+        .map(Option::unwrap_or_default);
     v.item_count("lines", req.lines.len(), MAX_LINES, "lines");
     let mut seen = HashSet::new();
     let mut lines = Vec::with_capacity(req.lines.len());

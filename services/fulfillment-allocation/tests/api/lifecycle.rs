@@ -254,7 +254,10 @@ async fn a_shipment_retried_after_failing_half_way_ships_each_line_once() {
         .client
         .clone()
         .ship_reservation(inventory_proto::stock::v1::ShipReservationRequest {
-            request_id: format!("{request_id}:ship:0"),
+            request_id: fulfillment_allocation_service::api::stock_request_id(
+                &request_id,
+                "ship:0",
+            ),
             order_id: "o-1".to_owned(),
             order_line_id: "1".to_owned(),
             warehouse_id: potsdam.clone(),

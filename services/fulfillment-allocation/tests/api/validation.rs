@@ -109,3 +109,75 @@ async fn max_shipments_out_of_range_is_invalid() {
     let status = app.allocate(request).await.expect_err("too many");
     assert_eq!(bad_fields(&status), ["options.max_shipments"]);
 }
+
+/// Found by fuzzing: every request id and actor allocation accepts, stock accepts too (the
+/// ids it derives for stock have a fixed length; the actor's limits are stock's), and what
+/// allocation cannot pass on is refused by allocation, naming its own field.
+#[tokio::test]
+async fn ids_and_actors_at_allocations_limits_reach_stock_and_beyond_them_are_refused_here() {
+    let (app, potsdam, mug) = stocked().await;
+    let longest = |c: char| std::iter::repeat_n(c, 128).collect::<String>();
+    let mut allocate = order("o-long", &[("1", &mug, 2)]);
+    allocate.request_id = longest('a');
+    allocate.actor = longest('x');
+    app.allocate(allocate)
+        .await
+        .expect("a 128-character request id and actor");
+
+    let ship = pb::ConfirmShipmentRequest {
+        request_id: longest('s'),
+        order_id: "o-long".to_owned(),
+        warehouse_id: potsdam.clone(),
+        lines: vec![pb::ShipmentLineQuantity {
+            order_line_id: "1".to_owned(),
+            quantity: 1,
+        }],
+        actor: longest('y'),
+    };
+    app.client
+        .clone()
+        .confirm_shipment(ship)
+        .await
+        .expect("a 128-character request id on a shipment");
+    app.client
+        .clone()
+        .cancel_allocation(pb::CancelAllocationRequest {
+            request_id: longest('c'),
+            order_id: "o-long".to_owned(),
+            reason: "customer cancelled the rest".to_owned(),
+            actor: longest('z'),
+        })
+        .await
+        .expect("a 128-character request id on a cancellation");
+    assert_eq!(app.stock_level(&mug, &potsdam).await, (4, 0));
+
+    for actor in [" ".to_owned(), " checkout".to_owned(), "x".repeat(129)] {
+        let mut allocate = order("o-bad-actor", &[("1", &mug, 1)]);
+        allocate.actor = actor.clone();
+        let status = app.allocate(allocate).await.expect_err("a bad actor");
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{actor:?}: {status:?}"
+        );
+        assert_eq!(bad_fields(&status), ["actor"], "{actor:?}");
+        let status = app
+            .client
+            .clone()
+            .cancel_allocation(pb::CancelAllocationRequest {
+                request_id: crate::helpers::new_id(),
+                order_id: "o-long".to_owned(),
+                reason: "again".to_owned(),
+                actor: actor.clone(),
+            })
+            .await
+            .expect_err("a bad actor");
+        assert_eq!(bad_fields(&status), ["actor"], "{actor:?}");
+    }
+    assert_eq!(
+        app.stock_level(&mug, &potsdam).await,
+        (4, 0),
+        "nothing moved"
+    );
+    app.assert_ledger_clean().await;
+}
