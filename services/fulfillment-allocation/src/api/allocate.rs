@@ -176,7 +176,18 @@ impl AllocationApi {
                         why,
                     ));
                 }
-                Err(other) => return Err(other.into()),
+                Err(other) => {
+                    claim.rollback().await.map_err(db_error)?;
+                    if super::lifecycle::outcome_unknown(&other) {
+                        super::lifecycle::release_given_up(
+                            &*self.stock,
+                            &cmd.order_id,
+                            &cmd.request_id,
+                        )
+                        .await;
+                    }
+                    return Err(other.into());
+                }
             }
         }
         Err(ServiceError::Aborted(

@@ -756,7 +756,18 @@ impl AllocationApi {
                     tracing::info!(order_id = %cmd.order_id, %error, "not held in the batch; the order goes alone");
                     Outcome::Alone
                 }
-                Hold::Failed(error) => Outcome::Done(Err(error.into())),
+                Hold::Failed(error) => {
+                    if super::lifecycle::outcome_unknown(&error) {
+                        // Still under the order's lock: no other attempt holds for it now.
+                        super::lifecycle::release_given_up(
+                            &*self.stock,
+                            &cmd.order_id,
+                            &cmd.request_id,
+                        )
+                        .await;
+                    }
+                    Outcome::Done(Err(error.into()))
+                }
             });
             if !matches!(outcomes[p.index], Some(Outcome::Done(Ok(_)))) {
                 missed.push(&cmd.order_id);

@@ -17,6 +17,42 @@ fn not_found(order_id: &str) -> ServiceError {
     ServiceError::not_found("allocation of order", order_id)
 }
 
+/// Whether a failed stock call leaves unknown what stock did: its answer was lost (a
+/// deadline, an outage mid-call), so the hold may have been committed all the same.
+pub(super) fn outcome_unknown(error: &StockError) -> bool {
+    matches!(
+        error,
+        StockError::Unavailable(_) | StockError::DeadlineExceeded(_) | StockError::Other { .. }
+    )
+}
+
+/// Lets go of what stock may hold for an order whose attempt (request `request_id`) was given
+/// up on with an unknown outcome, so no hold outlives a caller answered with an error. Best
+/// effort: if stock cannot be reached now either, the caller's retry adopts or releases it.
+pub(super) async fn release_given_up(stock: &dyn StockClient, order_id: &str, request_id: &str) {
+    let release_id = super::stock_request_id(request_id, &format!("give-up:{}", Uuid::now_v7()));
+    match release_order(
+        stock,
+        order_id,
+        release_id,
+        "the allocation attempt that held it was given up",
+        crate::app::SPEC.binary,
+    )
+    .await
+    {
+        Ok(()) => tracing::info!(
+            order_id,
+            "released what stock may hold for a given-up attempt"
+        ),
+        Err(error) => tracing::warn!(
+            order_id,
+            %error,
+            "could not release what stock may hold for a given-up attempt; a retry of the \
+             order adopts or releases it"
+        ),
+    }
+}
+
 /// Releases whatever stock holds for an order. Stock holding nothing for it any more
 /// (shipped, expired, released, or never held) counts as released.
 pub(super) async fn release_order(

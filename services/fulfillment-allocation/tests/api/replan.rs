@@ -168,3 +168,41 @@ async fn with_stock_down_allocation_is_unavailable_records_nothing_and_completes
     assert_eq!(allocation.status, pb::AllocationStatus::Allocated as i32);
     assert_eq!(app.stock.level(&mug, &potsdam).await, Some((5, 1)));
 }
+
+/// Stock held the order but its answer was lost (the call's deadline passed): the caller
+/// gets the error, and allocation releases what stock may hold for the order, so no hold
+/// outlives an attempt it gave up on.
+#[tokio::test]
+async fn an_attempt_whose_hold_may_have_landed_is_released_when_allocation_gives_up() {
+    let database = TestDatabase::create().await;
+    let pool = database.migrate("allocation", &MIGRATOR).await;
+    let (potsdam, mug) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut stock = scripted_stock(vec![warehouse(potsdam, "Potsdam", POTSDAM)], |_| 5);
+    stock
+        .expect_list_reservations()
+        .returning(|_| Ok(Vec::new()));
+    stock.expect_reserve_order().times(1).returning(|_| {
+        Err(StockError::DeadlineExceeded(
+            "the hold committed, the answer did not arrive".to_owned(),
+        ))
+    });
+    let released = Arc::new(Mutex::new(Vec::new()));
+    let record = released.clone();
+    stock.expect_release().returning(move |request| {
+        record
+            .lock()
+            .expect("record")
+            .push(request.order_id.clone());
+        Ok(stock::ReleaseReservationResponse::default())
+    });
+    let api = api_over(&pool, stock).await;
+    let status = api
+        .allocate_order(tonic::Request::new(order(
+            "o-1",
+            &[("1", &mug.to_string(), 2)],
+        )))
+        .await
+        .expect_err("stock's answer was lost");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(*released.lock().expect("released"), ["o-1"]);
+}
