@@ -427,7 +427,7 @@ async fn run_lane(
                     Ok(Some(group)) => group,
                     Ok(None) => break,
                     Err(_) => {
-                        connection = None;
+                        give_back(&mut connection).await;
                         match receiver.recv().await {
                             Some(group) => group,
                             None => break,
@@ -454,10 +454,12 @@ async fn run_lane(
             }
         }
         // A caller that gave up (deadline, disconnect) by now is dropped before it costs a row;
-        // it answers on the one-request path, which refuses past the deadline. (A batch is one
-        // statement, committed as it ends: this is the check before commit.)
+        // it answers on the one-request path, which refuses past the deadline. (The batch on
+        // remembered rows is one statement, committed as it ends: this is its check before
+        // commit. The locked path checks again before its commit, below.)
         let now = tokio::time::Instant::now();
         batch.retain(|p: &Pending| !p.abandoned(now));
+        let earliest_deadline = batch.iter().filter_map(|p| p.deadline).min();
         if batch.is_empty() {
             continue;
         }
@@ -490,7 +492,7 @@ async fn run_lane(
                 .as_ref()
                 .is_some_and(|c| c.taken.elapsed() >= LANE_CONNECTION_TURN)
         {
-            connection = None;
+            give_back(&mut connection).await;
         }
         if let Err(error) = &fast {
             tracing::debug!(%error, "batch on remembered rows did not apply");
@@ -499,7 +501,15 @@ async fn run_lane(
         let result = match fast {
             Ok(Some(result)) => Ok(result),
             Ok(None) | Err(ServiceError::Aborted(_)) => {
-                store.reserve_batch_locked(&requests, encode_answer).await
+                // Its lock waits may outlast a caller's deadline: it commits only while every
+                // caller's deadline is ahead, else it rolls back and each goes alone.
+                let locked = store.reserve_batch_locked(&requests, encode_answer);
+                match earliest_deadline {
+                    Some(deadline) => {
+                        inventory_runtime::deadline::with_deadline(deadline, locked).await
+                    }
+                    None => locked.await,
+                }
             }
             Err(error) => Err(error),
         };
@@ -529,6 +539,16 @@ async fn run_lane(
                         BatchOutcome::Single => Coalesced::Single,
                     };
                     let _ = reply.send(answer);
+                }
+            }
+            Err(ServiceError::DeadlineExceeded(_)) => {
+                memory.forget(keys);
+                tracing::debug!(
+                    size = requests.len(),
+                    "a caller's deadline passed before the batch committed; each goes alone"
+                );
+                for reply in replies {
+                    let _ = reply.send(Coalesced::Single);
                 }
             }
             Err(error) => {
@@ -567,10 +587,29 @@ const LANE_IDLE: Duration = Duration::from_millis(50);
 /// How long a lane keeps one connection under constant load before giving it back.
 const LANE_CONNECTION_TURN: Duration = Duration::from_secs(30);
 
-/// A connection a lane holds, and since when.
+/// How long a batch on remembered rows waits for a row lock another transaction holds
+/// before it goes to the locked path, which waits as long as LOCK_TIMEOUT_MS allows but
+/// commits only while its callers' deadlines are ahead. The batch on remembered rows is one
+/// statement, committed as it ends: bounding its wait keeps it from committing a hold long
+/// after a caller's deadline.
+const LANE_LOCK_TIMEOUT_SET: &str = "SET lock_timeout = '20ms'";
+
+/// A connection a lane holds, and since when. Its lock waits are bounded by
+/// [`LANE_LOCK_TIMEOUT_SET`] while the lane holds it: set when taken, reset when given back with
+/// [`give_back`]; one dropped otherwise (a lane that panicked) is closed, not pooled.
 struct LaneConnection {
     conn: PoolConnection<Postgres>,
     taken: Instant,
+    /// Whether the session's lock timeout is the pool's again.
+    reset: bool,
+}
+
+impl Drop for LaneConnection {
+    fn drop(&mut self) {
+        if !self.reset {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// The lane's connection, taken from the pool if it has none.
@@ -580,12 +619,31 @@ async fn lane_connection<'c>(
 ) -> Result<&'c mut PgConnection, ServiceError> {
     let held = match connection.take() {
         Some(held) => held,
-        None => LaneConnection {
-            conn: store.pool().acquire().await.map_err(db_error)?,
-            taken: Instant::now(),
-        },
+        None => {
+            let mut held = LaneConnection {
+                conn: store.pool().acquire().await.map_err(db_error)?,
+                taken: Instant::now(),
+                reset: false,
+            };
+            sqlx::query(LANE_LOCK_TIMEOUT_SET)
+                .execute(&mut *held.conn)
+                .await
+                .map_err(db_error)?;
+            held
+        }
     };
     Ok(&mut *connection.insert(held).conn)
+}
+
+/// Gives the lane's connection back to the pool with the pool's lock timeout (or closes it,
+/// if that cannot be restored).
+async fn give_back(connection: &mut Option<LaneConnection>) {
+    if let Some(mut held) = connection.take() {
+        held.reset = sqlx::query("RESET lock_timeout")
+            .execute(&mut *held.conn)
+            .await
+            .is_ok();
+    }
 }
 
 #[cfg(test)]

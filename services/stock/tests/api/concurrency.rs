@@ -919,3 +919,52 @@ async fn a_request_blocked_behind_a_held_row_answers_aborted_naming_it_and_chang
         app.assert_ledger_clean().await;
     }
 }
+
+/// A reservation whose caller's deadline passes while it waits for a held row is never
+/// committed afterwards (on the coalesced path and alone): once the row is free, nothing is
+/// held for it and the log has no RESERVE.
+#[tokio::test]
+async fn a_reservation_whose_deadline_passes_while_it_waits_is_not_committed_later() {
+    for coalescing in ["true", "false"] {
+        let app = TestApp::spawn_with(&[("RESERVE_COALESCING", coalescing)]).await;
+        let (p, w) = (app.product("LATE").await, app.warehouse("A").await);
+        app.receive(&p, &w, 10).await;
+
+        let mut holder = app.db().await;
+        let mut held = sqlx::Connection::begin(&mut holder).await.expect("begin");
+        sqlx::query("SELECT 1 FROM inventory WHERE product_id = $1::uuid FOR UPDATE")
+            .bind(&p)
+            .execute(&mut *held)
+            .await
+            .expect("hold the row");
+        let mut late = tonic::Request::new(reserve_request("o-late", &p, &w, 3));
+        late.set_timeout(Duration::from_millis(150));
+        let status = app
+            .client
+            .clone()
+            .reserve_stock(late)
+            .await
+            .expect_err("the deadline passes while the row is held");
+        assert!(
+            matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{coalescing}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        held.rollback().await.expect("free the row");
+        // Whatever was still waiting has had time to finish.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let row = app.inventory(&p, &w).await;
+        assert_eq!(row.quantity_reserved, 0, "{coalescing}: nothing held late");
+        let reserves: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM inventory_transactions WHERE txn_type = 'RESERVE'",
+        )
+        .fetch_one(&mut app.db().await)
+        .await
+        .expect("count");
+        assert_eq!(reserves, 0, "{coalescing}");
+        app.reserve("o-after", &p, &w, 3)
+            .await
+            .expect("served once the row is free");
+        app.assert_ledger_clean().await;
+    }
+}
