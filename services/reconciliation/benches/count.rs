@@ -11,6 +11,10 @@
 //! against stock's log and applies the auto-approved adjustments as ADJUST transactions (20%
 //! of the lines are 1 unit short, within tolerance; 0.5% are 20% short and wait for a
 //! manager). It checks what was applied, what waits, on hand in stock, and stock's ledger.
+//!
+//! `--one-line` instead times SubmitCounts on one line as its submissions pile up: entries of
+//! 2,000, 4,000, 6,000 and 10,000 (the stated maximum) in turn, then single entries, and
+//! checks the line's count after each.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,12 +29,14 @@ use reconciliation_service::ReconciliationApp;
 struct Options {
     products: usize,
     json: Option<String>,
+    one_line: bool,
 }
 
 fn options() -> Result<Options, String> {
     let mut o = Options {
         products: 10_000,
         json: None,
+        one_line: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -38,6 +44,7 @@ fn options() -> Result<Options, String> {
         match arg.as_str() {
             "--products" => o.products = value()?.parse().map_err(|_| "bad --products")?,
             "--json" => o.json = Some(workspace_path(env!("CARGO_MANIFEST_DIR"), &value()?)),
+            "--one-line" => o.one_line = true,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
         }
@@ -128,6 +135,9 @@ async fn main() -> Result<(), String> {
     .await;
     let mut client = ReconciliationServiceClient::new(server.channel().await);
     let warehouse = stock.create_warehouse("Counted", (50.1, 8.7)).await;
+    if o.one_line {
+        return one_line(&mut client, &stock, &warehouse).await;
+    }
     let seeding = Instant::now();
     let products = seed(&stock, &warehouse, o.products).await;
     println!(
@@ -232,6 +242,62 @@ async fn main() -> Result<(), String> {
             "pending_approval": done.pending_approval,
         });
         std::fs::write(&path, report.to_string()).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// SubmitCounts on one line as its submissions pile up (see the module's comment).
+async fn one_line(
+    client: &mut ReconciliationServiceClient<tonic::transport::Channel>,
+    stock: &StockServer,
+    warehouse: &str,
+) -> Result<(), String> {
+    let product = seed(stock, warehouse, 1).await.remove(0);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let task = client
+        .create_count_task(pb::CreateCountTaskRequest {
+            request_id: new_id(),
+            warehouse_id: warehouse.to_owned(),
+            product_ids: vec![product.clone()],
+            actor: "bench".into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| format!("create: {s}"))?
+        .into_inner()
+        .task
+        .ok_or("no task")?;
+    let mut counted = 0_i64;
+    for entries in [2_000, 4_000, 6_000, 10_000, 1, 1, 1] {
+        let started = Instant::now();
+        let lines = client
+            .submit_counts(pb::SubmitCountsRequest {
+                request_id: new_id(),
+                task_id: task.task_id.clone(),
+                entries: (0..entries)
+                    .map(|_| pb::CountEntry {
+                        product_id: product.clone(),
+                        quantity: 1,
+                        recount: false,
+                        count_time: None,
+                    })
+                    .collect(),
+                counted_by: "counter".into(),
+            })
+            .await
+            .map_err(|s| format!("submit {entries}: {s}"))?
+            .into_inner()
+            .lines;
+        let elapsed = started.elapsed();
+        counted += entries as i64;
+        println!(
+            "{entries:>6} entries on a line holding {:>6} submissions: {:>8.1} ms",
+            counted - entries as i64,
+            elapsed.as_secs_f64() * 1000.0
+        );
+        if lines.first().and_then(|l| l.counted_quantity) != Some(counted) {
+            return Err(format!("the line should count {counted}: {lines:?}"));
+        }
     }
     Ok(())
 }

@@ -271,3 +271,28 @@ async fn an_adjustment_whose_record_and_stocks_replay_are_both_gone_is_found_in_
     assert_eq!(app.adjustments_in_stock(&p, &w).await.len(), 1);
     assert_eq!(app.on_hand(&p, &w).await, 96);
 }
+
+/// Found by fuzzing: a line that took submissions of the stated maximum (10,000 entries)
+/// still takes more, each counted once, within the request deadline (the cost of a
+/// submission is linear in what it adds and what the line holds since its last recount).
+#[tokio::test]
+async fn a_line_that_took_the_largest_submissions_still_takes_counts() {
+    let app = TestApp::spawn().await;
+    let w = app.warehouse("Munich").await;
+    let p = app.product("BULK", 1_000).await;
+    app.stocked(&p, &w, 100).await;
+    let task = app.create_task(&w, &[p.as_str()], true).await;
+    let entries: Vec<(&str, i64)> = vec![(p.as_str(), 1); 10_000];
+    for round in 1..=2_i64 {
+        let lines = app
+            .submit(&task.task_id, "counter-1", &entries)
+            .await
+            .expect("the largest submission");
+        assert_eq!(lines[0].counted_quantity, Some(10_000 * round));
+    }
+    let lines = app
+        .submit(&task.task_id, "counter-1", &[(p.as_str(), 7)])
+        .await
+        .expect("one more entry");
+    assert_eq!(lines[0].counted_quantity, Some(20_007));
+}
