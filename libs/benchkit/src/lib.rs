@@ -66,6 +66,18 @@ pub fn start_service(
     port: u16,
     env: &[(String, String)],
 ) -> Result<Child, String> {
+    let log = std::env::var_os("BENCH_SERVICE_LOG").map(std::path::PathBuf::from);
+    start_service_logging(binary, database_url, port, env, log.as_deref())
+}
+
+/// As [`start_service`], its logs (stdout) appended to `log` if given.
+pub fn start_service_logging(
+    binary: &str,
+    database_url: &str,
+    port: u16,
+    env: &[(String, String)],
+    log: Option<&std::path::Path>,
+) -> Result<Child, String> {
     let mut command = Command::new(binary);
     command
         .env("DATABASE_URL", database_url)
@@ -73,14 +85,14 @@ pub fn start_service(
         .env("RUST_LOG", "warn")
         .env("MAX_CONCURRENT_REQUESTS", "4096")
         .env("METRICS_ADDR", "off")
-        .stdout(match std::env::var("BENCH_SERVICE_LOG") {
-            Ok(path) => std::fs::OpenOptions::new()
+        .stdout(match log {
+            Some(path) => std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .map(Stdio::from)
                 .unwrap_or_else(|_| Stdio::null()),
-            Err(_) => Stdio::null(),
+            None => Stdio::null(),
         })
         .stderr(Stdio::inherit());
     for (k, v) in env {

@@ -94,7 +94,15 @@ pub async fn distribute(
             }
         };
     }
-    // One replica at a time; the others find the work done.
+    bound_lock_waits_on_workers(&mut conn).await;
+    // This session's connections to the workers (Citus keeps them for its next statements)
+    // were opened before the bound: it is closed when done, never pooled.
+    conn.close_on_drop();
+    // One replica at a time; the others find the work done (waiting as long as that takes,
+    // not the lock timeout of requests).
+    sqlx::query("SET lock_timeout = 0")
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("SELECT pg_advisory_lock(hashtext('inventory citus layout'))")
         .execute(&mut *conn)
         .await?;
@@ -102,9 +110,31 @@ pub async fn distribute(
     let unlocked = sqlx::query("SELECT pg_advisory_unlock(hashtext('inventory citus layout'))")
         .execute(&mut *conn)
         .await;
+    let reset = sqlx::query("RESET lock_timeout").execute(&mut *conn).await;
     result?;
     unlocked?;
+    reset?;
     Ok(true)
+}
+
+/// The coordinator's sessions have the service's lock timeout (`LOCK_TIMEOUT_MS`, set on the
+/// pool's connections), but the sessions Citus opens on the workers do not inherit it, and a
+/// row is locked where it lives. So the database's default becomes the same bound (Citus
+/// carries `ALTER DATABASE ... SET` to every worker), for the sessions opened from now on.
+/// Migrations and the layout's own lock set theirs to none. Needs the database's owner (or a
+/// superuser); without, lock waits on the workers stay unbounded, as the warning says.
+async fn bound_lock_waits_on_workers(conn: &mut sqlx::PgConnection) {
+    let done = sqlx::query(
+        "DO $$ BEGIN
+             EXECUTE format('ALTER DATABASE %I SET lock_timeout = %L', current_database(),
+                            current_setting('lock_timeout'));
+         END $$",
+    )
+    .execute(&mut *conn)
+    .await;
+    if let Err(error) = done {
+        tracing::warn!(%error, "could not bound lock waits on the Citus workers (ALTER DATABASE ... SET lock_timeout): requests blocked there wait until their deadline");
+    }
 }
 
 /// Whether `table` is sharded over Citus workers (false on a database without Citus).

@@ -73,8 +73,10 @@ pub async fn connect_database(
     }
 
     if config.run_migrations {
-        // On a connection of their own: a migration waits for its locks as long as it takes.
-        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        // On a connection of their own: a migration waits for its locks as long as it takes
+        // (whatever the database's default, which on Citus is the services' bound).
+        let unbounded = options.clone().options([("lock_timeout", "0")]);
+        let mut conn = sqlx::PgConnection::connect_with(&unbounded).await?;
         with_platform(migrator).run(&mut conn).await?;
         conn.close().await?;
         tracing::info!(schema, "migrations applied");

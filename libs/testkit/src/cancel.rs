@@ -86,7 +86,7 @@ where
     while tokio::time::Instant::now() < end {
         let attempt = call(calls);
         calls += 1;
-        if random.next() % 8 == 0 {
+        if random.next().is_multiple_of(8) {
             attempt.await;
             continue;
         }
