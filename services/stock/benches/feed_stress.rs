@@ -14,7 +14,8 @@
 //! no repeat, nothing the log lacks), and it prints: answers by status code (INTERNAL among
 //! them), the service's warnings about transaction state and its internal errors (from its
 //! log), streams opened and how many ended INTERNAL, writes per second, feed delivery latency
-//! of live readers (from the writing transaction's start to delivery: p50, p99), and the
+//! of live readers (events written after a stream at the head opened and caught up, from the
+//! writing transaction's start to delivery: p50, p99), and the
 //! feed's read throughput from the start of the log afterwards. Exits non-zero on any skip,
 //! repeat, foreign event, INTERNAL answer or warning about transaction state.
 //!
@@ -43,6 +44,8 @@ const SERVICE_BINARY: &str = env!("CARGO_BIN_EXE_stock-service");
 const PRODUCTS: usize = 40;
 const WAREHOUSES: usize = 3;
 const OPENING_STOCK: i64 = 1_000_000;
+/// A stream with nothing ready for this long has caught up with the log.
+const CAUGHT_UP: Duration = Duration::from_millis(5);
 
 struct Options {
     duration: Duration,
@@ -718,6 +721,8 @@ async fn reader(
             },
         };
         tally.streams.fetch_add(1, Ordering::Relaxed);
+        // Latency counts only events written after the stream opened (not a backlog).
+        let opened = std::time::SystemTime::now();
         let mut delivered = Vec::new();
         let mut fresh = Vec::new();
         let until = Instant::now() + Duration::from_millis(100 + (rng.unit() * 1900.0) as u64);
@@ -725,8 +730,17 @@ async fn reader(
             Err(status) => end(&tally, &status),
             Ok(stream) => {
                 let mut stream = stream.into_inner();
-                loop {
-                    let next = tokio::time::timeout_at(until.into(), stream.next()).await;
+                // Caught up once the stream has nothing ready for a moment: latency is
+                // measured from then on, not while the backlog behind the cursor drains.
+                let mut caught_up = false;
+                while Instant::now() < until {
+                    let next = match tokio::time::timeout(CAUGHT_UP, stream.next()).await {
+                        Ok(next) => Ok(next),
+                        Err(_) => {
+                            caught_up = true;
+                            tokio::time::timeout_at(until.into(), stream.next()).await
+                        }
+                    };
                     match next {
                         Err(_) | Ok(None) => break,
                         Ok(Some(Err(status))) => {
@@ -738,15 +752,18 @@ async fn reader(
                                 continue;
                             };
                             delivered.push(txn.sequence);
-                            if live && let Some(at) = txn.create_time {
+                            if live
+                                && caught_up
+                                && let Some(at) = txn.create_time
+                            {
                                 let written = std::time::UNIX_EPOCH
                                     + Duration::new(
                                         at.seconds.max(0) as u64,
                                         at.nanos.max(0) as u32,
                                     );
-                                if let Ok(age) =
-                                    std::time::SystemTime::now().duration_since(written)
-                                    && age < Duration::from_secs(10)
+                                if written >= opened
+                                    && let Ok(age) =
+                                        std::time::SystemTime::now().duration_since(written)
                                 {
                                     let micros = u64::try_from(age.as_micros()).unwrap_or(u64::MAX);
                                     if let Some(h) = tally.latency.lock().expect("latency").as_mut()

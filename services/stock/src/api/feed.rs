@@ -16,6 +16,9 @@ use crate::store::FeedReader;
 
 /// Transactions fetched per feed query.
 const FEED_BATCH: i64 = 500;
+/// How soon a feed held back behind a running transaction looks again (then twice as long
+/// each time, up to FEED_POLL_MS).
+const HELD_BACK_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 /// Messages buffered per feed subscriber before the reader waits for the client.
 const FEED_BUFFER: usize = 1024;
 
@@ -37,18 +40,27 @@ impl StockApi {
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             let feed = async {
+                let mut held_back_wait = HELD_BACK_POLL / 2;
                 loop {
                     let woken = log_appended.notified();
                     match reader.next_batch(FEED_BATCH).await {
-                        Ok(batch) if batch.is_empty() => {
+                        Ok(batch) if batch.rows.is_empty() => {
+                            // Held back: soon, then less often the longer it lasts.
+                            let wait = if batch.held_back {
+                                held_back_wait = (held_back_wait * 2).min(poll);
+                                held_back_wait
+                            } else {
+                                poll
+                            };
                             tokio::select! {
                                 () = woken => {}
-                                () = tokio::time::sleep(poll) => {}
+                                () = tokio::time::sleep(wait) => {}
                                 () = sender.closed() => return,
                             }
                         }
                         Ok(batch) => {
-                            for (txn, position) in &batch {
+                            held_back_wait = HELD_BACK_POLL / 2;
+                            for (txn, position) in &batch.rows {
                                 let message = pb::StreamTransactionsResponse {
                                     transaction: Some(convert::transaction(txn)),
                                     cursor: position.token(),

@@ -49,6 +49,17 @@ pub struct FeedRow {
     pub writer_xid: i64,
 }
 
+/// What one read of the feed found.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The rows to deliver, each with the feed's position after it.
+    pub rows: Vec<(TxnRecord, FeedPosition)>,
+    /// Committed rows wait behind a transaction still running: they become deliverable as
+    /// it ends, which may wake no one (a rollback, a caller gone), so the reader looks again
+    /// soon rather than waiting for the next write or poll.
+    pub held_back: bool,
+}
+
 /// A cursor over the log that yields each committed transaction exactly once.
 #[derive(Debug)]
 pub struct FeedReader {
@@ -67,40 +78,42 @@ impl FeedReader {
     }
 
     /// The next rows after the position, at most `limit`, each with the position after it;
-    /// empty when caught up.
+    /// empty when caught up or held back (see [`Batch::held_back`]).
     #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = "postgresql"))]
-    pub async fn next_batch(
-        &mut self,
-        limit: i64,
-    ) -> Result<Vec<(TxnRecord, FeedPosition)>, ServiceError> {
+    pub async fn next_batch(&mut self, limit: i64) -> Result<Batch, ServiceError> {
         let horizon = self.horizon().await?;
-        if horizon <= self.position.writer_xid {
-            return Ok(Vec::new());
-        }
         if self.store.is_distributed() {
             self.wait_for_prepared_on_workers().await?;
         }
+        // In the feed's order, so the rows below the horizon come first; the first row at or
+        // above it (committed, but its writer is not older than every running transaction)
+        // says the feed is held back rather than caught up.
         let sql = format!(
             "SELECT {TXN_COLUMNS}, writer_xid FROM inventory_transactions
-              WHERE (writer_xid, sequence) > ($1, $2) AND sequence > $3 AND writer_xid < $4
-              ORDER BY writer_xid, sequence LIMIT $5"
+              WHERE (writer_xid, sequence) > ($1, $2) AND sequence > $3
+              ORDER BY writer_xid, sequence LIMIT $4"
         );
         let rows = sqlx::query_as::<_, FeedRow>(&sql)
             .bind(self.position.writer_xid)
             .bind(self.position.sequence)
             .bind(self.position.floor)
-            .bind(horizon)
             .bind(limit)
             .fetch_all(self.store.pool())
             .await
             .map_err(db_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                self.position = self.position.after(row.writer_xid, row.record.sequence);
-                (row.record, self.position)
-            })
-            .collect())
+        let mut batch = Batch {
+            rows: Vec::with_capacity(rows.len()),
+            held_back: false,
+        };
+        for row in rows {
+            if row.writer_xid >= horizon {
+                batch.held_back = true;
+                break;
+            }
+            self.position = self.position.after(row.writer_xid, row.record.sequence);
+            batch.rows.push((row.record, self.position));
+        }
+        Ok(batch)
     }
 
     /// The lowest transaction id still active: rows written below it are final.

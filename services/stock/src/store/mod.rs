@@ -19,7 +19,7 @@ use inventory_runtime::{db_error, violated_constraint};
 use sqlx::PgPool;
 
 pub use batch::{BatchOutcome, BatchRequest, BatchResult, Rows};
-pub use feed::{FeedReader, oldest_writer};
+pub use feed::{Batch, FeedReader, oldest_writer};
 pub use movements::{Applied, InventoryRow, TxnRecord};
 pub use reads::{
     LedgerDriftRow, LedgerReport, ListInventoryFilter, ListTransactionsFilter, SummaryRow,
