@@ -220,7 +220,9 @@ async fn run_to_end<T: Send + 'static>(
 }
 
 /// What the pool checks as each connection comes back: one sqlx still counts inside a
-/// transaction (work leaked past its end) is closed, never handed out again.
+/// transaction (work leaked past its end) is closed, never handed out again. (It cannot see
+/// a session the server holds inside a transaction while sqlx counts none, the state a
+/// dropped BEGIN leaves: `begin` prevents that one.)
 fn connection_is_clean(conn: &mut sqlx::PgConnection) -> bool {
     let depth =
         <sqlx::postgres::PgTransactionManager as sqlx::TransactionManager>::get_transaction_depth(

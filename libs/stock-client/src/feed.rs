@@ -34,8 +34,9 @@ const MAX_BATCH: usize = 500;
 #[tonic::async_trait]
 pub trait FeedHandler: Send + Sync + 'static {
     /// Applies `events` (in the feed's order, none seen before) to the service's own tables
-    /// in `tx`. The feed's order is not sequence order, but one inventory row's movements
-    /// come in sequence order. An error rolls the batch back with the cursor; it is retried later.
+    /// in `tx`. The feed's order is not sequence order, not even for one inventory row; but
+    /// a row's movements draw their sequences under its lock, in the order they commit, so
+    /// the highest sequence seen for a row is its latest state, whatever order they come in. An error rolls the batch back with the cursor; it is retried later.
     async fn apply(
         &self,
         tx: &mut Tx,

@@ -33,8 +33,8 @@ impl FeedHandler for MovementFeed {
             else {
                 continue;
             };
-            // The feed is not in sequence order, but one row's movements are (each draws its
-            // sequence under the row's lock): the highest sequence is the row's latest state.
+            // The feed is not in sequence order, but a row's movements draw their sequences
+            // under its lock, in commit order: the highest sequence is its latest state.
             let latest = positions
                 .entry((product, warehouse))
                 .or_insert((e.on_hand_after, e.sequence));

@@ -32,12 +32,17 @@ use crate::domain::planner::CostModel;
 pub const DOMAIN: &str = "allocation";
 
 /// The request id allocation sends stock for `purpose` ("reserve:<uuid>", "release",
-/// "ship:0") within the caller's request `request_id`: the purpose, then a digest of the
-/// caller's id. The same for every retry of the caller's request, and short whatever the
-/// caller's id (up to the 128 characters both services accept): at most 77 characters for
-/// the longest purpose.
+/// "ship:0") within the caller's request `request_id`: `<request_id>:<purpose>`, as it has
+/// always been, when that fits stock's 128 characters (so a retry that crosses an upgrade
+/// sends stock the id it sent before, and nothing is shipped twice); else the purpose and a
+/// digest of the caller's id, at most 77 characters, so every id allocation accepts (up to
+/// the 128 characters both services take) reaches stock. The same for every retry.
 pub fn stock_request_id(request_id: &str, purpose: &str) -> String {
     use sha2::Digest;
+    let plain = format!("{request_id}:{purpose}");
+    if plain.chars().count() <= inventory_core::validate::MAX_KEY_LEN {
+        return plain;
+    }
     let digest = sha2::Sha256::digest(request_id.as_bytes());
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("{purpose}:{hex}")

@@ -29,8 +29,8 @@ pub async fn apply_feed(
                 event.sequence
             )));
         };
-        // The feed is not in sequence order, but one row's movements are (each draws its
-        // sequence under the row's lock): the highest sequence is the row's latest state.
+        // The feed is not in sequence order, but a row's movements draw their sequences
+        // under its lock, in commit order: the highest sequence is its latest state.
         let position = (event.on_hand_after - event.reserved_after, event.sequence);
         let latest = positions.entry((product, warehouse)).or_insert(position);
         if position.1 > latest.1 {

@@ -472,16 +472,25 @@ async fn run_lane(
             .collect();
         let writing = memory.start_writing(keys).await;
         let keys = &writing.keys;
-        let fast = match lane_connection(&store, &mut connection).await {
-            Ok(conn) => match memory.rows_of(&store, conn, keys).await {
-                Ok(rows) => {
-                    store
-                        .reserve_batch_on(conn, &requests, &rows, encode_answer)
-                        .await
-                }
+        // The wait for other lanes' rows may have outlasted a caller's deadline: the batch on
+        // remembered rows commits as its statement ends, so it does not start then.
+        let expired = earliest_deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+        let fast = if expired {
+            Err(ServiceError::DeadlineExceeded(
+                "a caller's deadline passed before the batch".to_owned(),
+            ))
+        } else {
+            match lane_connection(&store, &mut connection).await {
+                Ok(conn) => match memory.rows_of(&store, conn, keys).await {
+                    Ok(rows) => {
+                        store
+                            .reserve_batch_on(conn, &requests, &rows, encode_answer)
+                            .await
+                    }
+                    Err(error) => Err(error),
+                },
                 Err(error) => Err(error),
-            },
-            Err(error) => Err(error),
+            }
         };
         // A batch that did not apply gives the connection back: a failed one may be broken,
         // and the locked path takes its own transaction (one connection per lane at a time).
