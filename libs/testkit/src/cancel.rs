@@ -121,6 +121,20 @@ pub async fn connections_in_transaction(database: &TestDatabase) -> Vec<String> 
     found
 }
 
+/// What must hold once cancelled calls are over: no connection to `database` is left
+/// inside a transaction, and `warnings` saw no warning about transaction state.
+pub async fn assert_nothing_left_in_a_transaction(
+    database: &TestDatabase,
+    warnings: &TransactionWarnings,
+) {
+    assert_eq!(
+        connections_in_transaction(database).await,
+        Vec::<String>::new(),
+        "no connection is left inside a transaction"
+    );
+    assert_eq!(warnings.count(), 0, "no warning about transaction state");
+}
+
 /// xorshift64*: enough randomness for where to cut a call, with no dependency.
 struct Random(u64);
 

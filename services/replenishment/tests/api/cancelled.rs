@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use inventory_testkit::cancel::{
-    TransactionWarnings, cancel_at_random_points, connections_in_transaction,
+    TransactionWarnings, assert_nothing_left_in_a_transaction, cancel_at_random_points,
 };
 
 use inventory_proto::replenishment::v1 as pb;
@@ -71,11 +71,6 @@ async fn requests_cancelled_at_random_points_leave_no_connection_in_a_transactio
             .await
             .expect("received after");
     }
-    assert_eq!(
-        connections_in_transaction(&app.database).await,
-        Vec::<String>::new(),
-        "no connection is left inside a transaction"
-    );
-    assert_eq!(warnings.count(), 0, "no warning about transaction state");
+    assert_nothing_left_in_a_transaction(&app.database, &warnings).await;
     app.assert_ledger_clean().await;
 }

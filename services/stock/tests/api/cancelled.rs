@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use inventory_proto::stock::v1 as pb;
 use inventory_testkit::cancel::{
-    TransactionWarnings, cancel_at_random_points, connections_in_transaction,
+    TransactionWarnings, assert_nothing_left_in_a_transaction, cancel_at_random_points,
 };
 
 use crate::helpers::{TestApp, new_id};
@@ -67,12 +67,7 @@ async fn cancelled_at_random_points_then_served(app: &TestApp, warnings: &Transa
             .await
             .expect("list after");
     }
-    assert_eq!(
-        connections_in_transaction(&app.database).await,
-        Vec::<String>::new(),
-        "no connection is left inside a transaction"
-    );
-    assert_eq!(warnings.count(), 0, "no warning about transaction state");
+    assert_nothing_left_in_a_transaction(&app.database, warnings).await;
     app.assert_ledger_clean().await;
 }
 
